@@ -1,0 +1,313 @@
+//! `common-config.toml`: which credentials profile and file, which proxy, which extra CA.
+//!
+//! Owns reading the stock agent's common configuration and its on-premises defaults (profile
+//! `AmazonCloudWatchAgent`, file `$HOME/.aws/credentials`), with the stock fallbacks to the
+//! `HTTP(S)_PROXY`, `NO_PROXY` and `AWS_CA_BUNDLE` environment variables. It does not read the
+//! credentials themselves; `aws::credentials` does, at the moment a request is signed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::diag::{ConfigErrors, Diagnostic, JsonPath};
+use super::expand::Environment;
+
+/// The profile the stock agent uses on premises when none is configured.
+pub const DEFAULT_PROFILE: &str = "AmazonCloudWatchAgent";
+
+/// Where credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum CredentialsSource {
+    /// A profile of a shared credentials file, read from that file only.
+    Profile {
+        /// Profile name.
+        profile: String,
+        /// The shared credentials file; a `config` file beside it is read for `region`.
+        file: PathBuf,
+    },
+    /// No common-config: the AWS SDK's standard chain (environment, `~/.aws`, ...).
+    DefaultChain,
+}
+
+/// Proxy settings for HTTPS requests (through CONNECT) and plain HTTP ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Proxy for `http://` endpoints.
+    pub http_proxy: Option<String>,
+    /// Proxy for `https://` endpoints.
+    pub https_proxy: Option<String>,
+    /// Hosts that bypass the proxy, comma-separated as in `NO_PROXY`.
+    pub no_proxy: Option<String>,
+}
+
+impl Serialize for ProxySettings {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("ProxySettings", 3)?;
+        s.serialize_field("http_proxy", &self.http_proxy.as_deref().map(redact_url))?;
+        s.serialize_field("https_proxy", &self.https_proxy.as_deref().map(redact_url))?;
+        s.serialize_field("no_proxy", &self.no_proxy)?;
+        s.end()
+    }
+}
+
+/// Hides a password in `scheme://user:password@host`, so proxy URLs can be printed.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The validated common configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommonConfig {
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    /// Where credentials come from.
+    pub credentials: CredentialsSource,
+    /// Proxy settings.
+    pub proxy: ProxySettings,
+    /// An extra CA bundle (PEM) trusted in addition to the system roots.
+    pub ca_bundle_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommon {
+    credentials: Option<RawCommonCredentials>,
+    proxy: Option<RawProxy>,
+    ssl: Option<RawSsl>,
+    imds: Option<toml::Table>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommonCredentials {
+    shared_credential_profile: Option<String>,
+    shared_credential_file: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    http_proxy: Option<String>,
+    https_proxy: Option<String>,
+    no_proxy: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsl {
+    ca_bundle_path: Option<String>,
+}
+
+impl CommonConfig {
+    /// Reads `path` (or applies the no-file defaults), returning the settings and any warnings.
+    ///
+    /// # Errors
+    /// An unreadable file, a TOML syntax error (with line and column), an unknown key or a
+    /// proxy URL that is not `http://` or `https://`.
+    pub fn load(path: Option<&Path>, env: &Environment) -> Result<(Self, Vec<Diagnostic>), ConfigErrors> {
+        let mut warnings = Vec::new();
+        let Some(path) = path else {
+            let config = Self {
+                file: None,
+                credentials: CredentialsSource::DefaultChain,
+                proxy: proxy_from_env(env),
+                ca_bundle_path: env.var("AWS_CA_BUNDLE").map(PathBuf::from),
+            };
+            return Ok((config, warnings));
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigErrors(vec![Diagnostic::file(path, format!("cannot read common config: {err}"))]))?;
+        let raw: RawCommon = toml::from_str(&text).map_err(|err| {
+            let position = err.span().map(|span| line_column(&text, span.start));
+            ConfigErrors(vec![Diagnostic {
+                file: Some(path.to_owned()),
+                path: JsonPath::root(),
+                position,
+                message: format!("invalid common config: {}", err.message()),
+            }])
+        })?;
+        if raw.imds.is_some() {
+            warnings.push(Diagnostic {
+                file: Some(path.to_owned()),
+                path: JsonPath::parse_dotted("imds"),
+                position: None,
+                message: "ignored: cwlite never queries instance metadata".to_owned(),
+            });
+        }
+        let credentials = raw.credentials.unwrap_or_default();
+        let profile = non_empty(credentials.shared_credential_profile).unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+        let file = non_empty(credentials.shared_credential_file)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| env.home().join(".aws").join("credentials"));
+        let proxy = match raw.proxy {
+            Some(p) => ProxySettings {
+                http_proxy: non_empty(p.http_proxy),
+                https_proxy: non_empty(p.https_proxy),
+                no_proxy: non_empty(p.no_proxy),
+            },
+            None => proxy_from_env(env),
+        };
+        let mut errors = Vec::new();
+        for (key, url) in [("proxy.http_proxy", &proxy.http_proxy), ("proxy.https_proxy", &proxy.https_proxy)] {
+            if let Some(url) = url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    errors.push(Diagnostic {
+                        file: Some(path.to_owned()),
+                        path: JsonPath::parse_dotted(key),
+                        position: None,
+                        message: format!("proxy url {} must start with http:// or https://", redact_url(url)),
+                    });
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let ca_bundle_path = raw
+            .ssl
+            .and_then(|s| non_empty(s.ca_bundle_path))
+            .map(PathBuf::from)
+            .or_else(|| env.var("AWS_CA_BUNDLE").map(PathBuf::from));
+        let config = Self {
+            file: Some(path.to_owned()),
+            credentials: CredentialsSource::Profile { profile, file },
+            proxy,
+            ca_bundle_path,
+        };
+        Ok((config, warnings))
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn proxy_from_env(env: &Environment) -> ProxySettings {
+    ProxySettings {
+        http_proxy: env.first_var(&["HTTP_PROXY", "http_proxy"]).map(str::to_owned),
+        https_proxy: env.first_var(&["HTTPS_PROXY", "https_proxy"]).map(str::to_owned),
+        no_proxy: env.first_var(&["NO_PROXY", "no_proxy"]).map(str::to_owned),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::expand::HostFacts;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        let host = HostFacts { hostname: "h".into(), ip_address: None, date: "2026-11-25".into() };
+        Environment::fixed(vars, host)
+    }
+
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<(CommonConfig, Vec<Diagnostic>), ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("common-config.toml");
+        std::fs::write(&path, text).unwrap();
+        CommonConfig::load(Some(&path), &env(vars))
+    }
+
+    #[test]
+    fn an_empty_file_means_the_on_premises_profile_in_home() {
+        let (config, _) = load_text("", &[("HOME", "/home/cw")]).unwrap();
+        assert_eq!(
+            config.credentials,
+            CredentialsSource::Profile {
+                profile: DEFAULT_PROFILE.into(),
+                file: PathBuf::from("/home/cw/.aws/credentials")
+            }
+        );
+        let (config, _) = load_text("", &[]).unwrap();
+        assert!(matches!(config.credentials, CredentialsSource::Profile { file, .. } if file == Path::new("/root/.aws/credentials")));
+    }
+
+    #[test]
+    fn every_section_is_read() {
+        let text = r#"
+[credentials]
+shared_credential_profile = "ops"
+shared_credential_file = "/etc/cwlite/credentials"
+[proxy]
+http_proxy = "http://proxy:3128"
+https_proxy = "http://user:secret@proxy:3128"
+no_proxy = "169.254.169.254,localhost"
+[ssl]
+ca_bundle_path = "/etc/pki/private-ca.pem"
+"#;
+        let (config, warnings) = load_text(text, &[("HTTPS_PROXY", "http://ignored:1")]).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(
+            config.credentials,
+            CredentialsSource::Profile { profile: "ops".into(), file: "/etc/cwlite/credentials".into() }
+        );
+        assert_eq!(config.proxy.https_proxy.as_deref(), Some("http://user:secret@proxy:3128"));
+        assert_eq!(config.proxy.no_proxy.as_deref(), Some("169.254.169.254,localhost"));
+        assert_eq!(config.ca_bundle_path, Some(PathBuf::from("/etc/pki/private-ca.pem")));
+        let shown = serde_json::to_string(&config).unwrap();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("user:***@proxy:3128"), "{shown}");
+    }
+
+    #[test]
+    fn proxy_and_ca_fall_back_to_the_environment() {
+        let (config, _) = load_text(
+            "[credentials]\n",
+            &[("https_proxy", "http://p:8080"), ("NO_PROXY", "localhost"), ("AWS_CA_BUNDLE", "/ca.pem")],
+        )
+        .unwrap();
+        assert_eq!(config.proxy.https_proxy.as_deref(), Some("http://p:8080"));
+        assert_eq!(config.proxy.no_proxy.as_deref(), Some("localhost"));
+        assert_eq!(config.ca_bundle_path, Some(PathBuf::from("/ca.pem")));
+    }
+
+    #[test]
+    fn no_file_means_the_default_chain() {
+        let (config, _) = CommonConfig::load(None, &env(&[])).unwrap();
+        assert_eq!(config.credentials, CredentialsSource::DefaultChain);
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_are_located() {
+        let err = load_text("[credentials]\nshared_credential_profile = \n", &[]).unwrap_err();
+        assert_eq!(err.0[0].position.map(|p| p.0), Some(2), "{err}");
+        let err = load_text("[credentials]\nprofile = \"x\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("unknown field `profile`"), "{err}");
+    }
+
+    #[test]
+    fn a_proxy_without_scheme_is_an_error() {
+        let err = load_text("[proxy]\nhttps_proxy = \"proxy:3128\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("proxy.https_proxy"), "{err}");
+    }
+
+    #[test]
+    fn imds_settings_are_ignored_with_a_warning() {
+        let (_, warnings) = load_text("[imds]\nimds_retries = 1\n", &[]).unwrap();
+        assert!(warnings[0].to_string().contains("imds"));
+    }
+
+    #[test]
+    fn redaction_keeps_the_user_and_hides_the_password() {
+        assert_eq!(redact_url("http://u:p@h:1/x"), "http://u:***@h:1/x");
+        assert_eq!(redact_url("http://h:1"), "http://h:1");
+    }
+}

@@ -1,0 +1,390 @@
+//! Stage two of the configuration: the validated types that runtime code uses.
+//!
+//! Owns every default, bound and named constant that the stock agent's schema and translator
+//! define, as documented types: nothing here is raw JSON, every value has been checked, every
+//! placeholder resolved. Produced only by `validate`; printed by `cwlite validate` as the
+//! effective configuration, which is why everything is `Serialize` and nothing secret is held.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::common::CommonConfig;
+use super::go_regex::GoRegex;
+
+/// Default collection interval for every metrics plugin, in seconds (stock `60`).
+pub const DEFAULT_COLLECTION_INTERVAL_SECS: u64 = 60;
+/// The largest interval the stock schema allows (`timeIntervalDefinition`: 2 days).
+pub const MAX_INTERVAL_SECS: u64 = 172_800;
+/// Plugins sampled more often than this are sent with `StorageResolution` 1.
+pub const HIGH_RESOLUTION_BELOW_SECS: u64 = 60;
+/// Default PutMetricData namespace.
+pub const DEFAULT_NAMESPACE: &str = "CWAgent";
+/// Default metrics publish interval, in seconds (stock `60`).
+pub const DEFAULT_METRICS_FORCE_FLUSH_SECS: u64 = 60;
+/// Default longest wait of a partial PutLogEvents batch, in seconds (stock `5`).
+pub const DEFAULT_LOGS_FORCE_FLUSH_SECS: u64 = 5;
+/// PutLogEvents calls in flight per stream when `concurrency` is not set. The stock agent sends
+/// one at a time; CloudWatch no longer limits per-stream rate, so a few in parallel hide latency.
+pub const DEFAULT_LOGS_CONCURRENCY: u32 = 4;
+/// CloudWatch's limit on dimensions per metric.
+pub const MAX_DIMENSIONS: usize = 30;
+/// The stock schema's limit on `aggregation_dimensions` sets.
+pub const MAX_AGGREGATION_SETS: usize = 1024;
+/// The stock schema's limit on `collect_list` entries.
+pub const MAX_COLLECT_LIST: usize = 16_384;
+/// The start pattern the stock agent installs when none is configured: a line that does not
+/// start with white space starts a new event.
+pub const DEFAULT_MULTI_LINE_START_PATTERN: &str = r"^[\S]";
+/// Values `retention_in_days` may take (`-1` means "leave the group's retention alone").
+pub const ALLOWED_RETENTION_DAYS: [i64; 23] =
+    [-1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+/// Longest log group and stream names CloudWatch accepts.
+pub const MAX_LOG_NAME_LEN: usize = 512;
+
+/// Everything cwlite runs from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The JSON files merged into this configuration, in order.
+    pub sources: Vec<PathBuf>,
+    /// Credentials, proxy and CA settings.
+    pub common: CommonConfig,
+    /// The region clients talk to; `None` only when `validate` could not find one.
+    pub region: Option<ResolvedRegion>,
+    /// Agent-wide settings.
+    pub agent: AgentConfig,
+    /// Host metrics, when configured.
+    pub metrics: Option<MetricsConfig>,
+    /// Log files, when configured.
+    pub logs: Option<LogsConfig>,
+}
+
+/// A region and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedRegion {
+    /// The region name.
+    pub name: String,
+    /// Where it came from, for the operator (`agent.region`, a file, `AWS_REGION`).
+    pub source: String,
+}
+
+/// The `agent` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentConfig {
+    /// Default interval for metrics plugins, seconds.
+    pub metrics_collection_interval_secs: u64,
+    /// Value of the `host` dimension.
+    pub hostname: String,
+    /// Whether to drop the `host` dimension.
+    pub omit_hostname: bool,
+    /// Debug logging.
+    pub debug: bool,
+    /// Where cwlite writes its own log; `None` means stderr (journald under systemd).
+    pub logfile: Option<PathBuf>,
+    /// The user to run as when started as root.
+    pub run_as_user: Option<String>,
+    /// Use dual-stack (IPv6) AWS endpoints.
+    pub use_dualstack_endpoint: bool,
+}
+
+/// Where a service's requests go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointOverride {
+    /// The full URL, `https://` unless written otherwise.
+    pub url: String,
+}
+
+impl EndpointOverride {
+    /// Whether requests go without TLS (only when written as an explicit `http://` URL).
+    pub fn is_plain_http(&self) -> bool {
+        self.url.starts_with("http://")
+    }
+}
+
+/// The `metrics` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsConfig {
+    /// PutMetricData namespace.
+    pub namespace: String,
+    /// Host plugins, in configuration order.
+    pub plugins: Vec<PluginConfig>,
+    /// Roll-up dimension sets, deduplicated, each sorted.
+    pub aggregation_dimensions: Vec<Vec<String>>,
+    /// Publish interval, seconds.
+    pub force_flush_interval_secs: u64,
+    /// Endpoint override for the monitoring service.
+    pub endpoint_override: Option<EndpointOverride>,
+}
+
+/// The host plugins cwlite collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// `cpu`.
+    Cpu,
+    /// `mem`.
+    Mem,
+    /// `swap`.
+    Swap,
+    /// `disk`.
+    Disk,
+    /// `diskio`.
+    Diskio,
+    /// `net`.
+    Net,
+    /// `netstat`.
+    Netstat,
+    /// `processes`.
+    Processes,
+}
+
+impl PluginKind {
+    /// The plugin's configuration key and metric name prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::Cpu => "cpu",
+            PluginKind::Mem => "mem",
+            PluginKind::Swap => "swap",
+            PluginKind::Disk => "disk",
+            PluginKind::Diskio => "diskio",
+            PluginKind::Net => "net",
+            PluginKind::Netstat => "netstat",
+            PluginKind::Processes => "processes",
+        }
+    }
+
+    /// The plugin named `name`, if cwlite collects it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            PluginKind::Cpu,
+            PluginKind::Mem,
+            PluginKind::Swap,
+            PluginKind::Disk,
+            PluginKind::Diskio,
+            PluginKind::Net,
+            PluginKind::Netstat,
+            PluginKind::Processes,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// One measurement to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Measurement {
+    /// The plugin's field (`usage_idle`).
+    pub field: &'static str,
+    /// The metric name sent (`cpu_usage_idle`, or the `rename`).
+    pub metric_name: String,
+    /// The unit sent.
+    pub unit: &'static str,
+}
+
+/// Which instances of a plugin to collect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resources {
+    /// Every instance (`"*"` or no `resources`).
+    All,
+    /// Only these (mount points for disk, globs of names for diskio and net).
+    Only(Vec<String>),
+}
+
+/// Plugin-specific settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PluginOptions {
+    /// `cpu`: per-core series with `resources: ["*"]`, `cpu-total` with `totalcpu`.
+    Cpu {
+        /// Per-core series (`cpu0`, `cpu1`, ...).
+        per_cpu: bool,
+        /// The `cpu-total` series.
+        total_cpu: bool,
+    },
+    /// `disk`: mount points, skipped filesystem types, `device` dimension.
+    Disk {
+        /// Mount points to report.
+        mount_points: Resources,
+        /// Filesystem types to skip (autofs is always skipped).
+        ignore_file_system_types: Vec<String>,
+        /// Drop the `device` dimension.
+        drop_device: bool,
+    },
+    /// `diskio`: device name globs.
+    Diskio {
+        /// Devices to report.
+        devices: Resources,
+    },
+    /// `net`: interface name globs; `All` means non-loopback interfaces that are up.
+    Net {
+        /// Interfaces to report.
+        interfaces: Resources,
+    },
+    /// Plugins without own settings.
+    None,
+}
+
+/// One host plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginConfig {
+    /// Which plugin.
+    pub kind: PluginKind,
+    /// What to send, in configuration order.
+    pub measurements: Vec<Measurement>,
+    /// Collection interval, seconds.
+    pub interval_secs: u64,
+    /// `StorageResolution` 1 (interval under 60 s) rather than 60.
+    pub high_resolution: bool,
+    /// Static dimensions added to this plugin's metrics.
+    pub append_dimensions: BTreeMap<String, String>,
+    /// Metric names whose original datum is not sent, only its roll-ups.
+    pub drop_original_metrics: Vec<String>,
+    /// Plugin-specific settings.
+    pub options: PluginOptions,
+}
+
+/// The `logs` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogsConfig {
+    /// Files to tail.
+    pub files: Vec<FileConfig>,
+    /// Longest wait of a partial batch, seconds.
+    pub force_flush_interval_secs: u64,
+    /// Endpoint override for the logs service.
+    pub endpoint_override: Option<EndpointOverride>,
+    /// PutLogEvents calls in flight per stream.
+    pub concurrency: u32,
+}
+
+/// A log group's storage class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LogGroupClass {
+    /// `STANDARD`.
+    Standard,
+    /// `INFREQUENT_ACCESS`.
+    InfrequentAccess,
+}
+
+/// The zone timestamps without an offset are read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Timezone {
+    /// The host's local zone.
+    Local,
+    /// UTC.
+    Utc,
+}
+
+/// How a new multi-line event is recognised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiLineStart {
+    /// Lines matching this pattern start an event.
+    Pattern(GoRegex),
+    /// Lines where the `timestamp_format` matches start an event.
+    TimestampFormat,
+}
+
+/// Whether a filter keeps or drops matching events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterKind {
+    /// Keep only events that match.
+    Include,
+    /// Drop events that match.
+    Exclude,
+}
+
+/// One include/exclude filter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Filter {
+    /// Include or exclude.
+    #[serde(rename = "type")]
+    pub kind: FilterKind,
+    /// The pattern.
+    pub expression: GoRegex,
+}
+
+/// Where a file's events go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogGroupName {
+    /// One named group.
+    Named(String),
+    /// `publish_multi_logs` without a group: each file's path, with characters CloudWatch
+    /// refuses replaced by `_`.
+    FromEachFilePath,
+}
+
+/// One `collect_list` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileConfig {
+    /// Path or glob.
+    pub file_path: String,
+    /// Destination group.
+    pub log_group_name: LogGroupName,
+    /// Destination stream (placeholders resolved).
+    pub log_stream_name: String,
+    /// Class for a group cwlite creates.
+    pub log_group_class: Option<LogGroupClass>,
+    /// Retention to set once per group; `None` leaves it alone.
+    pub retention_in_days: Option<u32>,
+    /// strftime-like timestamp format.
+    pub timestamp_format: Option<String>,
+    /// Zone for timestamps without an offset.
+    pub timezone: Timezone,
+    /// Remove the matched timestamp from the message.
+    pub trim_timestamp: bool,
+    /// How events start.
+    pub multi_line_start: MultiLineStart,
+    /// The file's character encoding (WHATWG name).
+    #[serde(serialize_with = "serialize_encoding")]
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Filters, all of which must pass.
+    pub filters: Vec<Filter>,
+    /// Delete a fully read file once a newer one matches.
+    pub auto_removal: bool,
+    /// Tail every match rather than only the newest.
+    pub publish_multi_logs: bool,
+    /// Base names to skip.
+    pub blacklist: Option<GoRegex>,
+}
+
+fn serialize_encoding<S: serde::Serializer>(encoding: &&'static encoding_rs::Encoding, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(encoding.name())
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_values_are_the_cloudwatch_set() {
+        assert_eq!(ALLOWED_RETENTION_DAYS.len(), 23);
+        assert!(ALLOWED_RETENTION_DAYS.contains(&3653) && !ALLOWED_RETENTION_DAYS.contains(&8));
+    }
+
+    #[test]
+    fn interval_limits_match_the_stock_schema() {
+        assert_eq!(MAX_INTERVAL_SECS, 2 * 24 * 3600);
+        assert_eq!(HIGH_RESOLUTION_BELOW_SECS, 60);
+        assert_eq!(MAX_DIMENSIONS, 30);
+    }
+
+    #[test]
+    fn plugin_names_round_trip() {
+        for name in super::super::measurements::SUPPORTED_PLUGINS {
+            assert_eq!(PluginKind::from_name(name).map(PluginKind::name), Some(name));
+        }
+        assert_eq!(PluginKind::from_name("procstat"), None);
+    }
+
+    #[test]
+    fn only_explicit_http_urls_are_plain() {
+        assert!(EndpointOverride { url: "http://127.0.0.1:4566".into() }.is_plain_http());
+        assert!(!EndpointOverride { url: "https://logs.vpce".into() }.is_plain_http());
+    }
+}

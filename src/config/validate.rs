@@ -1,0 +1,800 @@
+//! Turning the merged JSON into validated [`Config`]: every rule, default and bound of the stock
+//! agent's schema and translator that matters on Linux, all errors collected in one pass.
+//!
+//! Owns the rules (what is an error, what is a warning, what is a default); the raw shapes live
+//! in `raw` and the result types in `model`. It reads the outside world only through
+//! [`Environment`] and the shared credentials files (for the region), never the network.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::common::{CommonConfig, CredentialsSource};
+use super::diag::{Collector, Diagnostic, JsonPath};
+use super::expand::{self, Environment, Placeholders};
+use super::go_regex::GoRegex;
+use super::measurements::{self, Unit};
+use super::model::*;
+use super::profile_files::{self, SharedFiles};
+use super::raw::*;
+use super::source::SourceDocument;
+
+/// Whether a missing region is an error (`run`) or only a warning (`validate`, which must work
+/// on a machine without credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionPolicy {
+    /// No region is an error.
+    Required,
+    /// No region is a warning.
+    Optional,
+}
+
+/// The outcome of validation: a configuration when there were no errors, and every diagnostic.
+#[derive(Debug)]
+pub struct Validation {
+    /// The validated configuration, present exactly when `errors` is empty.
+    pub config: Option<Config>,
+    /// Every error found.
+    pub errors: Vec<Diagnostic>,
+    /// Every warning found.
+    pub warnings: Vec<Diagnostic>,
+}
+
+const UNSUPPORTED_ENTITY: &str =
+    "ignored: entity attributes are only sent from EC2; cwlite sends none";
+const UNSUPPORTED_ROLE_ARN: &str =
+    "ignored: cwlite does not call sts:AssumeRole; it signs with the configured profile's own keys";
+
+/// Validates a merged document.
+pub fn validate(document: SourceDocument, common: CommonConfig, env: &Environment, region_policy: RegionPolicy) -> Validation {
+    let SourceDocument { mut value, provenance, files } = document;
+    let mut diagnostics = Collector::new(provenance);
+    expand::expand_env_in_tree(&mut value, &JsonPath::root(), env, &mut diagnostics);
+    let root = JsonPath::root();
+    let Value::Object(top) = value else {
+        diagnostics.error(&root, "the configuration must be a json object");
+        return finish(diagnostics, None);
+    };
+    for key in top.keys() {
+        match key.as_str() {
+            "agent" | "metrics" | "logs" => {}
+            "traces" => diagnostics.warn(&root.key(key), "ignored: cwlite does not collect traces (no x-ray or otlp receiver)"),
+            "opentelemetry" => diagnostics.warn(&root.key(key), "ignored: cwlite runs no opentelemetry pipeline"),
+            other => diagnostics.warn(&root.key(other), "ignored: unknown top-level key"),
+        }
+    }
+    let agent_path = root.key("agent");
+    let raw_agent = match top.get("agent") {
+        Some(value) => {
+            warn_unknown_keys(value, &agent_path, AGENT_KEYS, "unknown agent key", &mut diagnostics);
+            diagnostics.decode::<RawAgent>(&agent_path, value).unwrap_or_default()
+        }
+        None => RawAgent::default(),
+    };
+    if let Some(Value::Object(agent)) = top.get("agent") {
+        warn_agent_extras(agent, &agent_path, &mut diagnostics);
+    }
+    let agent = validate_agent(&raw_agent, &agent_path, env, &mut diagnostics);
+    let region = resolve_region(raw_agent.region.as_deref(), &agent_path, &common, env, region_policy, &mut diagnostics);
+    let placeholders = Placeholders::on_premises(&env.host, region.as_ref().map(|r| r.name.as_str()));
+
+    let metrics = top.get("metrics").and_then(|value| {
+        let path = root.key("metrics");
+        let raw = diagnostics.decode::<RawMetrics>(&path, value)?;
+        validate_metrics(raw, &path, &agent, &mut diagnostics)
+    });
+    let logs = top.get("logs").and_then(|value| {
+        let path = root.key("logs");
+        let raw = diagnostics.decode::<RawLogs>(&path, value)?;
+        validate_logs(raw, &path, env, &placeholders, &mut diagnostics)
+    });
+    if top.get("metrics").is_none() && top.get("logs").is_none() {
+        diagnostics.warn(&root, "neither metrics nor logs are configured; cwlite has nothing to do");
+    }
+    if let CredentialsSource::Profile { file, .. } = &common.credentials {
+        warn_about_credentials_file(file, &common, &mut diagnostics);
+    }
+    let config = Config { sources: files, common, region, agent, metrics, logs };
+    finish(diagnostics, Some(config))
+}
+
+fn finish(diagnostics: Collector, config: Option<Config>) -> Validation {
+    let Collector { errors, warnings, .. } = diagnostics;
+    let config = if errors.is_empty() { config } else { None };
+    Validation { config, errors, warnings }
+}
+
+fn warn_unknown_keys(value: &Value, path: &JsonPath, known: &[&str], what: &str, diagnostics: &mut Collector) {
+    if let Value::Object(map) = value {
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                diagnostics.warn(&path.key(key), format!("ignored: {what}"));
+            }
+        }
+    }
+}
+
+fn warn_agent_extras(agent: &serde_json::Map<String, Value>, path: &JsonPath, diagnostics: &mut Collector) {
+    let notes: [(&str, &str); 15] = [
+        ("credentials", UNSUPPORTED_ROLE_ARN),
+        ("aws_sdk_log_level", "ignored: set RUST_LOG (for example RUST_LOG=aws_smithy_runtime=debug) to see sdk logs"),
+        ("user_agent", "ignored: cwlite sends its own user agent"),
+        ("internal", "ignored: cwlite has no internal mode"),
+        ("service.name", UNSUPPORTED_ENTITY),
+        ("deployment.environment", UNSUPPORTED_ENTITY),
+        ("collection_jitter", "ignored: a legacy telegraf setting the stock agent does not use either"),
+        ("flush_interval", "ignored: a legacy telegraf setting; use metrics.force_flush_interval"),
+        ("flush_jitter", "ignored: a legacy telegraf setting; cwlite picks a random publish phase itself"),
+        ("precision", "ignored: a legacy telegraf setting the stock agent does not use either"),
+        ("quiet", "ignored: use agent.debug or RUST_LOG for the log level"),
+        ("round_interval", "ignored: a legacy telegraf setting the stock agent does not use either"),
+        ("metric_batch_size", "ignored: cwlite batches up to the PutMetricData limits"),
+        ("metric_buffer_limit", "ignored: cwlite's metric buffer is bounded in bytes and spooled to disk"),
+        ("logtarget", "ignored: cwlite logs to stderr, or to agent.logfile when set"),
+    ];
+    for (key, note) in notes {
+        if agent.contains_key(key) {
+            diagnostics.warn(&path.key(key), note);
+        }
+    }
+}
+
+fn interval(value: Option<i64>, default: u64, path: &JsonPath, diagnostics: &mut Collector) -> u64 {
+    match value {
+        None => default,
+        Some(v) if v >= 1 && v as u64 <= MAX_INTERVAL_SECS => v as u64,
+        Some(v) => {
+            diagnostics.error(path, format!("{v} is out of range: an interval is 1 to {MAX_INTERVAL_SECS} seconds"));
+            default
+        }
+    }
+}
+
+fn check_length(text: &str, min: usize, max: usize, path: &JsonPath, diagnostics: &mut Collector) {
+    let len = text.chars().count();
+    if len < min || len > max {
+        diagnostics.error(path, format!("length {len} is out of range: must be {min} to {max} characters"));
+    }
+}
+
+fn validate_agent(raw: &RawAgent, path: &JsonPath, env: &Environment, diagnostics: &mut Collector) -> AgentConfig {
+    let interval_secs = interval(
+        raw.metrics_collection_interval,
+        DEFAULT_COLLECTION_INTERVAL_SECS,
+        &path.key("metrics_collection_interval"),
+        diagnostics,
+    );
+    if let Some(region) = &raw.region {
+        check_length(region, 1, 64, &path.key("region"), diagnostics);
+    }
+    let hostname = raw.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| env.host.hostname.clone());
+    let logfile = match raw.logfile.as_deref() {
+        None | Some("") => None,
+        Some(file) => {
+            check_length(file, 1, 4096, &path.key("logfile"), diagnostics);
+            Some(file.into())
+        }
+    };
+    AgentConfig {
+        metrics_collection_interval_secs: interval_secs,
+        hostname,
+        omit_hostname: raw.omit_hostname.unwrap_or(false),
+        debug: raw.debug.unwrap_or(false),
+        logfile,
+        run_as_user: raw.run_as_user.clone().filter(|u| !u.is_empty()),
+        use_dualstack_endpoint: raw.use_dualstack_endpoint.unwrap_or(false),
+    }
+}
+
+fn resolve_region(
+    agent_region: Option<&str>,
+    agent_path: &JsonPath,
+    common: &CommonConfig,
+    env: &Environment,
+    policy: RegionPolicy,
+    diagnostics: &mut Collector,
+) -> Option<ResolvedRegion> {
+    if let Some(region) = agent_region.filter(|r| !r.is_empty()) {
+        return Some(ResolvedRegion { name: region.to_owned(), source: "agent.region".to_owned() });
+    }
+    let from_env = || {
+        env.first_var(&["AWS_REGION", "AWS_DEFAULT_REGION"])
+            .map(|r| ResolvedRegion { name: r.to_owned(), source: "the AWS_REGION environment variable".to_owned() })
+    };
+    let (found, looked) = match &common.credentials {
+        CredentialsSource::Profile { profile, file } => {
+            let files = SharedFiles::beside(file);
+            let from_profile = profile_files::read_profile(&files, profile).ok().and_then(|p| {
+                p.get("region").map(|r| ResolvedRegion {
+                    name: r.to_owned(),
+                    source: format!("profile \"{profile}\" in {} or {}", files.credentials.display(), files.config.display()),
+                })
+            });
+            let looked = format!(
+                "agent.region, the region of profile \"{profile}\" in {} and {}, and AWS_REGION",
+                files.credentials.display(),
+                files.config.display()
+            );
+            (from_profile.or_else(from_env), looked)
+        }
+        CredentialsSource::DefaultChain => {
+            let profile = env.var("AWS_PROFILE").unwrap_or("default").to_owned();
+            let from_files = || {
+                profile_files::read_default_profile(env, &profile).and_then(|p| {
+                    p.get("region").map(|r| ResolvedRegion {
+                        name: r.to_owned(),
+                        source: format!("profile \"{profile}\" in ~/.aws/config"),
+                    })
+                })
+            };
+            let looked = format!(
+                "agent.region, AWS_REGION, AWS_DEFAULT_REGION and the region of profile \"{profile}\" in ~/.aws/credentials and ~/.aws/config"
+            );
+            (from_env().or_else(from_files), looked)
+        }
+    };
+    if found.is_none() {
+        let message = format!("no region found; looked at {looked}");
+        match policy {
+            RegionPolicy::Required => diagnostics.error(&agent_path.key("region"), message),
+            RegionPolicy::Optional => diagnostics.warn(&agent_path.key("region"), format!("{message}; cwlite run will refuse to start")),
+        }
+    }
+    found
+}
+
+fn warn_about_credentials_file(file: &std::path::Path, common: &CommonConfig, diagnostics: &mut Collector) {
+    use std::os::unix::fs::PermissionsExt;
+    let at = JsonPath::parse_dotted("credentials.shared_credential_file");
+    let mut warn = |message: String| {
+        diagnostics.warnings.push(Diagnostic { file: common.file.clone(), path: at.clone(), position: None, message });
+    };
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.permissions().mode() & 0o077 != 0 => warn(format!(
+            "{} is readable by group or others (mode {:o}); chmod 600 it",
+            file.display(),
+            meta.permissions().mode() & 0o777
+        )),
+        Ok(_) => {}
+        Err(err) => warn(format!("cannot read {}: {err}; cwlite run will refuse to start", file.display())),
+    }
+}
+
+fn parse_endpoint(text: &str, path: &JsonPath, diagnostics: &mut Collector) -> Option<EndpointOverride> {
+    check_length(text, 4, 2048, path, diagnostics);
+    let candidate = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+    match url::Url::parse(&candidate) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") && url.host_str().is_some_and(|h| !h.is_empty()) => {
+            if url.scheme() == "http" {
+                diagnostics.warn(path, format!("{text} is plain http: requests and signatures travel unencrypted"));
+            }
+            Some(EndpointOverride { url: candidate.trim_end_matches('/').to_owned() })
+        }
+        Ok(url) if !matches!(url.scheme(), "https" | "http") => {
+            diagnostics.error(path, format!("unsupported scheme \"{}\": use a hostname or an https:// url", url.scheme()));
+            None
+        }
+        _ => {
+            diagnostics.error(path, format!("\"{text}\" is not a hostname or url"));
+            None
+        }
+    }
+}
+
+fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagnostics: &mut Collector) -> Option<MetricsConfig> {
+    let namespace = raw.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    check_length(&namespace, 1, 255, &path.key("namespace"), diagnostics);
+    if raw.credentials.is_some() {
+        diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
+    }
+    if raw.service_name.is_some() {
+        diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
+    }
+    if raw.deployment_environment.is_some() {
+        diagnostics.warn(&path.key("deployment.environment"), UNSUPPORTED_ENTITY);
+    }
+    if let Some(destinations) = &raw.metrics_destinations {
+        for key in destinations.keys().filter(|k| *k != "cloudwatch") {
+            diagnostics.warn(&path.key("metrics_destinations").key(key), "ignored: cwlite sends metrics to cloudwatch only");
+        }
+    }
+    if let Some(dimensions) = &raw.append_dimensions {
+        let at = path.key("append_dimensions");
+        if dimensions.len() > MAX_DIMENSIONS {
+            diagnostics.error(&at, format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", dimensions.len()));
+        }
+        diagnostics.warn(
+            &at,
+            "ignored: ${aws:…} values need ec2 instance metadata; cwlite keeps the host dimension \
+             (the stock agent publishes no metrics at all on premises with this key)",
+        );
+    }
+    let mut aggregation_dimensions: Vec<Vec<String>> = Vec::new();
+    if let Some(sets) = raw.aggregation_dimensions {
+        let at = path.key("aggregation_dimensions");
+        if sets.is_empty() || sets.len() > MAX_AGGREGATION_SETS {
+            diagnostics.error(&at, format!("{} sets, must be 1 to {MAX_AGGREGATION_SETS}", sets.len()));
+        }
+        for (i, mut set) in sets.into_iter().enumerate() {
+            if set.len() > MAX_DIMENSIONS {
+                diagnostics.error(&at.index(i), format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", set.len()));
+            }
+            set.sort();
+            set.dedup();
+            if !aggregation_dimensions.contains(&set) {
+                aggregation_dimensions.push(set);
+            }
+        }
+    }
+    let force_flush_interval_secs =
+        interval(raw.force_flush_interval, DEFAULT_METRICS_FORCE_FLUSH_SECS, &path.key("force_flush_interval"), diagnostics);
+    let endpoint_override = raw.endpoint_override.as_deref().and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
+
+    let collected_path = path.key("metrics_collected");
+    let Some(collected) = raw.metrics_collected else {
+        diagnostics.error(&collected_path, "required: name at least one plugin");
+        return None;
+    };
+    if collected.is_empty() {
+        diagnostics.error(&collected_path, "required: name at least one plugin");
+    }
+    let mut plugins = Vec::new();
+    for (name, value) in &collected {
+        let at = collected_path.key(name);
+        if let Some(kind) = PluginKind::from_name(name) {
+            if let Some(plugin) = validate_plugin(kind, value, &at, agent, diagnostics) {
+                plugins.push(plugin);
+            }
+        } else if let Some((_, instead)) = measurements::UNSUPPORTED_PLUGINS.iter().find(|(p, _)| p == name) {
+            diagnostics.warn(&at, format!("ignored: cwlite does not support the {name} plugin; {instead}"));
+        } else {
+            diagnostics.warn(&at, "ignored: unknown plugin (the stock agent ignores it too on linux)");
+        }
+    }
+    Some(MetricsConfig { namespace, plugins, aggregation_dimensions, force_flush_interval_secs, endpoint_override })
+}
+
+fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &AgentConfig, diagnostics: &mut Collector) -> Option<PluginConfig> {
+    let name = kind.name();
+    warn_unknown_keys(value, path, PLUGIN_KEYS, &format!("unknown key for {name}"), diagnostics);
+    let raw: RawPlugin = diagnostics.decode(path, value)?;
+    let wrong_plugin = |key: &str, present: bool, diagnostics: &mut Collector| {
+        if present {
+            diagnostics.warn(&path.key(key), format!("ignored: {key} does not apply to {name}"));
+        }
+    };
+    if kind != PluginKind::Cpu {
+        wrong_plugin("totalcpu", raw.totalcpu.is_some(), diagnostics);
+    }
+    if kind != PluginKind::Disk {
+        wrong_plugin("ignore_file_system_types", raw.ignore_file_system_types.is_some(), diagnostics);
+        wrong_plugin("drop_device", raw.drop_device.is_some(), diagnostics);
+    }
+    if matches!(kind, PluginKind::Mem | PluginKind::Swap | PluginKind::Netstat | PluginKind::Processes) {
+        wrong_plugin("resources", raw.resources.is_some(), diagnostics);
+    }
+
+    let mut measurements: Vec<Measurement> = Vec::new();
+    for (i, item) in raw.measurement.iter().enumerate() {
+        let at = path.key("measurement").index(i);
+        let (configured, rename, unit) = match item {
+            RawMeasurement::Name(n) => (n.as_str(), None, None),
+            RawMeasurement::Object(o) => (o.name.as_str(), o.rename.as_deref(), o.unit.as_deref()),
+        };
+        let Some((field, default_unit)) = measurements::lookup(name, configured) else {
+            diagnostics.error(&at, format!("unknown measurement \"{configured}\" for {name}"));
+            continue;
+        };
+        let unit = match unit {
+            None => default_unit,
+            Some(text) => measurements::parse_unit(text).unwrap_or_else(|| {
+                diagnostics.warn(&at.key("unit"), format!("unknown unit \"{text}\"; sent as None, as the stock agent does"));
+                Unit::None
+            }),
+        };
+        let metric_name = match rename {
+            Some(r) if !r.trim().is_empty() => {
+                check_length(r, 1, 255, &at.key("rename"), diagnostics);
+                r.to_owned()
+            }
+            _ => format!("{name}_{field}"),
+        };
+        if measurements.iter().all(|m| m.metric_name != metric_name) {
+            measurements.push(Measurement { field, metric_name, unit: unit.as_str() });
+        }
+    }
+    if raw.measurement.is_empty() {
+        diagnostics.warn(&path.key("measurement"), format!("no measurement listed; the {name} plugin is not collected"));
+        return None;
+    }
+
+    let interval_secs = interval(raw.metrics_collection_interval, agent.metrics_collection_interval_secs, &path.key("metrics_collection_interval"), diagnostics);
+    let append_dimensions = raw
+        .append_dimensions
+        .map(|d| plugin_dimensions(d, &path.key("append_dimensions"), diagnostics))
+        .unwrap_or_default();
+    let resources = |diagnostics: &mut Collector, globs: bool| -> Resources {
+        match &raw.resources {
+            None => Resources::All,
+            Some(list) if list.iter().any(|r| r == "*") => Resources::All,
+            Some(list) => {
+                if globs {
+                    for (i, pattern) in list.iter().enumerate() {
+                        if let Err(err) = globset::Glob::new(pattern) {
+                            diagnostics.error(&path.key("resources").index(i), format!("invalid glob: {}", err.kind()));
+                        }
+                    }
+                }
+                Resources::Only(list.clone())
+            }
+        }
+    };
+    let options = match kind {
+        PluginKind::Cpu => {
+            let per_cpu = match raw.resources.as_deref() {
+                None | Some([]) => false,
+                Some([only]) if only == "*" => true,
+                Some(_) => {
+                    diagnostics.error(&path.key("resources"), "cpu accepts only [\"*\"] (per-core metrics)");
+                    false
+                }
+            };
+            PluginOptions::Cpu { per_cpu, total_cpu: raw.totalcpu.unwrap_or(true) }
+        }
+        PluginKind::Disk => PluginOptions::Disk {
+            mount_points: resources(diagnostics, false),
+            ignore_file_system_types: raw.ignore_file_system_types.clone().unwrap_or_default(),
+            drop_device: raw.drop_device.unwrap_or(false),
+        },
+        PluginKind::Diskio => PluginOptions::Diskio { devices: resources(diagnostics, true) },
+        PluginKind::Net => PluginOptions::Net { interfaces: resources(diagnostics, true) },
+        _ => PluginOptions::None,
+    };
+    Some(PluginConfig {
+        kind,
+        measurements,
+        interval_secs,
+        high_resolution: interval_secs < HIGH_RESOLUTION_BELOW_SECS,
+        append_dimensions,
+        drop_original_metrics: raw.drop_original_metrics.unwrap_or_default(),
+        options,
+    })
+}
+
+/// Per-plugin static dimensions, with `${aws:…}` resolved the stock on-premises way.
+fn plugin_dimensions(raw: BTreeMap<String, String>, path: &JsonPath, diagnostics: &mut Collector) -> BTreeMap<String, String> {
+    if raw.len() > MAX_DIMENSIONS {
+        diagnostics.error(path, format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", raw.len()));
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in raw {
+        let at = path.key(&key);
+        if key == "aws:StorageResolution" || key == "aws:AggregationInterval" {
+            diagnostics.warn(&at, "ignored: a reserved key the stock agent strips too");
+            continue;
+        }
+        let resolved = match value.as_str() {
+            "${aws:InstanceId}" => Some(expand::UNKNOWN_INSTANCE_ID),
+            "${aws:InstanceType}" => Some("UNKNOWN-TYPE"),
+            "${aws:ImageId}" => Some("UNKNOWN-AMI"),
+            v if v.starts_with("${aws:") => {
+                diagnostics.warn(&at, format!("dropped: {v} cannot be resolved on premises (the stock agent drops it too)"));
+                continue;
+            }
+            _ => None,
+        };
+        if value.is_empty() {
+            diagnostics.warn(&at, "dropped: an empty dimension value is never sent");
+            continue;
+        }
+        out.insert(key, resolved.map_or(value, str::to_owned));
+    }
+    out
+}
+
+fn validate_logs(raw: RawLogs, path: &JsonPath, env: &Environment, placeholders: &Placeholders, diagnostics: &mut Collector) -> Option<LogsConfig> {
+    if raw.credentials.is_some() {
+        diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
+    }
+    if raw.service_name.is_some() {
+        diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
+    }
+    if raw.deployment_environment.is_some() {
+        diagnostics.warn(&path.key("deployment.environment"), UNSUPPORTED_ENTITY);
+    }
+    if let Some(collected) = &raw.metrics_collected {
+        for key in collected.keys() {
+            diagnostics.warn(&path.key("metrics_collected").key(key), "ignored: cwlite runs no embedded metric format listener");
+        }
+    }
+    let force_flush_interval_secs =
+        interval(raw.force_flush_interval, DEFAULT_LOGS_FORCE_FLUSH_SECS, &path.key("force_flush_interval"), diagnostics);
+    let endpoint_override = raw.endpoint_override.as_deref().and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
+    let concurrency = match raw.concurrency {
+        None => DEFAULT_LOGS_CONCURRENCY,
+        Some(n) if n < 0 => {
+            diagnostics.error(&path.key("concurrency"), format!("{n} is out of range: must be 0 or more"));
+            DEFAULT_LOGS_CONCURRENCY
+        }
+        Some(n) => u32::try_from(n.max(1)).unwrap_or(u32::MAX),
+    };
+    let default_stream = match &raw.log_stream_name {
+        Some(name) => {
+            check_length(name, 1, MAX_LOG_NAME_LEN, &path.key("log_stream_name"), diagnostics);
+            name.clone()
+        }
+        // On premises the stock translator writes the OS hostname here.
+        None => env.host.hostname.clone(),
+    };
+
+    let mut files = Vec::new();
+    let collected_path = path.key("logs_collected");
+    if let Some(collected) = raw.logs_collected {
+        if collected.journald.is_some() {
+            diagnostics.warn(&collected_path.key("journald"), "ignored: cwlite does not read the systemd journal; list log files instead");
+        }
+        if collected.windows_events.is_some() {
+            diagnostics.warn(&collected_path.key("windows_events"), "ignored: windows event logs do not exist on linux");
+        }
+        if let Some(list) = collected.files.map(|f| f.collect_list) {
+            let list_path = collected_path.key("files").key("collect_list");
+            if list.is_empty() || list.len() > MAX_COLLECT_LIST {
+                diagnostics.error(&list_path, format!("{} entries, must be 1 to {MAX_COLLECT_LIST}", list.len()));
+            }
+            for (i, entry) in list.iter().enumerate() {
+                let at = list_path.index(i);
+                if let Some(first) = list[..i].iter().position(|earlier| earlier == entry) {
+                    diagnostics.error(&at, format!("duplicate entry: the same as collect_list[{first}]"));
+                    continue;
+                }
+                let Some(raw_entry) = diagnostics.decode::<RawFileEntry>(&at, entry) else { continue };
+                if let Some(file) = validate_file(raw_entry, &at, &default_stream, placeholders, diagnostics) {
+                    files.push((at, file));
+                }
+            }
+        }
+    }
+    check_group_consistency(&files, diagnostics);
+    if files.is_empty() {
+        diagnostics.warn(path, "no log file is listed in logs_collected.files.collect_list");
+    }
+    Some(LogsConfig {
+        files: files.into_iter().map(|(_, f)| f).collect(),
+        force_flush_interval_secs,
+        endpoint_override,
+        concurrency,
+    })
+}
+
+/// The stock translator refuses one group (compared case-insensitively) with two retentions or two classes.
+fn check_group_consistency(files: &[(JsonPath, FileConfig)], diagnostics: &mut Collector) {
+    let mut retention: HashMap<String, (u32, &JsonPath)> = HashMap::new();
+    let mut class: HashMap<String, (LogGroupClass, &JsonPath)> = HashMap::new();
+    for (at, file) in files {
+        let LogGroupName::Named(group) = &file.log_group_name else { continue };
+        let key = group.to_lowercase();
+        if let Some(days) = file.retention_in_days {
+            match retention.get(&key) {
+                Some((other, first)) if *other != days => diagnostics.error(
+                    &at.key("retention_in_days"),
+                    format!("log group \"{group}\" is given retention {days} here and {other} at {first}"),
+                ),
+                Some(_) => {}
+                None => {
+                    retention.insert(key.clone(), (days, at));
+                }
+            }
+        }
+        if let Some(c) = file.log_group_class {
+            match class.get(&key) {
+                Some((other, first)) if *other != c => diagnostics.error(
+                    &at.key("log_group_class"),
+                    format!("log group \"{group}\" is given class {c:?} here and {other:?} at {first}"),
+                ),
+                Some(_) => {}
+                None => {
+                    class.insert(key, (c, at));
+                }
+            }
+        }
+    }
+}
+
+/// CloudWatch log group names: 1 to 512 of `[.-_/#A-Za-z0-9]`.
+pub fn is_valid_log_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_LOG_NAME_LEN
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'))
+}
+
+/// CloudWatch log stream names: 1 to 512 characters, no `:` or `*`.
+pub fn is_valid_log_stream_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().count() <= MAX_LOG_NAME_LEN && !name.contains([':', '*'])
+}
+
+fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, placeholders: &Placeholders, diagnostics: &mut Collector) -> Option<FileConfig> {
+    let file_at = path.key("file_path");
+    if raw.file_path.is_empty() {
+        diagnostics.error(&file_at, "must not be empty");
+    } else if raw.file_path.len() > 4096 {
+        diagnostics.error(&file_at, "longer than 4096 characters");
+    } else if let Err(err) = globset::Glob::new(&raw.file_path) {
+        diagnostics.error(&file_at, format!("invalid glob: {}", err.kind()));
+    }
+    for (key, present) in [("service.name", raw.service_name.is_some()), ("deployment.environment", raw.deployment_environment.is_some())] {
+        if present {
+            diagnostics.warn(&path.key(key), UNSUPPORTED_ENTITY);
+        }
+    }
+    let publish_multi_logs = raw.publish_multi_logs.unwrap_or(false);
+    let log_group_name = match raw.log_group_name.as_deref() {
+        Some(name) if !name.is_empty() => {
+            let resolved = placeholders.resolve(name);
+            if !is_valid_log_group_name(&resolved) {
+                diagnostics.error(
+                    &path.key("log_group_name"),
+                    format!("\"{resolved}\" is not a valid log group name: 1 to 512 of letters, digits and . - _ / #"),
+                );
+            }
+            LogGroupName::Named(resolved)
+        }
+        _ if publish_multi_logs => LogGroupName::FromEachFilePath,
+        _ => {
+            let derived = strip_last_extension(&raw.file_path);
+            if !is_valid_log_group_name(&derived) {
+                diagnostics.error(
+                    &path.key("log_group_name"),
+                    format!("not set, and the default taken from file_path, \"{derived}\", is not a valid log group name; set log_group_name"),
+                );
+            }
+            LogGroupName::Named(derived)
+        }
+    };
+    let stream_source = raw.log_stream_name.as_deref().unwrap_or(default_stream);
+    // The stock translator turns an empty stream name into the instance id.
+    let log_stream_name = if stream_source.is_empty() { expand::UNKNOWN_INSTANCE_ID.to_owned() } else { placeholders.resolve(stream_source) };
+    if !is_valid_log_stream_name(&log_stream_name) {
+        diagnostics.error(
+            &path.key("log_stream_name"),
+            format!("\"{log_stream_name}\" is not a valid log stream name: 1 to 512 characters without : or *"),
+        );
+    }
+    let log_group_class = raw.log_group_class.as_deref().and_then(|c| match c.to_ascii_uppercase().as_str() {
+        "STANDARD" => Some(LogGroupClass::Standard),
+        "INFREQUENT_ACCESS" => Some(LogGroupClass::InfrequentAccess),
+        _ => {
+            diagnostics.warn(&path.key("log_group_class"), format!("ignored: \"{c}\" is neither STANDARD nor INFREQUENT_ACCESS"));
+            None
+        }
+    });
+    let retention_in_days = match raw.retention_in_days {
+        None | Some(-1) => None,
+        Some(days) if ALLOWED_RETENTION_DAYS.contains(&days) => Some(days as u32),
+        Some(days) => {
+            diagnostics.error(
+                &path.key("retention_in_days"),
+                format!("{days} is not an allowed retention: one of -1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
+            );
+            None
+        }
+    };
+    let timestamp_format = raw.timestamp_format.filter(|f| !f.is_empty());
+    let timezone = match raw.timezone.as_deref() {
+        None | Some("Local") | Some("LOCAL") => Timezone::Local,
+        Some("UTC") => Timezone::Utc,
+        Some(other) => {
+            diagnostics.error(&path.key("timezone"), format!("\"{other}\" is not one of Local, LOCAL, UTC"));
+            Timezone::Local
+        }
+    };
+    let multi_line_start = match raw.multi_line_start_pattern.as_deref() {
+        Some("{timestamp_format}") => {
+            if timestamp_format.is_none() {
+                diagnostics.error(&path.key("multi_line_start_pattern"), "{timestamp_format} needs timestamp_format to be set");
+            }
+            MultiLineStart::TimestampFormat
+        }
+        pattern => {
+            let pattern = pattern.filter(|p| !p.is_empty()).unwrap_or(DEFAULT_MULTI_LINE_START_PATTERN);
+            match GoRegex::new(pattern) {
+                Ok(regex) => MultiLineStart::Pattern(regex),
+                Err(err) => {
+                    diagnostics.error(&path.key("multi_line_start_pattern"), err);
+                    return None;
+                }
+            }
+        }
+    };
+    let encoding = match raw.encoding.as_deref() {
+        None | Some("") => encoding_rs::UTF_8,
+        Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
+            Some(encoding) => encoding,
+            None => {
+                diagnostics.error(&path.key("encoding"), format!("unknown encoding \"{label}\""));
+                encoding_rs::UTF_8
+            }
+        },
+    };
+    let mut filters = Vec::new();
+    for (i, filter) in raw.filters.unwrap_or_default().into_iter().enumerate() {
+        let at = path.key("filters").index(i);
+        let kind = match filter.kind.as_str() {
+            "include" => FilterKind::Include,
+            "exclude" => FilterKind::Exclude,
+            other => {
+                diagnostics.error(&at.key("type"), format!("\"{other}\" is neither include nor exclude"));
+                continue;
+            }
+        };
+        match GoRegex::new(&filter.expression) {
+            Ok(expression) => filters.push(Filter { kind, expression }),
+            Err(err) => diagnostics.error(&at.key("expression"), err),
+        }
+    }
+    let blacklist = raw.blacklist.filter(|b| !b.is_empty()).and_then(|b| match GoRegex::new(&b) {
+        Ok(regex) => Some(regex),
+        Err(err) => {
+            diagnostics.error(&path.key("blacklist"), err);
+            None
+        }
+    });
+    match raw.backpressure_mode.as_deref() {
+        None => {}
+        Some("fd_release") => diagnostics.warn(
+            &path.key("backpressure_mode"),
+            "ignored: cwlite never drops while blocked; it pauses reading and bounds open files itself",
+        ),
+        Some(other) => diagnostics.error(&path.key("backpressure_mode"), format!("\"{other}\" is not a backpressure mode: only fd_release exists")),
+    }
+    Some(FileConfig {
+        file_path: raw.file_path,
+        log_group_name,
+        log_stream_name,
+        log_group_class,
+        retention_in_days,
+        timestamp_format,
+        timezone,
+        trim_timestamp: raw.trim_timestamp.unwrap_or(false),
+        multi_line_start,
+        encoding,
+        filters,
+        auto_removal: raw.auto_removal.unwrap_or(false),
+        publish_multi_logs,
+        blacklist,
+    })
+}
+
+/// The stock default group: the file path without its last extension (`/tmp/app.log` → `/tmp/app`).
+fn strip_last_extension(file_path: &str) -> String {
+    let name_start = file_path.rfind('/').map_or(0, |i| i + 1);
+    match file_path[name_start..].rfind('.') {
+        Some(dot) if dot > 0 => file_path[..name_start + dot].to_owned(),
+        _ => file_path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_group_drops_the_last_extension_only() {
+        assert_eq!(strip_last_extension("/tmp/app.log"), "/tmp/app");
+        assert_eq!(strip_last_extension("/var/log/syslog"), "/var/log/syslog");
+        assert_eq!(strip_last_extension("/var/log/app.2026.log"), "/var/log/app.2026");
+        assert_eq!(strip_last_extension("/var/log.d/messages"), "/var/log.d/messages");
+        assert_eq!(strip_last_extension("/var/log/.hidden"), "/var/log/.hidden");
+    }
+
+    #[test]
+    fn log_name_rules() {
+        assert!(is_valid_log_group_name("/var/log/syslog"));
+        assert!(is_valid_log_group_name("a#b.c-d_e"));
+        assert!(!is_valid_log_group_name("/var/log/*"));
+        assert!(!is_valid_log_group_name(""));
+        assert!(!is_valid_log_group_name(&"a".repeat(513)));
+        assert!(is_valid_log_stream_name("web-01 [x]"));
+        assert!(!is_valid_log_stream_name("a:b"));
+        assert!(!is_valid_log_stream_name("a*"));
+    }
+}

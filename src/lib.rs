@@ -1,0 +1,13 @@
+//! cwlite: a small, drop-in replacement for the Amazon CloudWatch Agent on Linux servers.
+//!
+//! Modules in reading order:
+//! - [`config`]: the stock agent's JSON and `common-config.toml`, validated into [`config::Config`].
+//! - [`aws`]: SDK clients for CloudWatch Logs and CloudWatch built from that configuration
+//!   (credentials, region, endpoints, proxy, CA) and the one place that describes SDK failures.
+//! - [`daemon`]: what `cwlite run` does with a configuration.
+//!
+//! `main.rs` only parses the command line and maps errors to exit codes.
+
+pub mod aws;
+pub mod config;
+pub mod daemon;
