@@ -1,1 +1,153 @@
-//! placeholder
+//! AWS clients for CloudWatch Logs and CloudWatch, built from a validated configuration.
+//!
+//! Owns everything between a [`Config`] and a ready SDK client: credentials (`credentials`),
+//! the HTTPS stack with proxy and private CA (`http`), endpoint overrides with signing for the
+//! right service and region, timeouts, and the classification of SDK failures (`error`). It
+//! holds no pipeline state and never reads log files or samples metrics.
+
+pub mod credentials;
+pub mod error;
+pub mod http;
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::identity::IdentityCache;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_types::region::Region;
+
+use crate::config::{Config, CredentialsSource, EndpointOverride};
+use credentials::ProfileFileCredentials;
+pub use error::{AwsError, AwsErrorKind};
+
+/// How long a TCP (and TLS) connection may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request attempt may take, as the stock agent's one-minute HTTP client timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSetupError {
+    /// No region was found (only `validate` tolerates that).
+    #[error("no region configured: set agent.region, or region in the profile, or AWS_REGION")]
+    NoRegion,
+    /// The HTTPS stack could not be built.
+    #[error(transparent)]
+    Http(#[from] http::HttpSetupError),
+    /// Credentials could not be loaded (checked at start so a typo fails fast).
+    #[error("cannot load credentials: {0}")]
+    Credentials(String),
+}
+
+/// Ready clients for both services, sharing credentials.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// CloudWatch Logs.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// CloudWatch (metrics).
+    pub metrics: aws_sdk_cloudwatch::Client,
+    /// Where logs requests go, for messages.
+    pub logs_endpoint: String,
+    /// Where metrics requests go, for messages.
+    pub metrics_endpoint: String,
+    /// The region both sign for.
+    pub region: String,
+    credentials: SharedCredentialsProvider,
+}
+
+impl Clients {
+    /// Builds both clients. No request is sent and credentials are not read yet; see
+    /// [`Clients::check_credentials`].
+    ///
+    /// # Errors
+    /// No region, an unusable CA bundle or proxy.
+    pub async fn build(config: &Config) -> Result<Self, ClientSetupError> {
+        let region = config.region.as_ref().ok_or(ClientSetupError::NoRegion)?.name.clone();
+        let credentials = match &config.common.credentials {
+            CredentialsSource::Profile { profile, file } => SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile)),
+            CredentialsSource::DefaultChain => {
+                let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(Region::new(region.clone()))
+                    .build()
+                    .await;
+                SharedCredentialsProvider::new(chain)
+            }
+        };
+        let logs_override = config.logs.as_ref().and_then(|l| l.endpoint_override.clone());
+        let metrics_override = config.metrics.as_ref().and_then(|m| m.endpoint_override.clone());
+        let dual_stack = config.agent.use_dualstack_endpoint;
+        let http_for = |endpoint: &Option<EndpointOverride>| -> Result<SharedHttpClient, http::HttpSetupError> {
+            let scheme = if endpoint.as_ref().is_some_and(EndpointOverride::is_plain_http) { "http" } else { "https" };
+            http::build_http_client(scheme, &config.common.proxy, config.common.ca_bundle_path.as_deref())
+        };
+        let timeouts = TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
+        // Whether to send again is decided once, by the shippers through `AwsError::is_retryable`,
+        // so the SDK makes exactly one attempt per call.
+        let retries = RetryConfig::disabled();
+
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .credentials_provider(credentials.clone())
+            .identity_cache(IdentityCache::no_cache())
+            .http_client(http_for(&logs_override)?)
+            .timeout_config(timeouts.clone())
+            .retry_config(retries.clone())
+            .use_dual_stack(dual_stack);
+        if let Some(endpoint) = &logs_override {
+            logs = logs.endpoint_url(&endpoint.url);
+        }
+        let mut metrics = aws_sdk_cloudwatch::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.clone()))
+            .credentials_provider(credentials.clone())
+            .identity_cache(IdentityCache::no_cache())
+            .http_client(http_for(&metrics_override)?)
+            .timeout_config(timeouts)
+            .retry_config(retries)
+            .use_dual_stack(dual_stack);
+        if let Some(endpoint) = &metrics_override {
+            metrics = metrics.endpoint_url(&endpoint.url);
+        }
+        let default_endpoint = |service: &str| {
+            let suffix = if dual_stack { "api.aws" } else { "amazonaws.com" };
+            format!("https://{service}.{region}.{suffix}")
+        };
+        Ok(Self {
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
+            metrics: aws_sdk_cloudwatch::Client::from_conf(metrics.build()),
+            logs_endpoint: logs_override.map_or_else(|| default_endpoint("logs"), |e| e.url),
+            metrics_endpoint: metrics_override.map_or_else(|| default_endpoint("monitoring"), |e| e.url),
+            region,
+            credentials,
+        })
+    }
+
+    /// Loads credentials once, so that a missing profile or key stops `cwlite run` at start
+    /// with a clear message instead of failing every request later. Returns the access key id,
+    /// which is not secret and helps operators see which key is in use.
+    ///
+    /// # Errors
+    /// The provider's message (file, profile, missing key), never a secret.
+    pub async fn check_credentials(&self) -> Result<String, ClientSetupError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let credentials =
+            self.credentials.provide_credentials().await.map_err(|err| ClientSetupError::Credentials(describe_credentials_error(&err)))?;
+        Ok(credentials.access_key_id().to_owned())
+    }
+}
+
+fn describe_credentials_error(err: &aws_credential_types::provider::error::CredentialsError) -> String {
+    use std::error::Error;
+    // The provider's own message is in the source chain; the top level only says "not loaded".
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        message = inner.to_string();
+        source = inner.source();
+    }
+    message
+}

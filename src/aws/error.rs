@@ -1,0 +1,179 @@
+//! The one place that reads an SDK failure: what kind it is, whether to retry, and a message an
+//! operator can act on.
+//!
+//! Owns [`AwsError`] and its classification. Shippers ask [`AwsError::is_retryable`] and
+//! nothing else; no other module inspects SDK error types. Messages name the operation and the
+//! endpoint and never contain credentials (the SDK does not put keys in errors, and credential
+//! errors come from `credentials`, which never formats a key).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// What went wrong, as far as deciding what to do next is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// No connection: refused, reset, DNS failure, TLS failure.
+    Unreachable,
+    /// No answer in time.
+    Timeout,
+    /// The service asked us to slow down.
+    Throttled,
+    /// The service failed (5xx).
+    ServerError,
+    /// Credentials could not be loaded.
+    Credentials,
+    /// The service refused our identity or permissions (403, bad signature, unknown key).
+    AccessDenied,
+    /// The log group or stream does not exist.
+    NotFound,
+    /// The service refused the request itself (4xx other than the above).
+    InvalidRequest,
+    /// The answer could not be understood.
+    BadResponse,
+}
+
+/// An SDK failure, classified, with an operator-facing message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// The classification.
+    pub kind: AwsErrorKind,
+    /// The service's error code, when it sent one (`ThrottlingException`).
+    pub code: Option<String>,
+    /// `operation to endpoint: detail`.
+    pub message: String,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for AwsError {}
+
+impl AwsError {
+    /// Whether sending again later can succeed without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, AwsErrorKind::Unreachable | AwsErrorKind::Timeout | AwsErrorKind::Throttled | AwsErrorKind::ServerError)
+    }
+
+    /// Classifies a failure of `operation` sent to `endpoint`.
+    pub fn from_sdk<E>(operation: &str, endpoint: &str, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let detail = DisplayErrorContext(err).to_string();
+        let (kind, code, what) = match err {
+            SdkError::DispatchFailure(failure) => {
+                let kind = if has_credentials_error(err) {
+                    AwsErrorKind::Credentials
+                } else if failure.is_timeout() {
+                    AwsErrorKind::Timeout
+                } else {
+                    AwsErrorKind::Unreachable
+                };
+                (kind, None, describe_dispatch(kind))
+            }
+            SdkError::TimeoutError(_) => (AwsErrorKind::Timeout, None, "no answer in time"),
+            SdkError::ConstructionFailure(_) if has_credentials_error(err) => (AwsErrorKind::Credentials, None, "cannot load credentials"),
+            SdkError::ConstructionFailure(_) => (AwsErrorKind::InvalidRequest, None, "cannot build the request"),
+            SdkError::ResponseError(response) => {
+                let status = response.raw().status().as_u16();
+                let kind = classify_status(status, None);
+                (if kind == AwsErrorKind::InvalidRequest { AwsErrorKind::BadResponse } else { kind }, None, "unreadable answer")
+            }
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().map(str::to_owned);
+                (classify_status(status, code.as_deref()), code, "refused")
+            }
+            _ if has_credentials_error(err) => (AwsErrorKind::Credentials, None, "cannot load credentials"),
+            _ => (AwsErrorKind::InvalidRequest, None, "failed"),
+        };
+        let message = match (&code, err) {
+            (Some(code), SdkError::ServiceError(service)) => {
+                let text = service.err().message().unwrap_or("");
+                format!("{operation} to {endpoint} {what}: {code}: {text}")
+            }
+            _ => format!("{operation} to {endpoint} {what}: {detail}"),
+        };
+        Self { kind, code, message }
+    }
+}
+
+fn describe_dispatch(kind: AwsErrorKind) -> &'static str {
+    match kind {
+        AwsErrorKind::Credentials => "cannot load credentials",
+        AwsErrorKind::Timeout => "timed out",
+        _ => "cannot reach the endpoint",
+    }
+}
+
+fn has_credentials_error(err: &(dyn StdError + 'static)) -> bool {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// Maps an HTTP status and error code to a kind; codes win over statuses.
+fn classify_status(status: u16, code: Option<&str>) -> AwsErrorKind {
+    match code {
+        Some("ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "LimitExceededException" | "LimitExceeded") => {
+            return AwsErrorKind::Throttled;
+        }
+        Some("ServiceUnavailableException" | "ServiceUnavailable" | "InternalFailure" | "InternalServiceError" | "InternalServiceFault") => {
+            return AwsErrorKind::ServerError;
+        }
+        Some("ResourceNotFoundException") => return AwsErrorKind::NotFound,
+        Some(
+            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch"
+            | "InvalidClientTokenId" | "ExpiredTokenException" | "MissingAuthenticationToken",
+        ) => return AwsErrorKind::AccessDenied,
+        _ => {}
+    }
+    match status {
+        429 => AwsErrorKind::Throttled,
+        401 | 403 => AwsErrorKind::AccessDenied,
+        404 => AwsErrorKind::NotFound,
+        500..=599 => AwsErrorKind::ServerError,
+        _ => AwsErrorKind::InvalidRequest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_decide_before_statuses() {
+        assert_eq!(classify_status(400, Some("ThrottlingException")), AwsErrorKind::Throttled);
+        assert_eq!(classify_status(400, Some("ResourceNotFoundException")), AwsErrorKind::NotFound);
+        assert_eq!(classify_status(400, Some("UnrecognizedClientException")), AwsErrorKind::AccessDenied);
+        assert_eq!(classify_status(400, Some("InvalidParameterException")), AwsErrorKind::InvalidRequest);
+        assert_eq!(classify_status(503, None), AwsErrorKind::ServerError);
+        assert_eq!(classify_status(429, None), AwsErrorKind::Throttled);
+        assert_eq!(classify_status(403, None), AwsErrorKind::AccessDenied);
+    }
+
+    #[test]
+    fn only_transient_kinds_are_retried() {
+        let error = |kind| AwsError { kind, code: None, message: String::new() };
+        for kind in [AwsErrorKind::Unreachable, AwsErrorKind::Timeout, AwsErrorKind::Throttled, AwsErrorKind::ServerError] {
+            assert!(error(kind).is_retryable(), "{kind:?}");
+        }
+        for kind in [AwsErrorKind::Credentials, AwsErrorKind::AccessDenied, AwsErrorKind::NotFound, AwsErrorKind::InvalidRequest, AwsErrorKind::BadResponse] {
+            assert!(!error(kind).is_retryable(), "{kind:?}");
+        }
+    }
+}
