@@ -14,7 +14,11 @@ use cwlite::daemon::{self, RunOptions};
 const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "cwlite", version, about = "A small drop-in replacement for the Amazon CloudWatch Agent")]
+#[command(
+    name = "cwlite",
+    version,
+    about = "A small drop-in replacement for the Amazon CloudWatch Agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { mut config, paths, common_config } => {
+        Command::Validate {
+            mut config,
+            paths,
+            common_config,
+        } => {
             config.extend(paths);
             if config.is_empty() {
                 eprintln!("error: name at least one configuration file or directory");
@@ -62,8 +70,17 @@ fn main() -> ExitCode {
             }
             validate(&config, common_config.as_deref())
         }
-        Command::Run { config, common_config, state_dir, dry_run } => {
-            match run(&config, common_config.as_deref(), RunOptions { dry_run, state_dir }) {
+        Command::Run {
+            config,
+            common_config,
+            state_dir,
+            dry_run,
+        } => {
+            match run(
+                &config,
+                common_config.as_deref(),
+                RunOptions { dry_run, state_dir },
+            ) {
                 Ok(code) => code,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -108,7 +125,11 @@ fn validate(paths: &[PathBuf], common_config: Option<&std::path::Path>) -> ExitC
     }
 }
 
-fn run(paths: &[PathBuf], common_config: Option<&std::path::Path>, options: RunOptions) -> anyhow::Result<ExitCode> {
+fn run(
+    paths: &[PathBuf],
+    common_config: Option<&std::path::Path>,
+    options: RunOptions,
+) -> anyhow::Result<ExitCode> {
     let env = Environment::from_process();
     let loaded = match config::load(paths, common_config, &env, RegionPolicy::Required) {
         Ok(loaded) => loaded,
@@ -127,7 +148,11 @@ fn run(paths: &[PathBuf], common_config: Option<&std::path::Path>, options: RunO
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(&loaded.config, &options, daemon::shutdown_signal()))?;
+    runtime.block_on(daemon::run(
+        &loaded.config,
+        &options,
+        daemon::shutdown_signal(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -136,8 +161,11 @@ fn run(paths: &[PathBuf], common_config: Option<&std::path::Path>, options: RunO
 fn init_logging(debug: bool) {
     use std::io::IsTerminal;
     let default_level = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default_level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

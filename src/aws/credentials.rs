@@ -81,7 +81,11 @@ pub enum CredentialsFileError {
 impl ProfileFileCredentials {
     /// A provider for `profile` in `credentials_file` (and `config` beside it).
     pub fn new(credentials_file: &Path, profile: &str) -> Self {
-        Self { files: SharedFiles::beside(credentials_file), profile: profile.to_owned(), cache: Arc::default() }
+        Self {
+            files: SharedFiles::beside(credentials_file),
+            profile: profile.to_owned(),
+            cache: Arc::default(),
+        }
     }
 
     /// The current keys, re-reading the files only if they changed since the last call.
@@ -89,14 +93,21 @@ impl ProfileFileCredentials {
     /// # Errors
     /// A missing or unreadable file, a missing profile, or a profile without both keys.
     pub fn load(&self) -> Result<Credentials, CredentialsFileError> {
-        let stamps = (FileStamp::of(&self.files.credentials), FileStamp::of(&self.files.config));
+        let stamps = (
+            FileStamp::of(&self.files.credentials),
+            FileStamp::of(&self.files.config),
+        );
         // A poisoned lock only means another thread panicked mid-read; the cache is still a
         // plain value, so recover it rather than fail every later request.
-        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((cached_stamps, credentials)) = cache.as_ref() {
-            if *cached_stamps == stamps && stamps.0.is_some() {
-                return Ok(credentials.clone());
-            }
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((cached_stamps, credentials)) = cache.as_ref()
+            && *cached_stamps == stamps
+            && stamps.0.is_some()
+        {
+            return Ok(credentials.clone());
         }
         let properties = profile_files::read_profile(&self.files, &self.profile)?;
         let missing = |key: &'static str| CredentialsFileError::MissingKey {
@@ -104,10 +115,15 @@ impl ProfileFileCredentials {
             file: self.files.credentials.display().to_string(),
             missing: key,
         };
-        let access_key = properties.get("aws_access_key_id").ok_or_else(|| missing("aws_access_key_id"))?;
-        let secret_key = properties.get("aws_secret_access_key").ok_or_else(|| missing("aws_secret_access_key"))?;
+        let access_key = properties
+            .get("aws_access_key_id")
+            .ok_or_else(|| missing("aws_access_key_id"))?;
+        let secret_key = properties
+            .get("aws_secret_access_key")
+            .ok_or_else(|| missing("aws_secret_access_key"))?;
         let session_token = properties.get("aws_session_token").map(str::to_owned);
-        let credentials = Credentials::new(access_key, secret_key, session_token, None, PROVIDER_NAME);
+        let credentials =
+            Credentials::new(access_key, secret_key, session_token, None, PROVIDER_NAME);
         *cache = Some((stamps, credentials.clone()));
         Ok(credentials)
     }
@@ -124,7 +140,8 @@ impl ProvideCredentials for ProfileFileCredentials {
         Self: 'a,
     {
         future::ProvideCredentials::ready(self.load().map_err(|err| match err {
-            CredentialsFileError::Profile(ProfileError::NoProfile { .. }) | CredentialsFileError::Profile(ProfileError::Unreadable { .. }) => {
+            CredentialsFileError::Profile(ProfileError::NoProfile { .. })
+            | CredentialsFileError::Profile(ProfileError::Unreadable { .. }) => {
                 CredentialsError::not_loaded(err.to_string())
             }
             other => CredentialsError::invalid_configuration(other.to_string()),
@@ -147,7 +164,10 @@ mod tests {
     fn keys_come_from_the_named_profile() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("credentials");
-        write(&file, "[default]\naws_access_key_id = WRONG\naws_secret_access_key = w\n[AmazonCloudWatchAgent]\naws_access_key_id = AKIDRIGHT\naws_secret_access_key = r\n");
+        write(
+            &file,
+            "[default]\naws_access_key_id = WRONG\naws_secret_access_key = w\n[AmazonCloudWatchAgent]\naws_access_key_id = AKIDRIGHT\naws_secret_access_key = r\n",
+        );
         let provider = ProfileFileCredentials::new(&file, "AmazonCloudWatchAgent");
         let credentials = provider.load().unwrap();
         assert_eq!(credentials.access_key_id(), "AKIDRIGHT");
@@ -158,10 +178,16 @@ mod tests {
     fn a_rotated_file_is_picked_up_without_a_new_provider() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("credentials");
-        write(&file, "[p]\naws_access_key_id = AKIDOLD\naws_secret_access_key = old\n");
+        write(
+            &file,
+            "[p]\naws_access_key_id = AKIDOLD\naws_secret_access_key = old\n",
+        );
         let provider = ProfileFileCredentials::new(&file, "p");
         assert_eq!(provider.load().unwrap().access_key_id(), "AKIDOLD");
-        write(&file, "[p]\naws_access_key_id = AKIDNEW\naws_secret_access_key = new\n");
+        write(
+            &file,
+            "[p]\naws_access_key_id = AKIDNEW\naws_secret_access_key = new\n",
+        );
         assert_eq!(provider.load().unwrap().access_key_id(), "AKIDNEW");
     }
 
@@ -180,7 +206,10 @@ mod tests {
     fn the_debug_form_shows_no_secret() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("credentials");
-        write(&file, "[p]\naws_access_key_id = AKID\naws_secret_access_key = topsecret\n");
+        write(
+            &file,
+            "[p]\naws_access_key_id = AKID\naws_secret_access_key = topsecret\n",
+        );
         let provider = ProfileFileCredentials::new(&file, "p");
         provider.load().unwrap();
         assert!(!format!("{provider:?}").contains("topsecret"));

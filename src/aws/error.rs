@@ -60,7 +60,13 @@ impl StdError for AwsError {}
 impl AwsError {
     /// Whether sending again later can succeed without anyone changing anything.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.kind, AwsErrorKind::Unreachable | AwsErrorKind::Timeout | AwsErrorKind::Throttled | AwsErrorKind::ServerError)
+        matches!(
+            self.kind,
+            AwsErrorKind::Unreachable
+                | AwsErrorKind::Timeout
+                | AwsErrorKind::Throttled
+                | AwsErrorKind::ServerError
+        )
     }
 
     /// Classifies a failure of `operation` sent to `endpoint`.
@@ -81,19 +87,35 @@ impl AwsError {
                 (kind, None, describe_dispatch(kind))
             }
             SdkError::TimeoutError(_) => (AwsErrorKind::Timeout, None, "no answer in time"),
-            SdkError::ConstructionFailure(_) if has_credentials_error(err) => (AwsErrorKind::Credentials, None, "cannot load credentials"),
-            SdkError::ConstructionFailure(_) => (AwsErrorKind::InvalidRequest, None, "cannot build the request"),
+            SdkError::ConstructionFailure(_) if has_credentials_error(err) => {
+                (AwsErrorKind::Credentials, None, "cannot load credentials")
+            }
+            SdkError::ConstructionFailure(_) => (
+                AwsErrorKind::InvalidRequest,
+                None,
+                "cannot build the request",
+            ),
             SdkError::ResponseError(response) => {
                 let status = response.raw().status().as_u16();
                 let kind = classify_status(status, None);
-                (if kind == AwsErrorKind::InvalidRequest { AwsErrorKind::BadResponse } else { kind }, None, "unreadable answer")
+                (
+                    if kind == AwsErrorKind::InvalidRequest {
+                        AwsErrorKind::BadResponse
+                    } else {
+                        kind
+                    },
+                    None,
+                    "unreadable answer",
+                )
             }
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = service.err().code().map(str::to_owned);
                 (classify_status(status, code.as_deref()), code, "refused")
             }
-            _ if has_credentials_error(err) => (AwsErrorKind::Credentials, None, "cannot load credentials"),
+            _ if has_credentials_error(err) => {
+                (AwsErrorKind::Credentials, None, "cannot load credentials")
+            }
             _ => (AwsErrorKind::InvalidRequest, None, "failed"),
         };
         let message = match (&code, err) {
@@ -103,7 +125,11 @@ impl AwsError {
             }
             _ => format!("{operation} to {endpoint} {what}: {detail}"),
         };
-        Self { kind, code, message }
+        Self {
+            kind,
+            code,
+            message,
+        }
     }
 }
 
@@ -129,16 +155,35 @@ fn has_credentials_error(err: &(dyn StdError + 'static)) -> bool {
 /// Maps an HTTP status and error code to a kind; codes win over statuses.
 fn classify_status(status: u16, code: Option<&str>) -> AwsErrorKind {
     match code {
-        Some("ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "LimitExceededException" | "LimitExceeded") => {
+        Some(
+            "ThrottlingException"
+            | "Throttling"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+            | "LimitExceeded",
+        ) => {
             return AwsErrorKind::Throttled;
         }
-        Some("ServiceUnavailableException" | "ServiceUnavailable" | "InternalFailure" | "InternalServiceError" | "InternalServiceFault") => {
+        Some(
+            "ServiceUnavailableException"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalServiceError"
+            | "InternalServiceFault",
+        ) => {
             return AwsErrorKind::ServerError;
         }
         Some("ResourceNotFoundException") => return AwsErrorKind::NotFound,
         Some(
-            "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidSignatureException" | "SignatureDoesNotMatch"
-            | "InvalidClientTokenId" | "ExpiredTokenException" | "MissingAuthenticationToken",
+            "AccessDeniedException"
+            | "AccessDenied"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "InvalidClientTokenId"
+            | "ExpiredTokenException"
+            | "MissingAuthenticationToken",
         ) => return AwsErrorKind::AccessDenied,
         _ => {}
     }
@@ -157,10 +202,22 @@ mod tests {
 
     #[test]
     fn codes_decide_before_statuses() {
-        assert_eq!(classify_status(400, Some("ThrottlingException")), AwsErrorKind::Throttled);
-        assert_eq!(classify_status(400, Some("ResourceNotFoundException")), AwsErrorKind::NotFound);
-        assert_eq!(classify_status(400, Some("UnrecognizedClientException")), AwsErrorKind::AccessDenied);
-        assert_eq!(classify_status(400, Some("InvalidParameterException")), AwsErrorKind::InvalidRequest);
+        assert_eq!(
+            classify_status(400, Some("ThrottlingException")),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(
+            classify_status(400, Some("ResourceNotFoundException")),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_status(400, Some("UnrecognizedClientException")),
+            AwsErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify_status(400, Some("InvalidParameterException")),
+            AwsErrorKind::InvalidRequest
+        );
         assert_eq!(classify_status(503, None), AwsErrorKind::ServerError);
         assert_eq!(classify_status(429, None), AwsErrorKind::Throttled);
         assert_eq!(classify_status(403, None), AwsErrorKind::AccessDenied);
@@ -168,11 +225,26 @@ mod tests {
 
     #[test]
     fn only_transient_kinds_are_retried() {
-        let error = |kind| AwsError { kind, code: None, message: String::new() };
-        for kind in [AwsErrorKind::Unreachable, AwsErrorKind::Timeout, AwsErrorKind::Throttled, AwsErrorKind::ServerError] {
+        let error = |kind| AwsError {
+            kind,
+            code: None,
+            message: String::new(),
+        };
+        for kind in [
+            AwsErrorKind::Unreachable,
+            AwsErrorKind::Timeout,
+            AwsErrorKind::Throttled,
+            AwsErrorKind::ServerError,
+        ] {
             assert!(error(kind).is_retryable(), "{kind:?}");
         }
-        for kind in [AwsErrorKind::Credentials, AwsErrorKind::AccessDenied, AwsErrorKind::NotFound, AwsErrorKind::InvalidRequest, AwsErrorKind::BadResponse] {
+        for kind in [
+            AwsErrorKind::Credentials,
+            AwsErrorKind::AccessDenied,
+            AwsErrorKind::NotFound,
+            AwsErrorKind::InvalidRequest,
+            AwsErrorKind::BadResponse,
+        ] {
             assert!(!error(kind).is_retryable(), "{kind:?}");
         }
     }

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_smithy_http_client::Connector;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::Connector;
-use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::config::common::{ProxySettings, redact_url};
@@ -52,55 +54,93 @@ pub enum HttpSetupError {
 ///
 /// # Errors
 /// An unreadable or invalid CA bundle, or a proxy URL the client refuses.
-pub fn build_http_client(endpoint_scheme: &str, proxy: &ProxySettings, ca_bundle: Option<&Path>) -> Result<SharedHttpClient, HttpSetupError> {
+pub fn build_http_client(
+    endpoint_scheme: &str,
+    proxy: &ProxySettings,
+    ca_bundle: Option<&Path>,
+) -> Result<SharedHttpClient, HttpSetupError> {
     let tls_context = tls_context(ca_bundle)?;
-    let proxy_url = if endpoint_scheme == "http" { &proxy.http_proxy } else { &proxy.https_proxy };
+    let proxy_url = if endpoint_scheme == "http" {
+        &proxy.http_proxy
+    } else {
+        &proxy.https_proxy
+    };
     let proxy_config = match proxy_url {
         None => None,
         Some(url) => {
-            let config = if endpoint_scheme == "http" { ProxyConfig::http(url.as_str()) } else { ProxyConfig::https(url.as_str()) };
-            let config = config.map_err(|err| HttpSetupError::Proxy { url: redact_url(url), reason: err.to_string() })?;
+            let config = if endpoint_scheme == "http" {
+                ProxyConfig::http(url.as_str())
+            } else {
+                ProxyConfig::https(url.as_str())
+            };
+            let config = config.map_err(|err| HttpSetupError::Proxy {
+                url: redact_url(url),
+                reason: err.to_string(),
+            })?;
             Some(match &proxy.no_proxy {
                 Some(rules) => config.no_proxy(rules),
                 None => config,
             })
         }
     };
-    Ok(SharedHttpClient::new(CwHttpClient { tls_context, proxy_config, connectors: Arc::default() }))
+    Ok(SharedHttpClient::new(CwHttpClient {
+        tls_context,
+        proxy_config,
+        connectors: Arc::default(),
+    }))
 }
 
 fn tls_context(ca_bundle: Option<&Path>) -> Result<TlsContext, HttpSetupError> {
     let mut trust = TrustStore::empty().with_native_roots(true);
     if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path)
-            .map_err(|err| HttpSetupError::CaBundleUnreadable { path: path.to_owned(), reason: err.to_string() })?;
+        let pem = std::fs::read(path).map_err(|err| HttpSetupError::CaBundleUnreadable {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })?;
         if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-            return Err(HttpSetupError::CaBundleInvalid { path: path.to_owned(), reason: "no BEGIN CERTIFICATE block".to_owned() });
+            return Err(HttpSetupError::CaBundleInvalid {
+                path: path.to_owned(),
+                reason: "no BEGIN CERTIFICATE block".to_owned(),
+            });
         }
         trust = trust.with_pem_certificate(pem);
     }
     TlsContext::builder()
         .with_trust_store(trust)
         .build()
-        .map_err(|err| HttpSetupError::CaBundleInvalid { path: ca_bundle.map(Path::to_owned).unwrap_or_default(), reason: err.to_string() })
+        .map_err(|err| HttpSetupError::CaBundleInvalid {
+            path: ca_bundle.map(Path::to_owned).unwrap_or_default(),
+            reason: err.to_string(),
+        })
 }
 
 /// Hands the SDK one connector per timeout setting, each with our TLS and proxy configuration.
 ///
 /// The SDK's own `Builder` cannot take a proxy, so this small [`HttpClient`] builds connectors
 /// with [`Connector::builder`], which can.
+/// Connectors by (connect timeout, read timeout).
+type ConnectorCache =
+    Arc<Mutex<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>>;
+
 #[derive(Debug, Clone)]
 struct CwHttpClient {
     tls_context: TlsContext,
     proxy_config: Option<ProxyConfig>,
-    connectors: Arc<Mutex<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>>,
+    connectors: ConnectorCache,
 }
 
 impl HttpClient for CwHttpClient {
-    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         let key = (settings.connect_timeout(), settings.read_timeout());
         // The map only caches connectors; after a panic elsewhere it is still consistent.
-        let mut connectors = self.connectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut connectors = self
+            .connectors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         connectors
             .entry(key)
             .or_insert_with(|| {
@@ -110,7 +150,9 @@ impl HttpClient for CwHttpClient {
                 builder.set_proxy_config(self.proxy_config.clone());
                 let connector = builder
                     .enable_tcp_nodelay(true)
-                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
                     .tls_context(self.tls_context.clone())
                     .build();
                 SharedHttpConnector::new(connector)
@@ -125,8 +167,17 @@ mod tests {
 
     #[test]
     fn a_missing_ca_bundle_is_named() {
-        let err = build_http_client("https", &ProxySettings::default(), Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
-        assert!(err.to_string().starts_with("cannot read ca bundle /nonexistent/ca.pem"), "{err}");
+        let err = build_http_client(
+            "https",
+            &ProxySettings::default(),
+            Some(Path::new("/nonexistent/ca.pem")),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read ca bundle /nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -135,14 +186,23 @@ mod tests {
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate").unwrap();
         let err = build_http_client("https", &ProxySettings::default(), Some(&path)).unwrap_err();
-        assert!(err.to_string().contains("is not a pem certificate bundle"), "{err}");
+        assert!(
+            err.to_string().contains("is not a pem certificate bundle"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_bad_proxy_url_hides_its_password() {
-        let proxy = ProxySettings { https_proxy: Some("ftp://u:pw@proxy:21".into()), ..Default::default() };
+        let proxy = ProxySettings {
+            https_proxy: Some("ftp://u:pw@proxy:21".into()),
+            ..Default::default()
+        };
         let err = build_http_client("https", &proxy, None).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("u:***@proxy") && !text.contains("pw"), "{text}");
+        assert!(
+            text.contains("u:***@proxy") && !text.contains("pw"),
+            "{text}"
+        );
     }
 }

@@ -65,25 +65,42 @@ impl Clients {
     /// # Errors
     /// No region, an unusable CA bundle or proxy.
     pub async fn build(config: &Config) -> Result<Self, ClientSetupError> {
-        let region = config.region.as_ref().ok_or(ClientSetupError::NoRegion)?.name.clone();
+        let region = config
+            .region
+            .as_ref()
+            .ok_or(ClientSetupError::NoRegion)?
+            .name
+            .clone();
         let credentials = match &config.common.credentials {
-            CredentialsSource::Profile { profile, file } => SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile)),
+            CredentialsSource::Profile { profile, file } => {
+                SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile))
+            }
             CredentialsSource::DefaultChain => {
-                let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                    .region(Region::new(region.clone()))
-                    .build()
-                    .await;
+                let chain =
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .region(Region::new(region.clone()))
+                        .build()
+                        .await;
                 SharedCredentialsProvider::new(chain)
             }
         };
-        let logs_override = config.logs.as_ref().and_then(|l| l.endpoint_override.clone());
-        let metrics_override = config.metrics.as_ref().and_then(|m| m.endpoint_override.clone());
+        let logs_override = config
+            .logs
+            .as_ref()
+            .and_then(|l| l.endpoint_override.clone());
+        let metrics_override = config
+            .metrics
+            .as_ref()
+            .and_then(|m| m.endpoint_override.clone());
         let dual_stack = config.agent.use_dualstack_endpoint;
         let http_for = |endpoint: &Option<EndpointOverride>| -> Result<SharedHttpClient, http::HttpSetupError> {
             let scheme = if endpoint.as_ref().is_some_and(EndpointOverride::is_plain_http) { "http" } else { "https" };
             http::build_http_client(scheme, &config.common.proxy, config.common.ca_bundle_path.as_deref())
         };
-        let timeouts = TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
         // Whether to send again is decided once, by the shippers through `AwsError::is_retryable`,
         // so the SDK makes exactly one attempt per call.
         let retries = RetryConfig::disabled();
@@ -113,14 +130,19 @@ impl Clients {
             metrics = metrics.endpoint_url(&endpoint.url);
         }
         let default_endpoint = |service: &str| {
-            let suffix = if dual_stack { "api.aws" } else { "amazonaws.com" };
+            let suffix = if dual_stack {
+                "api.aws"
+            } else {
+                "amazonaws.com"
+            };
             format!("https://{service}.{region}.{suffix}")
         };
         Ok(Self {
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             metrics: aws_sdk_cloudwatch::Client::from_conf(metrics.build()),
             logs_endpoint: logs_override.map_or_else(|| default_endpoint("logs"), |e| e.url),
-            metrics_endpoint: metrics_override.map_or_else(|| default_endpoint("monitoring"), |e| e.url),
+            metrics_endpoint: metrics_override
+                .map_or_else(|| default_endpoint("monitoring"), |e| e.url),
             region,
             credentials,
         })
@@ -134,13 +156,18 @@ impl Clients {
     /// The provider's message (file, profile, missing key), never a secret.
     pub async fn check_credentials(&self) -> Result<String, ClientSetupError> {
         use aws_credential_types::provider::ProvideCredentials;
-        let credentials =
-            self.credentials.provide_credentials().await.map_err(|err| ClientSetupError::Credentials(describe_credentials_error(&err)))?;
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|err| ClientSetupError::Credentials(describe_credentials_error(&err)))?;
         Ok(credentials.access_key_id().to_owned())
     }
 }
 
-fn describe_credentials_error(err: &aws_credential_types::provider::error::CredentialsError) -> String {
+fn describe_credentials_error(
+    err: &aws_credential_types::provider::error::CredentialsError,
+) -> String {
     use std::error::Error;
     // The provider's own message is in the source chain; the top level only says "not loaded".
     let mut message = err.to_string();

@@ -54,7 +54,9 @@ impl Serialize for ProxySettings {
 
 /// Hides a password in `scheme://user:password@host`, so proxy URLs can be printed.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
@@ -115,7 +117,10 @@ impl CommonConfig {
     /// # Errors
     /// An unreadable file, a TOML syntax error (with line and column), an unknown key or a
     /// proxy URL that is not `http://` or `https://`.
-    pub fn load(path: Option<&Path>, env: &Environment) -> Result<(Self, Vec<Diagnostic>), ConfigErrors> {
+    pub fn load(
+        path: Option<&Path>,
+        env: &Environment,
+    ) -> Result<(Self, Vec<Diagnostic>), ConfigErrors> {
         let mut warnings = Vec::new();
         let Some(path) = path else {
             let config = Self {
@@ -126,8 +131,12 @@ impl CommonConfig {
             };
             return Ok((config, warnings));
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| ConfigErrors(vec![Diagnostic::file(path, format!("cannot read common config: {err}"))]))?;
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigErrors(vec![Diagnostic::file(
+                path,
+                format!("cannot read common config: {err}"),
+            )])
+        })?;
         let raw: RawCommon = toml::from_str(&text).map_err(|err| {
             let position = err.span().map(|span| line_column(&text, span.start));
             ConfigErrors(vec![Diagnostic {
@@ -146,7 +155,8 @@ impl CommonConfig {
             });
         }
         let credentials = raw.credentials.unwrap_or_default();
-        let profile = non_empty(credentials.shared_credential_profile).unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+        let profile = non_empty(credentials.shared_credential_profile)
+            .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
         let file = non_empty(credentials.shared_credential_file)
             .map(PathBuf::from)
             .unwrap_or_else(|| env.home().join(".aws").join("credentials"));
@@ -159,16 +169,22 @@ impl CommonConfig {
             None => proxy_from_env(env),
         };
         let mut errors = Vec::new();
-        for (key, url) in [("proxy.http_proxy", &proxy.http_proxy), ("proxy.https_proxy", &proxy.https_proxy)] {
-            if let Some(url) = url {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    errors.push(Diagnostic {
-                        file: Some(path.to_owned()),
-                        path: JsonPath::parse_dotted(key),
-                        position: None,
-                        message: format!("proxy url {} must start with http:// or https://", redact_url(url)),
-                    });
-                }
+        for (key, url) in [
+            ("proxy.http_proxy", &proxy.http_proxy),
+            ("proxy.https_proxy", &proxy.https_proxy),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                errors.push(Diagnostic {
+                    file: Some(path.to_owned()),
+                    path: JsonPath::parse_dotted(key),
+                    position: None,
+                    message: format!(
+                        "proxy url {} must start with http:// or https://",
+                        redact_url(url)
+                    ),
+                });
             }
         }
         if !errors.is_empty() {
@@ -195,8 +211,12 @@ fn non_empty(value: Option<String>) -> Option<String> {
 
 fn proxy_from_env(env: &Environment) -> ProxySettings {
     ProxySettings {
-        http_proxy: env.first_var(&["HTTP_PROXY", "http_proxy"]).map(str::to_owned),
-        https_proxy: env.first_var(&["HTTPS_PROXY", "https_proxy"]).map(str::to_owned),
+        http_proxy: env
+            .first_var(&["HTTP_PROXY", "http_proxy"])
+            .map(str::to_owned),
+        https_proxy: env
+            .first_var(&["HTTPS_PROXY", "https_proxy"])
+            .map(str::to_owned),
         no_proxy: env.first_var(&["NO_PROXY", "no_proxy"]).map(str::to_owned),
     }
 }
@@ -215,11 +235,18 @@ mod tests {
     use crate::config::expand::HostFacts;
 
     fn env(vars: &[(&str, &str)]) -> Environment {
-        let host = HostFacts { hostname: "h".into(), ip_address: None, date: "2026-11-25".into() };
+        let host = HostFacts {
+            hostname: "h".into(),
+            ip_address: None,
+            date: "2026-11-25".into(),
+        };
         Environment::fixed(vars, host)
     }
 
-    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<(CommonConfig, Vec<Diagnostic>), ConfigErrors> {
+    fn load_text(
+        text: &str,
+        vars: &[(&str, &str)],
+    ) -> Result<(CommonConfig, Vec<Diagnostic>), ConfigErrors> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("common-config.toml");
         std::fs::write(&path, text).unwrap();
@@ -237,7 +264,9 @@ mod tests {
             }
         );
         let (config, _) = load_text("", &[]).unwrap();
-        assert!(matches!(config.credentials, CredentialsSource::Profile { file, .. } if file == Path::new("/root/.aws/credentials")));
+        assert!(
+            matches!(config.credentials, CredentialsSource::Profile { file, .. } if file == Path::new("/root/.aws/credentials"))
+        );
     }
 
     #[test]
@@ -257,11 +286,23 @@ ca_bundle_path = "/etc/pki/private-ca.pem"
         assert!(warnings.is_empty());
         assert_eq!(
             config.credentials,
-            CredentialsSource::Profile { profile: "ops".into(), file: "/etc/cwlite/credentials".into() }
+            CredentialsSource::Profile {
+                profile: "ops".into(),
+                file: "/etc/cwlite/credentials".into()
+            }
         );
-        assert_eq!(config.proxy.https_proxy.as_deref(), Some("http://user:secret@proxy:3128"));
-        assert_eq!(config.proxy.no_proxy.as_deref(), Some("169.254.169.254,localhost"));
-        assert_eq!(config.ca_bundle_path, Some(PathBuf::from("/etc/pki/private-ca.pem")));
+        assert_eq!(
+            config.proxy.https_proxy.as_deref(),
+            Some("http://user:secret@proxy:3128")
+        );
+        assert_eq!(
+            config.proxy.no_proxy.as_deref(),
+            Some("169.254.169.254,localhost")
+        );
+        assert_eq!(
+            config.ca_bundle_path,
+            Some(PathBuf::from("/etc/pki/private-ca.pem"))
+        );
         let shown = serde_json::to_string(&config).unwrap();
         assert!(!shown.contains("secret"), "{shown}");
         assert!(shown.contains("user:***@proxy:3128"), "{shown}");
@@ -271,7 +312,11 @@ ca_bundle_path = "/etc/pki/private-ca.pem"
     fn proxy_and_ca_fall_back_to_the_environment() {
         let (config, _) = load_text(
             "[credentials]\n",
-            &[("https_proxy", "http://p:8080"), ("NO_PROXY", "localhost"), ("AWS_CA_BUNDLE", "/ca.pem")],
+            &[
+                ("https_proxy", "http://p:8080"),
+                ("NO_PROXY", "localhost"),
+                ("AWS_CA_BUNDLE", "/ca.pem"),
+            ],
         )
         .unwrap();
         assert_eq!(config.proxy.https_proxy.as_deref(), Some("http://p:8080"));

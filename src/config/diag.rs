@@ -29,7 +29,13 @@ impl JsonPath {
 
     /// Builds a path from dotted keys, for tests and fixed locations (`"logs.log_stream_name"`).
     pub fn parse_dotted(dotted: &str) -> Self {
-        Self(dotted.split('.').filter(|k| !k.is_empty()).map(|k| Segment::Key(k.to_owned())).collect())
+        Self(
+            dotted
+                .split('.')
+                .filter(|k| !k.is_empty())
+                .map(|k| Segment::Key(k.to_owned()))
+                .collect(),
+        )
     }
 
     /// This path extended by an object key.
@@ -111,7 +117,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem with a whole file (unreadable, not a directory, ...).
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        Self { file: Some(file.to_owned()), path: JsonPath::root(), position: None, message: message.into() }
+        Self {
+            file: Some(file.to_owned()),
+            path: JsonPath::root(),
+            position: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -188,7 +199,11 @@ pub struct Collector {
 impl Collector {
     /// A collector that attributes paths through `provenance`.
     pub fn new(provenance: Provenance) -> Self {
-        Self { provenance, errors: Vec::new(), warnings: Vec::new() }
+        Self {
+            provenance,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     fn diagnostic(&self, path: &JsonPath, message: String) -> Diagnostic {
@@ -235,16 +250,29 @@ mod tests {
 
     #[test]
     fn path_displays_keys_and_indexes() {
-        let path = JsonPath::root().key("metrics").key("metrics_collected").key("cpu").key("measurement").index(2);
-        assert_eq!(path.to_string(), "metrics.metrics_collected.cpu.measurement[2]");
+        let path = JsonPath::root()
+            .key("metrics")
+            .key("metrics_collected")
+            .key("cpu")
+            .key("measurement")
+            .index(2);
+        assert_eq!(
+            path.to_string(),
+            "metrics.metrics_collected.cpu.measurement[2]"
+        );
     }
 
     #[test]
     fn provenance_walks_up_to_the_nearest_recorded_ancestor() {
         let mut provenance = Provenance::default();
         provenance.record(JsonPath::parse_dotted("logs"), Path::new("/a.json"));
-        provenance.record(JsonPath::parse_dotted("logs.logs_collected.files.collect_list").index(1), Path::new("/b.json"));
-        let deep = JsonPath::parse_dotted("logs.logs_collected.files.collect_list").index(1).key("file_path");
+        provenance.record(
+            JsonPath::parse_dotted("logs.logs_collected.files.collect_list").index(1),
+            Path::new("/b.json"),
+        );
+        let deep = JsonPath::parse_dotted("logs.logs_collected.files.collect_list")
+            .index(1)
+            .key("file_path");
         assert_eq!(provenance.file_of(&deep), Some(Path::new("/b.json")));
         let other = JsonPath::parse_dotted("logs.force_flush_interval");
         assert_eq!(provenance.file_of(&other), Some(Path::new("/a.json")));
@@ -259,8 +287,15 @@ mod tests {
             position: None,
             message: "must not be empty".into(),
         };
-        assert_eq!(diagnostic.to_string(), "/etc/a.json: agent.region: must not be empty");
-        let syntax = Diagnostic { position: Some((3, 7)), path: JsonPath::root(), ..diagnostic };
+        assert_eq!(
+            diagnostic.to_string(),
+            "/etc/a.json: agent.region: must not be empty"
+        );
+        let syntax = Diagnostic {
+            position: Some((3, 7)),
+            path: JsonPath::root(),
+            ..diagnostic
+        };
         assert_eq!(syntax.to_string(), "/etc/a.json:3:7: must not be empty");
     }
 
@@ -273,9 +308,17 @@ mod tests {
         }
         let mut collector = Collector::default();
         let value = serde_json::json!({"retention_in_days": "x"});
-        let decoded: Option<Entry> = collector.decode(&JsonPath::parse_dotted("logs.entry"), &value);
+        let decoded: Option<Entry> =
+            collector.decode(&JsonPath::parse_dotted("logs.entry"), &value);
         assert!(decoded.is_none());
-        assert_eq!(collector.errors[0].path.to_string(), "logs.entry.retention_in_days");
-        assert!(collector.errors[0].message.contains("invalid type"), "{}", collector.errors[0].message);
+        assert_eq!(
+            collector.errors[0].path.to_string(),
+            "logs.entry.retention_in_days"
+        );
+        assert!(
+            collector.errors[0].message.contains("invalid type"),
+            "{}",
+            collector.errors[0].message
+        );
     }
 }

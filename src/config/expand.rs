@@ -37,9 +37,16 @@ pub struct HostFacts {
 impl HostFacts {
     /// Reads the real host.
     pub fn detect() -> Self {
-        let hostname = sysinfo::System::host_name().ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned());
+        let hostname = sysinfo::System::host_name()
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
         let date = jiff::ZonedDateTime::now().date().to_string();
-        Self { hostname, ip_address: first_ipv4(), date }
+        Self {
+            hostname,
+            ip_address: first_ipv4(),
+            date,
+        }
     }
 }
 
@@ -49,15 +56,19 @@ fn first_ipv4() -> Option<Ipv4Addr> {
     let networks = sysinfo::Networks::new_with_refreshed_list().ok()?;
     let mut candidates: Vec<(u32, Ipv4Addr)> = Vec::new();
     for (name, data) in &networks {
-        let index = std::fs::read_to_string(std::path::Path::new("/sys/class/net").join(name).join("ifindex"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(u32::MAX);
+        let index = std::fs::read_to_string(
+            std::path::Path::new("/sys/class/net")
+                .join(name)
+                .join("ifindex"),
+        )
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(u32::MAX);
         for ip in data.ip_networks() {
-            if let std::net::IpAddr::V4(v4) = ip.addr {
-                if !v4.is_loopback() {
-                    candidates.push((index, v4));
-                }
+            if let std::net::IpAddr::V4(v4) = ip.addr
+                && !v4.is_loopback()
+            {
+                candidates.push((index, v4));
             }
         }
     }
@@ -76,17 +87,29 @@ pub struct Environment {
 impl Environment {
     /// The process environment and the real host.
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect(), host: HostFacts::detect() }
+        Self {
+            vars: std::env::vars().collect(),
+            host: HostFacts::detect(),
+        }
     }
 
     /// A fixed environment, for tests.
     pub fn fixed(vars: &[(&str, &str)], host: HostFacts) -> Self {
-        Self { vars: vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(), host }
+        Self {
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            host,
+        }
     }
 
     /// A variable's value; empty values count as unset, as the stock agent treats them.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The first of `names` that is set.
@@ -102,16 +125,24 @@ impl Environment {
 
 /// Replaces `${NAME}`, `${NAME:-default}` and `${NAME-default}` in every string of `value`.
 /// An unset variable without default becomes empty, as in the stock agent, with a warning.
-pub fn expand_env_in_tree(value: &mut Value, path: &JsonPath, env: &Environment, diagnostics: &mut Collector) {
+pub fn expand_env_in_tree(
+    value: &mut Value,
+    path: &JsonPath,
+    env: &Environment,
+    diagnostics: &mut Collector,
+) {
     match value {
-        Value::String(text) => {
-            if text.contains("${") {
-                let (expanded, unset) = expand_env(text, env);
-                for name in unset {
-                    diagnostics.warn(path, format!("environment variable {name} is not set; it expands to an empty string"));
-                }
-                *text = expanded;
+        Value::String(text) if text.contains("${") => {
+            let (expanded, unset) = expand_env(text, env);
+            for name in unset {
+                diagnostics.warn(
+                    path,
+                    format!(
+                        "environment variable {name} is not set; it expands to an empty string"
+                    ),
+                );
             }
+            *text = expanded;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -141,7 +172,11 @@ pub fn expand_env(text: &str, env: &Environment) -> (String, Vec<String>) {
             break;
         };
         let inner = &after[..end];
-        let (name, default) = match inner.find(":-").map(|i| (i, 2)).or_else(|| inner.find('-').map(|i| (i, 1))) {
+        let (name, default) = match inner
+            .find(":-")
+            .map(|i| (i, 2))
+            .or_else(|| inner.find('-').map(|i| (i, 1)))
+        {
             Some((i, len)) => (&inner[..i], Some((&inner[i + len..], len == 2))),
             None => (inner, None),
         };
@@ -164,7 +199,10 @@ pub fn expand_env(text: &str, env: &Environment) -> (String, Vec<String>) {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Values for the stock agent's name placeholders, fixed at start.
@@ -181,7 +219,11 @@ impl Placeholders {
                 ("{instance_id}", UNKNOWN_INSTANCE_ID.to_owned()),
                 ("{hostname}", host.hostname.clone()),
                 ("{local_hostname}", host.hostname.clone()),
-                ("{ip_address}", host.ip_address.map_or_else(|| UNKNOWN_IP.to_owned(), |ip| ip.to_string())),
+                (
+                    "{ip_address}",
+                    host.ip_address
+                        .map_or_else(|| UNKNOWN_IP.to_owned(), |ip| ip.to_string()),
+                ),
                 ("{aws_region}", region.unwrap_or(UNKNOWN_REGION).to_owned()),
                 ("{account_id}", UNKNOWN_ACCOUNT.to_owned()),
                 ("{date}", host.date.clone()),
@@ -206,7 +248,11 @@ mod tests {
     use super::*;
 
     pub(crate) fn host() -> HostFacts {
-        HostFacts { hostname: "web-01".into(), ip_address: Some(Ipv4Addr::new(10, 1, 2, 3)), date: "2026-11-25".into() }
+        HostFacts {
+            hostname: "web-01".into(),
+            ip_address: Some(Ipv4Addr::new(10, 1, 2, 3)),
+            date: "2026-11-25".into(),
+        }
     }
 
     #[test]
@@ -217,7 +263,10 @@ mod tests {
         assert_eq!(expand_env("${NOPE:-x}", &env).0, "x");
         assert_eq!(expand_env("${EMPTY:-x}", &env).0, "x");
         assert_eq!(expand_env("${EMPTY-x}", &env).0, "");
-        assert_eq!(expand_env("${NOPE}", &env), (String::new(), vec!["NOPE".to_owned()]));
+        assert_eq!(
+            expand_env("${NOPE}", &env),
+            (String::new(), vec!["NOPE".to_owned()])
+        );
     }
 
     #[test]
@@ -247,8 +296,15 @@ mod tests {
             placeholders.resolve("{hostname}/{local_hostname}/{ip_address}/{instance_id}/{aws_region}/{account_id}/{date}/{other}"),
             "web-01/web-01/10.1.2.3/i-UNKNOWN/UNKNOWN-REGION/UNKNOWN-ACCOUNT/2026-11-25/{other}"
         );
-        let no_ip = HostFacts { ip_address: None, ..host() };
-        assert_eq!(Placeholders::on_premises(&no_ip, Some("ap-northeast-1")).resolve("{ip_address} {aws_region}"), "UNKNOWN-IP ap-northeast-1");
+        let no_ip = HostFacts {
+            ip_address: None,
+            ..host()
+        };
+        assert_eq!(
+            Placeholders::on_premises(&no_ip, Some("ap-northeast-1"))
+                .resolve("{ip_address} {aws_region}"),
+            "UNKNOWN-IP ap-northeast-1"
+        );
     }
 
     #[test]

@@ -40,8 +40,16 @@ impl GoRegex {
     /// the translation does not compile.
     pub fn new(source: &str) -> Result<Self, String> {
         let translated = translate(source)?;
-        let regex = Regex::new(&translated).map_err(|err| format!("invalid regular expression: {}", first_line(&err.to_string())))?;
-        Ok(Self { source: source.to_owned(), regex })
+        let regex = Regex::new(&translated).map_err(|err| {
+            format!(
+                "invalid regular expression: {}",
+                first_line(&err.to_string())
+            )
+        })?;
+        Ok(Self {
+            source: source.to_owned(),
+            regex,
+        })
     }
 
     /// The pattern as written in the configuration.
@@ -79,7 +87,11 @@ impl serde::Serialize for GoRegex {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(text).trim().to_owned()
+    text.lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+        .to_owned()
 }
 
 /// Rewrites a Go pattern into an equivalent `regex` pattern.
@@ -98,10 +110,16 @@ pub fn translate(pattern: &str) -> Result<String, String> {
             '{' => match parse_repeat(&chars, i) {
                 Some((end, min, max)) => {
                     if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
-                        return Err(format!("invalid repeat count: `{}`", chars[i..end].iter().collect::<String>()));
+                        return Err(format!(
+                            "invalid repeat count: `{}`",
+                            chars[i..end].iter().collect::<String>()
+                        ));
                     }
                     if max.is_some_and(|m| m < min) {
-                        return Err(format!("invalid repeat count: `{}`", chars[i..end].iter().collect::<String>()));
+                        return Err(format!(
+                            "invalid repeat count: `{}`",
+                            chars[i..end].iter().collect::<String>()
+                        ));
                     }
                     out.extend(&chars[i..end]);
                     i = end;
@@ -115,7 +133,9 @@ pub fn translate(pattern: &str) -> Result<String, String> {
                 out.push_str(r"\}");
                 i += 1;
             }
-            '(' if chars.get(i + 1) == Some(&'?') => i = translate_group_flags(&chars, i, &mut out)?,
+            '(' if chars.get(i + 1) == Some(&'?') => {
+                i = translate_group_flags(&chars, i, &mut out)?
+            }
             _ => {
                 out.push(c);
                 i += 1;
@@ -142,7 +162,11 @@ fn parse_repeat(chars: &[char], start: usize) -> Option<(usize, u32, Option<u32>
     } else {
         Some(min)
     };
-    if chars.get(i) == Some(&'}') { Some((i + 1, min, max)) } else { None }
+    if chars.get(i) == Some(&'}') {
+        Some((i + 1, min, max))
+    } else {
+        None
+    }
 }
 
 fn parse_decimal(chars: &[char], start: usize) -> Option<(u32, usize)> {
@@ -255,7 +279,10 @@ fn parse_escape(chars: &[char], start: usize) -> Result<(Escape, usize), String>
         'p' | 'P' => {
             return match chars.get(next) {
                 Some('{') => {
-                    let close = chars[next..].iter().position(|&x| x == '}').ok_or("invalid character class range: missing }")?;
+                    let close = chars[next..]
+                        .iter()
+                        .position(|&x| x == '}')
+                        .ok_or("invalid character class range: missing }")?;
                     let text: String = chars[start..next + close + 1].iter().collect();
                     Ok((Escape::Verbatim(text), next + close + 1))
                 }
@@ -296,20 +323,35 @@ fn parse_escape(chars: &[char], start: usize) -> Result<(Escape, usize), String>
 fn parse_hex(chars: &[char], start: usize) -> Result<(Escape, usize), String> {
     let bad = || "invalid escape sequence: `\\x`".to_owned();
     if chars.get(start) == Some(&'{') {
-        let close = chars[start..].iter().position(|&x| x == '}').ok_or_else(bad)?;
+        let close = chars[start..]
+            .iter()
+            .position(|&x| x == '}')
+            .ok_or_else(bad)?;
         let digits: String = chars[start + 1..start + close].iter().collect();
         let value = u32::from_str_radix(&digits, 16).map_err(|_| bad())?;
         let ch = char::from_u32(value).ok_or_else(bad)?;
         return Ok((Escape::Char(ch), start + close + 1));
     }
-    let digits: String = chars.get(start..start + 2).ok_or_else(bad)?.iter().collect();
+    let digits: String = chars
+        .get(start..start + 2)
+        .ok_or_else(bad)?
+        .iter()
+        .collect();
     let value = u32::from_str_radix(&digits, 16).map_err(|_| bad())?;
-    Ok((Escape::Char(char::from_u32(value).ok_or_else(bad)?), start + 2))
+    Ok((
+        Escape::Char(char::from_u32(value).ok_or_else(bad)?),
+        start + 2,
+    ))
 }
 
 /// Writes `c` so that `regex` reads it as that one character, in or out of a class.
 fn push_literal(c: char, out: &mut String) {
-    if c.is_ascii_punctuation() && !matches!(c, '<' | '>' | '_' | '"' | '\'' | '`' | '@' | '%' | ',' | ';' | ':' | '=' | '!' | '/') {
+    if c.is_ascii_punctuation()
+        && !matches!(
+            c,
+            '<' | '>' | '_' | '"' | '\'' | '`' | '@' | '%' | ',' | ';' | ':' | '=' | '!' | '/'
+        )
+    {
         out.push('\\');
         out.push(c);
     } else if c.is_control() || c == ' ' {
@@ -344,20 +386,25 @@ fn translate_class(chars: &[char], start: usize, out: &mut String) -> Result<usi
             break;
         }
         first = false;
-        if c == '[' && chars.get(i + 1) == Some(&':') {
-            if let Some(len) = chars[i + 2..].windows(2).position(|w| w == [':', ']']) {
-                let text: String = chars[i..i + 2 + len + 2].iter().collect();
-                items.push(ClassItem::Nested(format!("[{text}]")));
-                i += 2 + len + 2;
-                continue;
-            }
+        if c == '['
+            && chars.get(i + 1) == Some(&':')
+            && let Some(len) = chars[i + 2..].windows(2).position(|w| w == [':', ']'])
+        {
+            let text: String = chars[i..i + 2 + len + 2].iter().collect();
+            items.push(ClassItem::Nested(format!("[{text}]")));
+            i += 2 + len + 2;
+            continue;
         }
         let (low, next) = class_char(chars, i)?;
         i = next;
         let low = match low {
             Escape::Char(ch) => ch,
             Escape::Class(class) | Escape::Verbatim(class) => {
-                items.push(ClassItem::Nested(if class.starts_with('[') { class } else { format!("[{class}]") }));
+                items.push(ClassItem::Nested(if class.starts_with('[') {
+                    class
+                } else {
+                    format!("[{class}]")
+                }));
                 continue;
             }
         };
@@ -424,11 +471,15 @@ mod tests {
     use super::*;
 
     fn matches(pattern: &str, text: &str) -> bool {
-        GoRegex::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}")).is_match(text)
+        GoRegex::new(pattern)
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+            .is_match(text)
     }
 
     fn rejected(pattern: &str) -> String {
-        GoRegex::new(pattern).err().unwrap_or_else(|| panic!("{pattern} should be rejected"))
+        GoRegex::new(pattern)
+            .err()
+            .unwrap_or_else(|| panic!("{pattern} should be rejected"))
     }
 
     #[test]

@@ -6,7 +6,16 @@
 //! the host.
 
 /// The host plugins cwlite collects.
-pub const SUPPORTED_PLUGINS: [&str; 8] = ["cpu", "mem", "swap", "disk", "diskio", "net", "netstat", "processes"];
+pub const SUPPORTED_PLUGINS: [&str; 8] = [
+    "cpu",
+    "mem",
+    "swap",
+    "disk",
+    "diskio",
+    "net",
+    "netstat",
+    "processes",
+];
 
 /// Plugins the stock agent accepts on Linux that cwlite does not collect, with what it does instead.
 pub const UNSUPPORTED_PLUGINS: [(&str, &str); 10] = [
@@ -104,7 +113,12 @@ pub fn parse_unit(text: &str) -> Option<Unit> {
         "bit/s" => Some("Bits/Second"),
         _ => None,
     };
-    let name = ucum.or_else(|| STANDARD_UNITS.iter().copied().find(|u| u.eq_ignore_ascii_case(trimmed)))?;
+    let name = ucum.or_else(|| {
+        STANDARD_UNITS
+            .iter()
+            .copied()
+            .find(|u| u.eq_ignore_ascii_case(trimmed))
+    })?;
     Some(match name {
         "Percent" => Unit::Percent,
         "Bytes" => Unit::Bytes,
@@ -226,7 +240,10 @@ pub fn lookup(plugin: &str, name: &str) -> Option<(&'static str, Unit)> {
     let trimmed = name.trim();
     let prefix = format!("{plugin}_");
     let short = trimmed.strip_prefix(prefix.as_str()).unwrap_or(trimmed);
-    fields(plugin).iter().find(|(field, _)| *field == short).copied()
+    fields(plugin)
+        .iter()
+        .find(|(field, _)| *field == short)
+        .copied()
 }
 
 #[cfg(test)]
@@ -235,9 +252,18 @@ mod tests {
 
     #[test]
     fn short_and_prefixed_names_resolve_to_the_same_field() {
-        assert_eq!(lookup("cpu", "usage_idle"), Some(("usage_idle", Unit::Percent)));
-        assert_eq!(lookup("cpu", " cpu_usage_idle "), Some(("usage_idle", Unit::Percent)));
-        assert_eq!(lookup("mem", "mem_used_percent"), Some(("used_percent", Unit::Percent)));
+        assert_eq!(
+            lookup("cpu", "usage_idle"),
+            Some(("usage_idle", Unit::Percent))
+        );
+        assert_eq!(
+            lookup("cpu", " cpu_usage_idle "),
+            Some(("usage_idle", Unit::Percent))
+        );
+        assert_eq!(
+            lookup("mem", "mem_used_percent"),
+            Some(("used_percent", Unit::Percent))
+        );
         assert_eq!(lookup("cpu", "usage_foo"), None);
         assert_eq!(lookup("cpu", "mem_used_percent"), None);
     }
@@ -268,7 +294,10 @@ mod tests {
     fn units_parse_case_insensitively_and_from_ucum() {
         assert_eq!(parse_unit("percent"), Some(Unit::Percent));
         assert_eq!(parse_unit("BYTES"), Some(Unit::Bytes));
-        assert_eq!(parse_unit("bytes/second"), Some(Unit::Other("Bytes/Second")));
+        assert_eq!(
+            parse_unit("bytes/second"),
+            Some(Unit::Other("Bytes/Second"))
+        );
         assert_eq!(parse_unit("By"), Some(Unit::Bytes));
         assert_eq!(parse_unit("ms"), Some(Unit::Milliseconds));
         assert_eq!(parse_unit("unit"), None);

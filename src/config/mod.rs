@@ -86,5 +86,8 @@ pub fn load(
             return Ok(Loaded { config, warnings });
         }
     }
-    Err(LoadError { errors: ConfigErrors(errors), warnings })
+    Err(LoadError {
+        errors: ConfigErrors(errors),
+        warnings,
+    })
 }

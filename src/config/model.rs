@@ -38,8 +38,10 @@ pub const MAX_COLLECT_LIST: usize = 16_384;
 /// start with white space starts a new event.
 pub const DEFAULT_MULTI_LINE_START_PATTERN: &str = r"^[\S]";
 /// Values `retention_in_days` may take (`-1` means "leave the group's retention alone").
-pub const ALLOWED_RETENTION_DAYS: [i64; 23] =
-    [-1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+pub const ALLOWED_RETENTION_DAYS: [i64; 23] = [
+    -1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+];
 /// Longest log group and stream names CloudWatch accepts.
 pub const MAX_LOG_NAME_LEN: usize = 512;
 
@@ -352,10 +354,12 @@ pub struct FileConfig {
     pub blacklist: Option<GoRegex>,
 }
 
-fn serialize_encoding<S: serde::Serializer>(encoding: &&'static encoding_rs::Encoding, s: S) -> Result<S::Ok, S::Error> {
+fn serialize_encoding<S: serde::Serializer>(
+    encoding: &&'static encoding_rs::Encoding,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(encoding.name())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -377,14 +381,27 @@ mod tests {
     #[test]
     fn plugin_names_round_trip() {
         for name in super::super::measurements::SUPPORTED_PLUGINS {
-            assert_eq!(PluginKind::from_name(name).map(PluginKind::name), Some(name));
+            assert_eq!(
+                PluginKind::from_name(name).map(PluginKind::name),
+                Some(name)
+            );
         }
         assert_eq!(PluginKind::from_name("procstat"), None);
     }
 
     #[test]
     fn only_explicit_http_urls_are_plain() {
-        assert!(EndpointOverride { url: "http://127.0.0.1:4566".into() }.is_plain_http());
-        assert!(!EndpointOverride { url: "https://logs.vpce".into() }.is_plain_http());
+        assert!(
+            EndpointOverride {
+                url: "http://127.0.0.1:4566".into()
+            }
+            .is_plain_http()
+        );
+        assert!(
+            !EndpointOverride {
+                url: "https://logs.vpce".into()
+            }
+            .is_plain_http()
+        );
     }
 }

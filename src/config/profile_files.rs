@@ -10,7 +10,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use aws_config::profile::ProfileSet;
-use aws_runtime::env_config::file::{EnvConfigFileKind as ProfileFileKind, EnvConfigFiles as ProfileFiles};
+use aws_runtime::env_config::file::{
+    EnvConfigFileKind as ProfileFileKind, EnvConfigFiles as ProfileFiles,
+};
 use aws_types::os_shim_internal::{Env, Fs};
 
 /// The credentials file and, when it exists, the `config` file beside it, as the stock agent
@@ -26,8 +28,14 @@ pub struct SharedFiles {
 impl SharedFiles {
     /// The pair for a credentials file.
     pub fn beside(credentials: &Path) -> Self {
-        let config = credentials.parent().unwrap_or_else(|| Path::new(".")).join("config");
-        Self { credentials: credentials.to_owned(), config }
+        let config = credentials
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("config");
+        Self {
+            credentials: credentials.to_owned(),
+            config,
+        }
     }
 }
 
@@ -69,14 +77,20 @@ pub struct ProfileProperties {
 impl std::fmt::Debug for ProfileProperties {
     // Values may be secret keys; only names are shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.properties.iter().map(|(k, _)| k)).finish()
+        f.debug_list()
+            .entries(self.properties.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
 impl ProfileProperties {
     /// A property's value, if present and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -86,18 +100,35 @@ impl ProfileProperties {
 /// See [`ProfileError`].
 pub fn read_profile(files: &SharedFiles, profile: &str) -> Result<ProfileProperties, ProfileError> {
     if let Err(err) = std::fs::metadata(&files.credentials) {
-        return Err(ProfileError::Unreadable { path: files.credentials.clone(), reason: err.to_string() });
+        return Err(ProfileError::Unreadable {
+            path: files.credentials.clone(),
+            reason: err.to_string(),
+        });
     }
-    let mut builder = ProfileFiles::builder().with_file(ProfileFileKind::Credentials, &files.credentials);
+    let mut builder =
+        ProfileFiles::builder().with_file(ProfileFileKind::Credentials, &files.credentials);
     let mut names = files.credentials.display().to_string();
     if files.config.is_file() {
         builder = builder.with_file(ProfileFileKind::Config, &files.config);
         names = format!("{names} and {}", files.config.display());
     }
-    let set = load_now(&builder.build(), profile).map_err(|reason| ProfileError::Parse { files: names.clone(), reason })?;
-    let found = set.get_profile(profile).ok_or_else(|| ProfileError::NoProfile { profile: profile.to_owned(), files: names })?;
+    let set = load_now(&builder.build(), profile).map_err(|reason| ProfileError::Parse {
+        files: names.clone(),
+        reason,
+    })?;
+    let found = set
+        .get_profile(profile)
+        .ok_or_else(|| ProfileError::NoProfile {
+            profile: profile.to_owned(),
+            files: names,
+        })?;
     let mut properties = Vec::new();
-    for key in ["aws_access_key_id", "aws_secret_access_key", "aws_session_token", "region"] {
+    for key in [
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "region",
+    ] {
         if let Some(value) = found.get(key) {
             properties.push((key.to_owned(), value.to_owned()));
         }
@@ -107,13 +138,23 @@ pub fn read_profile(files: &SharedFiles, profile: &str) -> Result<ProfilePropert
 
 /// Reads the SDK's default files (`~/.aws/credentials`, `~/.aws/config`, or the paths in
 /// `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`) for `profile`; `None` when absent.
-pub fn read_default_profile(env: &super::expand::Environment, profile: &str) -> Option<ProfileProperties> {
+pub fn read_default_profile(
+    env: &super::expand::Environment,
+    profile: &str,
+) -> Option<ProfileProperties> {
     let home = env.home();
-    let credentials = env.var("AWS_SHARED_CREDENTIALS_FILE").map_or_else(|| home.join(".aws/credentials"), PathBuf::from);
-    let config = env.var("AWS_CONFIG_FILE").map_or_else(|| home.join(".aws/config"), PathBuf::from);
+    let credentials = env
+        .var("AWS_SHARED_CREDENTIALS_FILE")
+        .map_or_else(|| home.join(".aws/credentials"), PathBuf::from);
+    let config = env
+        .var("AWS_CONFIG_FILE")
+        .map_or_else(|| home.join(".aws/config"), PathBuf::from);
     let mut builder = ProfileFiles::builder();
     let mut any = false;
-    for (kind, path) in [(ProfileFileKind::Credentials, credentials), (ProfileFileKind::Config, config)] {
+    for (kind, path) in [
+        (ProfileFileKind::Credentials, credentials),
+        (ProfileFileKind::Config, config),
+    ] {
         if path.is_file() {
             builder = builder.with_file(kind, path);
             any = true;
@@ -124,7 +165,10 @@ pub fn read_default_profile(env: &super::expand::Environment, profile: &str) -> 
     }
     let set = load_now(&builder.build(), profile).ok()?;
     let found = set.get_profile(profile)?;
-    let properties = found.get("region").map(|r| vec![("region".to_owned(), r.to_owned())]).unwrap_or_default();
+    let properties = found
+        .get("region")
+        .map(|r| vec![("region".to_owned(), r.to_owned())])
+        .unwrap_or_default();
     Some(ProfileProperties { properties })
 }
 
@@ -182,12 +226,22 @@ mod tests {
         let err = read_profile(&files, "AmazonCloudWatchAgent").unwrap_err();
         assert!(matches!(err, ProfileError::NoProfile { .. }));
         let text = err.to_string();
-        assert!(text.contains("\"AmazonCloudWatchAgent\"") && text.contains("credentials"), "{text}");
+        assert!(
+            text.contains("\"AmazonCloudWatchAgent\"") && text.contains("credentials"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_missing_file_is_an_error() {
-        let err = read_profile(&SharedFiles::beside(Path::new("/nonexistent/credentials")), "x").unwrap_err();
-        assert!(err.to_string().starts_with("cannot read shared credentials file /nonexistent/credentials"));
+        let err = read_profile(
+            &SharedFiles::beside(Path::new("/nonexistent/credentials")),
+            "x",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read shared credentials file /nonexistent/credentials")
+        );
     }
 }

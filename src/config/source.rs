@@ -42,20 +42,33 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigErrors> {
                         .collect();
                     found.sort();
                     if found.is_empty() {
-                        errors.push(Diagnostic::file(path, "directory holds no *.json configuration file"));
+                        errors.push(Diagnostic::file(
+                            path,
+                            "directory holds no *.json configuration file",
+                        ));
                     }
                     files.extend(found);
                 }
-                Err(err) => errors.push(Diagnostic::file(path, format!("cannot read directory: {err}"))),
+                Err(err) => errors.push(Diagnostic::file(
+                    path,
+                    format!("cannot read directory: {err}"),
+                )),
             },
             Ok(_) => files.push(path.clone()),
-            Err(err) => errors.push(Diagnostic::file(path, format!("cannot read configuration: {err}"))),
+            Err(err) => errors.push(Diagnostic::file(
+                path,
+                format!("cannot read configuration: {err}"),
+            )),
         }
     }
     // The same file named twice (directly and through its directory) is read once.
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-    if errors.is_empty() { Ok(files) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 fn is_config_file_name(path: &Path) -> bool {
@@ -80,7 +93,10 @@ pub fn load_files(files: &[PathBuf]) -> Result<SourceDocument, ConfigErrors> {
         let text = match fs::read_to_string(file) {
             Ok(text) => text,
             Err(err) => {
-                errors.push(Diagnostic::file(file, format!("cannot read configuration: {err}")));
+                errors.push(Diagnostic::file(
+                    file,
+                    format!("cannot read configuration: {err}"),
+                ));
                 continue;
             }
         };
@@ -90,22 +106,47 @@ pub fn load_files(files: &[PathBuf]) -> Result<SourceDocument, ConfigErrors> {
                 errors.push(Diagnostic {
                     file: Some(file.clone()),
                     path: JsonPath::root(),
-                    position: Some((err.line(), err.column())),
+                    position: Some(syntax_position(&text, err.line(), err.column())),
                     message: format!("invalid json: {}", strip_position(&err.to_string())),
                 });
                 continue;
             }
         };
         if !value.is_object() {
-            errors.push(Diagnostic::file(file, "the configuration must be a json object"));
+            errors.push(Diagnostic::file(
+                file,
+                "the configuration must be a json object",
+            ));
             continue;
         }
-        merge_into(&mut merged, value, &JsonPath::root(), file, &mut provenance, &mut errors);
+        merge_into(
+            &mut merged,
+            value,
+            &JsonPath::root(),
+            file,
+            &mut provenance,
+            &mut errors,
+        );
     }
     if errors.is_empty() {
-        Ok(SourceDocument { value: merged, provenance, files: files.to_vec() })
+        Ok(SourceDocument {
+            value: merged,
+            provenance,
+            files: files.to_vec(),
+        })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// serde_json reports column 0 when the error is found at a line break; point at the end of the
+/// previous line instead, where the incomplete token is.
+fn syntax_position(text: &str, line: usize, column: usize) -> (usize, usize) {
+    if column == 0 && line > 1 {
+        let previous = text.lines().nth(line - 2).unwrap_or("");
+        (line - 1, previous.chars().count() + 1)
+    } else {
+        (line, column.max(1))
     }
 }
 
@@ -148,7 +189,9 @@ fn merge_into(
         }
         (slot, value) => {
             if *slot != value {
-                let first = provenance.file_of(path).map_or_else(|| "an earlier file".to_owned(), |f| f.display().to_string());
+                let first = provenance
+                    .file_of(path)
+                    .map_or_else(|| "an earlier file".to_owned(), |f| f.display().to_string());
                 errors.push(Diagnostic {
                     file: Some(file.to_owned()),
                     path: path.clone(),
@@ -167,7 +210,11 @@ fn merge_into(
 
 fn short(value: &Value) -> String {
     let text = value.to_string();
-    if text.len() > 60 { format!("{}…", &text[..text.floor_char_boundary(60)]) } else { text }
+    if text.len() > 60 {
+        format!("{}…", &text[..text.floor_char_boundary(60)])
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -184,12 +231,30 @@ mod tests {
     #[test]
     fn syntax_error_names_file_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path(), "bad.json", "{\n  \"agent\": {\n    \"region\": \"x\",\n  }\n}");
-        let err = load_files(&[file.clone()]).unwrap_err();
+        let file = write(
+            dir.path(),
+            "bad.json",
+            "{\n  \"agent\": {\n    \"region\": \"x\",\n  }\n}",
+        );
+        let err = load_files(std::slice::from_ref(&file)).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].position, Some((4, 3)));
         let text = err.to_string();
-        assert!(text.starts_with(&format!("{}:4:3: invalid json: trailing comma", file.display())), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "{}:4:3: invalid json: trailing comma",
+                file.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_error_at_a_line_break_points_at_the_end_of_the_previous_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "bad.json", "{\n  \"debug\": tru\n}");
+        let err = load_files(&[file]).unwrap_err();
+        assert_eq!(err.0[0].position, Some((2, 15)));
     }
 
     #[test]
@@ -219,24 +284,51 @@ mod tests {
             .to_string(),
         );
         let doc = load_files(&[a.clone(), b.clone()]).unwrap();
-        assert_eq!(doc.value["logs"]["logs_collected"]["files"]["collect_list"], json!([entry_a, entry_b]));
-        assert_eq!(doc.value["agent"], json!({"region": "eu-west-1", "debug": true}));
+        assert_eq!(
+            doc.value["logs"]["logs_collected"]["files"]["collect_list"],
+            json!([entry_a, entry_b])
+        );
+        assert_eq!(
+            doc.value["agent"],
+            json!({"region": "eu-west-1", "debug": true})
+        );
         let list = JsonPath::parse_dotted("logs.logs_collected.files.collect_list");
         assert_eq!(doc.provenance.file_of(&list.index(0)), Some(a.as_path()));
-        assert_eq!(doc.provenance.file_of(&list.index(1).key("file_path")), Some(b.as_path()));
-        assert_eq!(doc.provenance.file_of(&JsonPath::parse_dotted("agent.debug")), Some(b.as_path()));
+        assert_eq!(
+            doc.provenance.file_of(&list.index(1).key("file_path")),
+            Some(b.as_path())
+        );
+        assert_eq!(
+            doc.provenance
+                .file_of(&JsonPath::parse_dotted("agent.debug")),
+            Some(b.as_path())
+        );
     }
 
     #[test]
     fn a_scalar_conflict_names_the_key_and_both_files() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write(dir.path(), "a.json", r#"{"agent": {"region": "eu-west-1"}}"#);
-        let b = write(dir.path(), "b.json", r#"{"agent": {"region": "us-east-1"}}"#);
+        let a = write(
+            dir.path(),
+            "a.json",
+            r#"{"agent": {"region": "eu-west-1"}}"#,
+        );
+        let b = write(
+            dir.path(),
+            "b.json",
+            r#"{"agent": {"region": "us-east-1"}}"#,
+        );
         let err = load_files(&[a.clone(), b.clone()]).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("agent.region"), "{text}");
-        assert!(text.contains(&a.display().to_string()) && text.contains(&b.display().to_string()), "{text}");
-        assert!(text.contains("\"eu-west-1\"") && text.contains("\"us-east-1\""), "{text}");
+        assert!(
+            text.contains(&a.display().to_string()) && text.contains(&b.display().to_string()),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"eu-west-1\"") && text.contains("\"us-east-1\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -258,8 +350,14 @@ mod tests {
         write(dir.path(), "file_pending.json.tmp", "{");
         write(dir.path(), "README.md", "#");
         let files = expand_paths(&[dir.path().to_owned()]).unwrap();
-        let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap().to_str().unwrap().to_owned()).collect();
-        assert_eq!(names, ["a.json", "b.json", "default", "ssm_AmazonCloudWatch-linux"]);
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["a.json", "b.json", "default", "ssm_AmazonCloudWatch-linux"]
+        );
     }
 
     #[test]

@@ -46,8 +46,17 @@ const UNSUPPORTED_ROLE_ARN: &str =
     "ignored: cwlite does not call sts:AssumeRole; it signs with the configured profile's own keys";
 
 /// Validates a merged document.
-pub fn validate(document: SourceDocument, common: CommonConfig, env: &Environment, region_policy: RegionPolicy) -> Validation {
-    let SourceDocument { mut value, provenance, files } = document;
+pub fn validate(
+    document: SourceDocument,
+    common: CommonConfig,
+    env: &Environment,
+    region_policy: RegionPolicy,
+) -> Validation {
+    let SourceDocument {
+        mut value,
+        provenance,
+        files,
+    } = document;
     let mut diagnostics = Collector::new(provenance);
     expand::expand_env_in_tree(&mut value, &JsonPath::root(), env, &mut diagnostics);
     let root = JsonPath::root();
@@ -58,16 +67,30 @@ pub fn validate(document: SourceDocument, common: CommonConfig, env: &Environmen
     for key in top.keys() {
         match key.as_str() {
             "agent" | "metrics" | "logs" => {}
-            "traces" => diagnostics.warn(&root.key(key), "ignored: cwlite does not collect traces (no x-ray or otlp receiver)"),
-            "opentelemetry" => diagnostics.warn(&root.key(key), "ignored: cwlite runs no opentelemetry pipeline"),
+            "traces" => diagnostics.warn(
+                &root.key(key),
+                "ignored: cwlite does not collect traces (no x-ray or otlp receiver)",
+            ),
+            "opentelemetry" => diagnostics.warn(
+                &root.key(key),
+                "ignored: cwlite runs no opentelemetry pipeline",
+            ),
             other => diagnostics.warn(&root.key(other), "ignored: unknown top-level key"),
         }
     }
     let agent_path = root.key("agent");
     let raw_agent = match top.get("agent") {
         Some(value) => {
-            warn_unknown_keys(value, &agent_path, AGENT_KEYS, "unknown agent key", &mut diagnostics);
-            diagnostics.decode::<RawAgent>(&agent_path, value).unwrap_or_default()
+            warn_unknown_keys(
+                value,
+                &agent_path,
+                AGENT_KEYS,
+                "unknown agent key",
+                &mut diagnostics,
+            );
+            diagnostics
+                .decode::<RawAgent>(&agent_path, value)
+                .unwrap_or_default()
         }
         None => RawAgent::default(),
     };
@@ -75,8 +98,16 @@ pub fn validate(document: SourceDocument, common: CommonConfig, env: &Environmen
         warn_agent_extras(agent, &agent_path, &mut diagnostics);
     }
     let agent = validate_agent(&raw_agent, &agent_path, env, &mut diagnostics);
-    let region = resolve_region(raw_agent.region.as_deref(), &agent_path, &common, env, region_policy, &mut diagnostics);
-    let placeholders = Placeholders::on_premises(&env.host, region.as_ref().map(|r| r.name.as_str()));
+    let region = resolve_region(
+        raw_agent.region.as_deref(),
+        &agent_path,
+        &common,
+        env,
+        region_policy,
+        &mut diagnostics,
+    );
+    let placeholders =
+        Placeholders::on_premises(&env.host, region.as_ref().map(|r| r.name.as_str()));
 
     let metrics = top.get("metrics").and_then(|value| {
         let path = root.key("metrics");
@@ -89,22 +120,44 @@ pub fn validate(document: SourceDocument, common: CommonConfig, env: &Environmen
         validate_logs(raw, &path, env, &placeholders, &mut diagnostics)
     });
     if top.get("metrics").is_none() && top.get("logs").is_none() {
-        diagnostics.warn(&root, "neither metrics nor logs are configured; cwlite has nothing to do");
+        diagnostics.warn(
+            &root,
+            "neither metrics nor logs are configured; cwlite has nothing to do",
+        );
     }
     if let CredentialsSource::Profile { file, .. } = &common.credentials {
         warn_about_credentials_file(file, &common, &mut diagnostics);
     }
-    let config = Config { sources: files, common, region, agent, metrics, logs };
+    let config = Config {
+        sources: files,
+        common,
+        region,
+        agent,
+        metrics,
+        logs,
+    };
     finish(diagnostics, Some(config))
 }
 
 fn finish(diagnostics: Collector, config: Option<Config>) -> Validation {
-    let Collector { errors, warnings, .. } = diagnostics;
+    let Collector {
+        errors, warnings, ..
+    } = diagnostics;
     let config = if errors.is_empty() { config } else { None };
-    Validation { config, errors, warnings }
+    Validation {
+        config,
+        errors,
+        warnings,
+    }
 }
 
-fn warn_unknown_keys(value: &Value, path: &JsonPath, known: &[&str], what: &str, diagnostics: &mut Collector) {
+fn warn_unknown_keys(
+    value: &Value,
+    path: &JsonPath,
+    known: &[&str],
+    what: &str,
+    diagnostics: &mut Collector,
+) {
     if let Value::Object(map) = value {
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
@@ -114,23 +167,57 @@ fn warn_unknown_keys(value: &Value, path: &JsonPath, known: &[&str], what: &str,
     }
 }
 
-fn warn_agent_extras(agent: &serde_json::Map<String, Value>, path: &JsonPath, diagnostics: &mut Collector) {
+fn warn_agent_extras(
+    agent: &serde_json::Map<String, Value>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) {
     let notes: [(&str, &str); 15] = [
         ("credentials", UNSUPPORTED_ROLE_ARN),
-        ("aws_sdk_log_level", "ignored: set RUST_LOG (for example RUST_LOG=aws_smithy_runtime=debug) to see sdk logs"),
+        (
+            "aws_sdk_log_level",
+            "ignored: set RUST_LOG (for example RUST_LOG=aws_smithy_runtime=debug) to see sdk logs",
+        ),
         ("user_agent", "ignored: cwlite sends its own user agent"),
         ("internal", "ignored: cwlite has no internal mode"),
         ("service.name", UNSUPPORTED_ENTITY),
         ("deployment.environment", UNSUPPORTED_ENTITY),
-        ("collection_jitter", "ignored: a legacy telegraf setting the stock agent does not use either"),
-        ("flush_interval", "ignored: a legacy telegraf setting; use metrics.force_flush_interval"),
-        ("flush_jitter", "ignored: a legacy telegraf setting; cwlite picks a random publish phase itself"),
-        ("precision", "ignored: a legacy telegraf setting the stock agent does not use either"),
-        ("quiet", "ignored: use agent.debug or RUST_LOG for the log level"),
-        ("round_interval", "ignored: a legacy telegraf setting the stock agent does not use either"),
-        ("metric_batch_size", "ignored: cwlite batches up to the PutMetricData limits"),
-        ("metric_buffer_limit", "ignored: cwlite's metric buffer is bounded in bytes and spooled to disk"),
-        ("logtarget", "ignored: cwlite logs to stderr, or to agent.logfile when set"),
+        (
+            "collection_jitter",
+            "ignored: a legacy telegraf setting the stock agent does not use either",
+        ),
+        (
+            "flush_interval",
+            "ignored: a legacy telegraf setting; use metrics.force_flush_interval",
+        ),
+        (
+            "flush_jitter",
+            "ignored: a legacy telegraf setting; cwlite picks a random publish phase itself",
+        ),
+        (
+            "precision",
+            "ignored: a legacy telegraf setting the stock agent does not use either",
+        ),
+        (
+            "quiet",
+            "ignored: use agent.debug or RUST_LOG for the log level",
+        ),
+        (
+            "round_interval",
+            "ignored: a legacy telegraf setting the stock agent does not use either",
+        ),
+        (
+            "metric_batch_size",
+            "ignored: cwlite batches up to the PutMetricData limits",
+        ),
+        (
+            "metric_buffer_limit",
+            "ignored: cwlite's metric buffer is bounded in bytes and spooled to disk",
+        ),
+        (
+            "logtarget",
+            "ignored: cwlite logs to stderr, or to agent.logfile when set",
+        ),
     ];
     for (key, note) in notes {
         if agent.contains_key(key) {
@@ -144,7 +231,10 @@ fn interval(value: Option<i64>, default: u64, path: &JsonPath, diagnostics: &mut
         None => default,
         Some(v) if v >= 1 && v as u64 <= MAX_INTERVAL_SECS => v as u64,
         Some(v) => {
-            diagnostics.error(path, format!("{v} is out of range: an interval is 1 to {MAX_INTERVAL_SECS} seconds"));
+            diagnostics.error(
+                path,
+                format!("{v} is out of range: an interval is 1 to {MAX_INTERVAL_SECS} seconds"),
+            );
             default
         }
     }
@@ -153,11 +243,19 @@ fn interval(value: Option<i64>, default: u64, path: &JsonPath, diagnostics: &mut
 fn check_length(text: &str, min: usize, max: usize, path: &JsonPath, diagnostics: &mut Collector) {
     let len = text.chars().count();
     if len < min || len > max {
-        diagnostics.error(path, format!("length {len} is out of range: must be {min} to {max} characters"));
+        diagnostics.error(
+            path,
+            format!("length {len} is out of range: must be {min} to {max} characters"),
+        );
     }
 }
 
-fn validate_agent(raw: &RawAgent, path: &JsonPath, env: &Environment, diagnostics: &mut Collector) -> AgentConfig {
+fn validate_agent(
+    raw: &RawAgent,
+    path: &JsonPath,
+    env: &Environment,
+    diagnostics: &mut Collector,
+) -> AgentConfig {
     let interval_secs = interval(
         raw.metrics_collection_interval,
         DEFAULT_COLLECTION_INTERVAL_SECS,
@@ -167,7 +265,11 @@ fn validate_agent(raw: &RawAgent, path: &JsonPath, env: &Environment, diagnostic
     if let Some(region) = &raw.region {
         check_length(region, 1, 64, &path.key("region"), diagnostics);
     }
-    let hostname = raw.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| env.host.hostname.clone());
+    let hostname = raw
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| env.host.hostname.clone());
     let logfile = match raw.logfile.as_deref() {
         None | Some("") => None,
         Some(file) => {
@@ -195,21 +297,33 @@ fn resolve_region(
     diagnostics: &mut Collector,
 ) -> Option<ResolvedRegion> {
     if let Some(region) = agent_region.filter(|r| !r.is_empty()) {
-        return Some(ResolvedRegion { name: region.to_owned(), source: "agent.region".to_owned() });
+        return Some(ResolvedRegion {
+            name: region.to_owned(),
+            source: "agent.region".to_owned(),
+        });
     }
     let from_env = || {
         env.first_var(&["AWS_REGION", "AWS_DEFAULT_REGION"])
-            .map(|r| ResolvedRegion { name: r.to_owned(), source: "the AWS_REGION environment variable".to_owned() })
+            .map(|r| ResolvedRegion {
+                name: r.to_owned(),
+                source: "the AWS_REGION environment variable".to_owned(),
+            })
     };
     let (found, looked) = match &common.credentials {
         CredentialsSource::Profile { profile, file } => {
             let files = SharedFiles::beside(file);
-            let from_profile = profile_files::read_profile(&files, profile).ok().and_then(|p| {
-                p.get("region").map(|r| ResolvedRegion {
-                    name: r.to_owned(),
-                    source: format!("profile \"{profile}\" in {} or {}", files.credentials.display(), files.config.display()),
-                })
-            });
+            let from_profile = profile_files::read_profile(&files, profile)
+                .ok()
+                .and_then(|p| {
+                    p.get("region").map(|r| ResolvedRegion {
+                        name: r.to_owned(),
+                        source: format!(
+                            "profile \"{profile}\" in {} or {}",
+                            files.credentials.display(),
+                            files.config.display()
+                        ),
+                    })
+                });
             let looked = format!(
                 "agent.region, the region of profile \"{profile}\" in {} and {}, and AWS_REGION",
                 files.credentials.display(),
@@ -237,17 +351,29 @@ fn resolve_region(
         let message = format!("no region found; looked at {looked}");
         match policy {
             RegionPolicy::Required => diagnostics.error(&agent_path.key("region"), message),
-            RegionPolicy::Optional => diagnostics.warn(&agent_path.key("region"), format!("{message}; cwlite run will refuse to start")),
+            RegionPolicy::Optional => diagnostics.warn(
+                &agent_path.key("region"),
+                format!("{message}; cwlite run will refuse to start"),
+            ),
         }
     }
     found
 }
 
-fn warn_about_credentials_file(file: &std::path::Path, common: &CommonConfig, diagnostics: &mut Collector) {
+fn warn_about_credentials_file(
+    file: &std::path::Path,
+    common: &CommonConfig,
+    diagnostics: &mut Collector,
+) {
     use std::os::unix::fs::PermissionsExt;
     let at = JsonPath::parse_dotted("credentials.shared_credential_file");
     let mut warn = |message: String| {
-        diagnostics.warnings.push(Diagnostic { file: common.file.clone(), path: at.clone(), position: None, message });
+        diagnostics.warnings.push(Diagnostic {
+            file: common.file.clone(),
+            path: at.clone(),
+            position: None,
+            message,
+        });
     };
     match std::fs::metadata(file) {
         Ok(meta) if meta.permissions().mode() & 0o077 != 0 => warn(format!(
@@ -256,22 +382,47 @@ fn warn_about_credentials_file(file: &std::path::Path, common: &CommonConfig, di
             meta.permissions().mode() & 0o777
         )),
         Ok(_) => {}
-        Err(err) => warn(format!("cannot read {}: {err}; cwlite run will refuse to start", file.display())),
+        Err(err) => warn(format!(
+            "cannot read {}: {err}; cwlite run will refuse to start",
+            file.display()
+        )),
     }
 }
 
-fn parse_endpoint(text: &str, path: &JsonPath, diagnostics: &mut Collector) -> Option<EndpointOverride> {
+fn parse_endpoint(
+    text: &str,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<EndpointOverride> {
     check_length(text, 4, 2048, path, diagnostics);
-    let candidate = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+    let candidate = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
     match url::Url::parse(&candidate) {
-        Ok(url) if matches!(url.scheme(), "https" | "http") && url.host_str().is_some_and(|h| !h.is_empty()) => {
+        Ok(url)
+            if matches!(url.scheme(), "https" | "http")
+                && url.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
             if url.scheme() == "http" {
-                diagnostics.warn(path, format!("{text} is plain http: requests and signatures travel unencrypted"));
+                diagnostics.warn(
+                    path,
+                    format!("{text} is plain http: requests and signatures travel unencrypted"),
+                );
             }
-            Some(EndpointOverride { url: candidate.trim_end_matches('/').to_owned() })
+            Some(EndpointOverride {
+                url: candidate.trim_end_matches('/').to_owned(),
+            })
         }
         Ok(url) if !matches!(url.scheme(), "https" | "http") => {
-            diagnostics.error(path, format!("unsupported scheme \"{}\": use a hostname or an https:// url", url.scheme()));
+            diagnostics.error(
+                path,
+                format!(
+                    "unsupported scheme \"{}\": use a hostname or an https:// url",
+                    url.scheme()
+                ),
+            );
             None
         }
         _ => {
@@ -281,8 +432,15 @@ fn parse_endpoint(text: &str, path: &JsonPath, diagnostics: &mut Collector) -> O
     }
 }
 
-fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagnostics: &mut Collector) -> Option<MetricsConfig> {
-    let namespace = raw.namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+fn validate_metrics(
+    raw: RawMetrics,
+    path: &JsonPath,
+    agent: &AgentConfig,
+    diagnostics: &mut Collector,
+) -> Option<MetricsConfig> {
+    let namespace = raw
+        .namespace
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     check_length(&namespace, 1, 255, &path.key("namespace"), diagnostics);
     if raw.credentials.is_some() {
         diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
@@ -295,13 +453,22 @@ fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagn
     }
     if let Some(destinations) = &raw.metrics_destinations {
         for key in destinations.keys().filter(|k| *k != "cloudwatch") {
-            diagnostics.warn(&path.key("metrics_destinations").key(key), "ignored: cwlite sends metrics to cloudwatch only");
+            diagnostics.warn(
+                &path.key("metrics_destinations").key(key),
+                "ignored: cwlite sends metrics to cloudwatch only",
+            );
         }
     }
     if let Some(dimensions) = &raw.append_dimensions {
         let at = path.key("append_dimensions");
         if dimensions.len() > MAX_DIMENSIONS {
-            diagnostics.error(&at, format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", dimensions.len()));
+            diagnostics.error(
+                &at,
+                format!(
+                    "{} dimensions, at most {MAX_DIMENSIONS} allowed",
+                    dimensions.len()
+                ),
+            );
         }
         diagnostics.warn(
             &at,
@@ -313,11 +480,17 @@ fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagn
     if let Some(sets) = raw.aggregation_dimensions {
         let at = path.key("aggregation_dimensions");
         if sets.is_empty() || sets.len() > MAX_AGGREGATION_SETS {
-            diagnostics.error(&at, format!("{} sets, must be 1 to {MAX_AGGREGATION_SETS}", sets.len()));
+            diagnostics.error(
+                &at,
+                format!("{} sets, must be 1 to {MAX_AGGREGATION_SETS}", sets.len()),
+            );
         }
         for (i, mut set) in sets.into_iter().enumerate() {
             if set.len() > MAX_DIMENSIONS {
-                diagnostics.error(&at.index(i), format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", set.len()));
+                diagnostics.error(
+                    &at.index(i),
+                    format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", set.len()),
+                );
             }
             set.sort();
             set.dedup();
@@ -326,9 +499,16 @@ fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagn
             }
         }
     }
-    let force_flush_interval_secs =
-        interval(raw.force_flush_interval, DEFAULT_METRICS_FORCE_FLUSH_SECS, &path.key("force_flush_interval"), diagnostics);
-    let endpoint_override = raw.endpoint_override.as_deref().and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
+    let force_flush_interval_secs = interval(
+        raw.force_flush_interval,
+        DEFAULT_METRICS_FORCE_FLUSH_SECS,
+        &path.key("force_flush_interval"),
+        diagnostics,
+    );
+    let endpoint_override = raw
+        .endpoint_override
+        .as_deref()
+        .and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
 
     let collected_path = path.key("metrics_collected");
     let Some(collected) = raw.metrics_collected else {
@@ -345,32 +525,69 @@ fn validate_metrics(raw: RawMetrics, path: &JsonPath, agent: &AgentConfig, diagn
             if let Some(plugin) = validate_plugin(kind, value, &at, agent, diagnostics) {
                 plugins.push(plugin);
             }
-        } else if let Some((_, instead)) = measurements::UNSUPPORTED_PLUGINS.iter().find(|(p, _)| p == name) {
-            diagnostics.warn(&at, format!("ignored: cwlite does not support the {name} plugin; {instead}"));
+        } else if let Some((_, instead)) = measurements::UNSUPPORTED_PLUGINS
+            .iter()
+            .find(|(p, _)| p == name)
+        {
+            diagnostics.warn(
+                &at,
+                format!("ignored: cwlite does not support the {name} plugin; {instead}"),
+            );
         } else {
-            diagnostics.warn(&at, "ignored: unknown plugin (the stock agent ignores it too on linux)");
+            diagnostics.warn(
+                &at,
+                "ignored: unknown plugin (the stock agent ignores it too on linux)",
+            );
         }
     }
-    Some(MetricsConfig { namespace, plugins, aggregation_dimensions, force_flush_interval_secs, endpoint_override })
+    Some(MetricsConfig {
+        namespace,
+        plugins,
+        aggregation_dimensions,
+        force_flush_interval_secs,
+        endpoint_override,
+    })
 }
 
-fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &AgentConfig, diagnostics: &mut Collector) -> Option<PluginConfig> {
+fn validate_plugin(
+    kind: PluginKind,
+    value: &Value,
+    path: &JsonPath,
+    agent: &AgentConfig,
+    diagnostics: &mut Collector,
+) -> Option<PluginConfig> {
     let name = kind.name();
-    warn_unknown_keys(value, path, PLUGIN_KEYS, &format!("unknown key for {name}"), diagnostics);
+    warn_unknown_keys(
+        value,
+        path,
+        PLUGIN_KEYS,
+        &format!("unknown key for {name}"),
+        diagnostics,
+    );
     let raw: RawPlugin = diagnostics.decode(path, value)?;
     let wrong_plugin = |key: &str, present: bool, diagnostics: &mut Collector| {
         if present {
-            diagnostics.warn(&path.key(key), format!("ignored: {key} does not apply to {name}"));
+            diagnostics.warn(
+                &path.key(key),
+                format!("ignored: {key} does not apply to {name}"),
+            );
         }
     };
     if kind != PluginKind::Cpu {
         wrong_plugin("totalcpu", raw.totalcpu.is_some(), diagnostics);
     }
     if kind != PluginKind::Disk {
-        wrong_plugin("ignore_file_system_types", raw.ignore_file_system_types.is_some(), diagnostics);
+        wrong_plugin(
+            "ignore_file_system_types",
+            raw.ignore_file_system_types.is_some(),
+            diagnostics,
+        );
         wrong_plugin("drop_device", raw.drop_device.is_some(), diagnostics);
     }
-    if matches!(kind, PluginKind::Mem | PluginKind::Swap | PluginKind::Netstat | PluginKind::Processes) {
+    if matches!(
+        kind,
+        PluginKind::Mem | PluginKind::Swap | PluginKind::Netstat | PluginKind::Processes
+    ) {
         wrong_plugin("resources", raw.resources.is_some(), diagnostics);
     }
 
@@ -382,13 +599,19 @@ fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &Age
             RawMeasurement::Object(o) => (o.name.as_str(), o.rename.as_deref(), o.unit.as_deref()),
         };
         let Some((field, default_unit)) = measurements::lookup(name, configured) else {
-            diagnostics.error(&at, format!("unknown measurement \"{configured}\" for {name}"));
+            diagnostics.error(
+                &at,
+                format!("unknown measurement \"{configured}\" for {name}"),
+            );
             continue;
         };
         let unit = match unit {
             None => default_unit,
             Some(text) => measurements::parse_unit(text).unwrap_or_else(|| {
-                diagnostics.warn(&at.key("unit"), format!("unknown unit \"{text}\"; sent as None, as the stock agent does"));
+                diagnostics.warn(
+                    &at.key("unit"),
+                    format!("unknown unit \"{text}\"; sent as None, as the stock agent does"),
+                );
                 Unit::None
             }),
         };
@@ -400,15 +623,27 @@ fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &Age
             _ => format!("{name}_{field}"),
         };
         if measurements.iter().all(|m| m.metric_name != metric_name) {
-            measurements.push(Measurement { field, metric_name, unit: unit.as_str() });
+            measurements.push(Measurement {
+                field,
+                metric_name,
+                unit: unit.as_str(),
+            });
         }
     }
     if raw.measurement.is_empty() {
-        diagnostics.warn(&path.key("measurement"), format!("no measurement listed; the {name} plugin is not collected"));
+        diagnostics.warn(
+            &path.key("measurement"),
+            format!("no measurement listed; the {name} plugin is not collected"),
+        );
         return None;
     }
 
-    let interval_secs = interval(raw.metrics_collection_interval, agent.metrics_collection_interval_secs, &path.key("metrics_collection_interval"), diagnostics);
+    let interval_secs = interval(
+        raw.metrics_collection_interval,
+        agent.metrics_collection_interval_secs,
+        &path.key("metrics_collection_interval"),
+        diagnostics,
+    );
     let append_dimensions = raw
         .append_dimensions
         .map(|d| plugin_dimensions(d, &path.key("append_dimensions"), diagnostics))
@@ -421,7 +656,10 @@ fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &Age
                 if globs {
                     for (i, pattern) in list.iter().enumerate() {
                         if let Err(err) = globset::Glob::new(pattern) {
-                            diagnostics.error(&path.key("resources").index(i), format!("invalid glob: {}", err.kind()));
+                            diagnostics.error(
+                                &path.key("resources").index(i),
+                                format!("invalid glob: {}", err.kind()),
+                            );
                         }
                     }
                 }
@@ -435,19 +673,29 @@ fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &Age
                 None | Some([]) => false,
                 Some([only]) if only == "*" => true,
                 Some(_) => {
-                    diagnostics.error(&path.key("resources"), "cpu accepts only [\"*\"] (per-core metrics)");
+                    diagnostics.error(
+                        &path.key("resources"),
+                        "cpu accepts only [\"*\"] (per-core metrics)",
+                    );
                     false
                 }
             };
-            PluginOptions::Cpu { per_cpu, total_cpu: raw.totalcpu.unwrap_or(true) }
+            PluginOptions::Cpu {
+                per_cpu,
+                total_cpu: raw.totalcpu.unwrap_or(true),
+            }
         }
         PluginKind::Disk => PluginOptions::Disk {
             mount_points: resources(diagnostics, false),
             ignore_file_system_types: raw.ignore_file_system_types.clone().unwrap_or_default(),
             drop_device: raw.drop_device.unwrap_or(false),
         },
-        PluginKind::Diskio => PluginOptions::Diskio { devices: resources(diagnostics, true) },
-        PluginKind::Net => PluginOptions::Net { interfaces: resources(diagnostics, true) },
+        PluginKind::Diskio => PluginOptions::Diskio {
+            devices: resources(diagnostics, true),
+        },
+        PluginKind::Net => PluginOptions::Net {
+            interfaces: resources(diagnostics, true),
+        },
         _ => PluginOptions::None,
     };
     Some(PluginConfig {
@@ -462,9 +710,16 @@ fn validate_plugin(kind: PluginKind, value: &Value, path: &JsonPath, agent: &Age
 }
 
 /// Per-plugin static dimensions, with `${aws:…}` resolved the stock on-premises way.
-fn plugin_dimensions(raw: BTreeMap<String, String>, path: &JsonPath, diagnostics: &mut Collector) -> BTreeMap<String, String> {
+fn plugin_dimensions(
+    raw: BTreeMap<String, String>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> BTreeMap<String, String> {
     if raw.len() > MAX_DIMENSIONS {
-        diagnostics.error(path, format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", raw.len()));
+        diagnostics.error(
+            path,
+            format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", raw.len()),
+        );
     }
     let mut out = BTreeMap::new();
     for (key, value) in raw {
@@ -478,7 +733,12 @@ fn plugin_dimensions(raw: BTreeMap<String, String>, path: &JsonPath, diagnostics
             "${aws:InstanceType}" => Some("UNKNOWN-TYPE"),
             "${aws:ImageId}" => Some("UNKNOWN-AMI"),
             v if v.starts_with("${aws:") => {
-                diagnostics.warn(&at, format!("dropped: {v} cannot be resolved on premises (the stock agent drops it too)"));
+                diagnostics.warn(
+                    &at,
+                    format!(
+                        "dropped: {v} cannot be resolved on premises (the stock agent drops it too)"
+                    ),
+                );
                 continue;
             }
             _ => None,
@@ -492,7 +752,13 @@ fn plugin_dimensions(raw: BTreeMap<String, String>, path: &JsonPath, diagnostics
     out
 }
 
-fn validate_logs(raw: RawLogs, path: &JsonPath, env: &Environment, placeholders: &Placeholders, diagnostics: &mut Collector) -> Option<LogsConfig> {
+fn validate_logs(
+    raw: RawLogs,
+    path: &JsonPath,
+    env: &Environment,
+    placeholders: &Placeholders,
+    diagnostics: &mut Collector,
+) -> Option<LogsConfig> {
     if raw.credentials.is_some() {
         diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
     }
@@ -504,23 +770,42 @@ fn validate_logs(raw: RawLogs, path: &JsonPath, env: &Environment, placeholders:
     }
     if let Some(collected) = &raw.metrics_collected {
         for key in collected.keys() {
-            diagnostics.warn(&path.key("metrics_collected").key(key), "ignored: cwlite runs no embedded metric format listener");
+            diagnostics.warn(
+                &path.key("metrics_collected").key(key),
+                "ignored: cwlite runs no embedded metric format listener",
+            );
         }
     }
-    let force_flush_interval_secs =
-        interval(raw.force_flush_interval, DEFAULT_LOGS_FORCE_FLUSH_SECS, &path.key("force_flush_interval"), diagnostics);
-    let endpoint_override = raw.endpoint_override.as_deref().and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
+    let force_flush_interval_secs = interval(
+        raw.force_flush_interval,
+        DEFAULT_LOGS_FORCE_FLUSH_SECS,
+        &path.key("force_flush_interval"),
+        diagnostics,
+    );
+    let endpoint_override = raw
+        .endpoint_override
+        .as_deref()
+        .and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
     let concurrency = match raw.concurrency {
         None => DEFAULT_LOGS_CONCURRENCY,
         Some(n) if n < 0 => {
-            diagnostics.error(&path.key("concurrency"), format!("{n} is out of range: must be 0 or more"));
+            diagnostics.error(
+                &path.key("concurrency"),
+                format!("{n} is out of range: must be 0 or more"),
+            );
             DEFAULT_LOGS_CONCURRENCY
         }
         Some(n) => u32::try_from(n.max(1)).unwrap_or(u32::MAX),
     };
     let default_stream = match &raw.log_stream_name {
         Some(name) => {
-            check_length(name, 1, MAX_LOG_NAME_LEN, &path.key("log_stream_name"), diagnostics);
+            check_length(
+                name,
+                1,
+                MAX_LOG_NAME_LEN,
+                &path.key("log_stream_name"),
+                diagnostics,
+            );
             name.clone()
         }
         // On premises the stock translator writes the OS hostname here.
@@ -531,24 +816,40 @@ fn validate_logs(raw: RawLogs, path: &JsonPath, env: &Environment, placeholders:
     let collected_path = path.key("logs_collected");
     if let Some(collected) = raw.logs_collected {
         if collected.journald.is_some() {
-            diagnostics.warn(&collected_path.key("journald"), "ignored: cwlite does not read the systemd journal; list log files instead");
+            diagnostics.warn(
+                &collected_path.key("journald"),
+                "ignored: cwlite does not read the systemd journal; list log files instead",
+            );
         }
         if collected.windows_events.is_some() {
-            diagnostics.warn(&collected_path.key("windows_events"), "ignored: windows event logs do not exist on linux");
+            diagnostics.warn(
+                &collected_path.key("windows_events"),
+                "ignored: windows event logs do not exist on linux",
+            );
         }
         if let Some(list) = collected.files.map(|f| f.collect_list) {
             let list_path = collected_path.key("files").key("collect_list");
             if list.is_empty() || list.len() > MAX_COLLECT_LIST {
-                diagnostics.error(&list_path, format!("{} entries, must be 1 to {MAX_COLLECT_LIST}", list.len()));
+                diagnostics.error(
+                    &list_path,
+                    format!("{} entries, must be 1 to {MAX_COLLECT_LIST}", list.len()),
+                );
             }
             for (i, entry) in list.iter().enumerate() {
                 let at = list_path.index(i);
                 if let Some(first) = list[..i].iter().position(|earlier| earlier == entry) {
-                    diagnostics.error(&at, format!("duplicate entry: the same as collect_list[{first}]"));
+                    diagnostics.error(
+                        &at,
+                        format!("duplicate entry: the same as collect_list[{first}]"),
+                    );
                     continue;
                 }
-                let Some(raw_entry) = diagnostics.decode::<RawFileEntry>(&at, entry) else { continue };
-                if let Some(file) = validate_file(raw_entry, &at, &default_stream, placeholders, diagnostics) {
+                let Some(raw_entry) = diagnostics.decode::<RawFileEntry>(&at, entry) else {
+                    continue;
+                };
+                if let Some(file) =
+                    validate_file(raw_entry, &at, &default_stream, placeholders, diagnostics)
+                {
                     files.push((at, file));
                 }
             }
@@ -556,7 +857,10 @@ fn validate_logs(raw: RawLogs, path: &JsonPath, env: &Environment, placeholders:
     }
     check_group_consistency(&files, diagnostics);
     if files.is_empty() {
-        diagnostics.warn(path, "no log file is listed in logs_collected.files.collect_list");
+        diagnostics.warn(
+            path,
+            "no log file is listed in logs_collected.files.collect_list",
+        );
     }
     Some(LogsConfig {
         files: files.into_iter().map(|(_, f)| f).collect(),
@@ -571,7 +875,9 @@ fn check_group_consistency(files: &[(JsonPath, FileConfig)], diagnostics: &mut C
     let mut retention: HashMap<String, (u32, &JsonPath)> = HashMap::new();
     let mut class: HashMap<String, (LogGroupClass, &JsonPath)> = HashMap::new();
     for (at, file) in files {
-        let LogGroupName::Named(group) = &file.log_group_name else { continue };
+        let LogGroupName::Named(group) = &file.log_group_name else {
+            continue;
+        };
         let key = group.to_lowercase();
         if let Some(days) = file.retention_in_days {
             match retention.get(&key) {
@@ -589,7 +895,9 @@ fn check_group_consistency(files: &[(JsonPath, FileConfig)], diagnostics: &mut C
             match class.get(&key) {
                 Some((other, first)) if *other != c => diagnostics.error(
                     &at.key("log_group_class"),
-                    format!("log group \"{group}\" is given class {c:?} here and {other:?} at {first}"),
+                    format!(
+                        "log group \"{group}\" is given class {c:?} here and {other:?} at {first}"
+                    ),
                 ),
                 Some(_) => {}
                 None => {
@@ -604,7 +912,9 @@ fn check_group_consistency(files: &[(JsonPath, FileConfig)], diagnostics: &mut C
 pub fn is_valid_log_group_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_LOG_NAME_LEN
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'))
 }
 
 /// CloudWatch log stream names: 1 to 512 characters, no `:` or `*`.
@@ -612,7 +922,13 @@ pub fn is_valid_log_stream_name(name: &str) -> bool {
     !name.is_empty() && name.chars().count() <= MAX_LOG_NAME_LEN && !name.contains([':', '*'])
 }
 
-fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, placeholders: &Placeholders, diagnostics: &mut Collector) -> Option<FileConfig> {
+fn validate_file(
+    raw: RawFileEntry,
+    path: &JsonPath,
+    default_stream: &str,
+    placeholders: &Placeholders,
+    diagnostics: &mut Collector,
+) -> Option<FileConfig> {
     let file_at = path.key("file_path");
     if raw.file_path.is_empty() {
         diagnostics.error(&file_at, "must not be empty");
@@ -621,7 +937,13 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
     } else if let Err(err) = globset::Glob::new(&raw.file_path) {
         diagnostics.error(&file_at, format!("invalid glob: {}", err.kind()));
     }
-    for (key, present) in [("service.name", raw.service_name.is_some()), ("deployment.environment", raw.deployment_environment.is_some())] {
+    for (key, present) in [
+        ("service.name", raw.service_name.is_some()),
+        (
+            "deployment.environment",
+            raw.deployment_environment.is_some(),
+        ),
+    ] {
         if present {
             diagnostics.warn(&path.key(key), UNSUPPORTED_ENTITY);
         }
@@ -652,21 +974,31 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
     };
     let stream_source = raw.log_stream_name.as_deref().unwrap_or(default_stream);
     // The stock translator turns an empty stream name into the instance id.
-    let log_stream_name = if stream_source.is_empty() { expand::UNKNOWN_INSTANCE_ID.to_owned() } else { placeholders.resolve(stream_source) };
+    let log_stream_name = if stream_source.is_empty() {
+        expand::UNKNOWN_INSTANCE_ID.to_owned()
+    } else {
+        placeholders.resolve(stream_source)
+    };
     if !is_valid_log_stream_name(&log_stream_name) {
         diagnostics.error(
             &path.key("log_stream_name"),
             format!("\"{log_stream_name}\" is not a valid log stream name: 1 to 512 characters without : or *"),
         );
     }
-    let log_group_class = raw.log_group_class.as_deref().and_then(|c| match c.to_ascii_uppercase().as_str() {
-        "STANDARD" => Some(LogGroupClass::Standard),
-        "INFREQUENT_ACCESS" => Some(LogGroupClass::InfrequentAccess),
-        _ => {
-            diagnostics.warn(&path.key("log_group_class"), format!("ignored: \"{c}\" is neither STANDARD nor INFREQUENT_ACCESS"));
-            None
-        }
-    });
+    let log_group_class =
+        raw.log_group_class
+            .as_deref()
+            .and_then(|c| match c.to_ascii_uppercase().as_str() {
+                "STANDARD" => Some(LogGroupClass::Standard),
+                "INFREQUENT_ACCESS" => Some(LogGroupClass::InfrequentAccess),
+                _ => {
+                    diagnostics.warn(
+                        &path.key("log_group_class"),
+                        format!("ignored: \"{c}\" is neither STANDARD nor INFREQUENT_ACCESS"),
+                    );
+                    None
+                }
+            });
     let retention_in_days = match raw.retention_in_days {
         None | Some(-1) => None,
         Some(days) if ALLOWED_RETENTION_DAYS.contains(&days) => Some(days as u32),
@@ -683,19 +1015,27 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
         None | Some("Local") | Some("LOCAL") => Timezone::Local,
         Some("UTC") => Timezone::Utc,
         Some(other) => {
-            diagnostics.error(&path.key("timezone"), format!("\"{other}\" is not one of Local, LOCAL, UTC"));
+            diagnostics.error(
+                &path.key("timezone"),
+                format!("\"{other}\" is not one of Local, LOCAL, UTC"),
+            );
             Timezone::Local
         }
     };
     let multi_line_start = match raw.multi_line_start_pattern.as_deref() {
         Some("{timestamp_format}") => {
             if timestamp_format.is_none() {
-                diagnostics.error(&path.key("multi_line_start_pattern"), "{timestamp_format} needs timestamp_format to be set");
+                diagnostics.error(
+                    &path.key("multi_line_start_pattern"),
+                    "{timestamp_format} needs timestamp_format to be set",
+                );
             }
             MultiLineStart::TimestampFormat
         }
         pattern => {
-            let pattern = pattern.filter(|p| !p.is_empty()).unwrap_or(DEFAULT_MULTI_LINE_START_PATTERN);
+            let pattern = pattern
+                .filter(|p| !p.is_empty())
+                .unwrap_or(DEFAULT_MULTI_LINE_START_PATTERN);
             match GoRegex::new(pattern) {
                 Ok(regex) => MultiLineStart::Pattern(regex),
                 Err(err) => {
@@ -710,7 +1050,10 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
         Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
             Some(encoding) => encoding,
             None => {
-                diagnostics.error(&path.key("encoding"), format!("unknown encoding \"{label}\""));
+                diagnostics.error(
+                    &path.key("encoding"),
+                    format!("unknown encoding \"{label}\""),
+                );
                 encoding_rs::UTF_8
             }
         },
@@ -722,7 +1065,10 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
             "include" => FilterKind::Include,
             "exclude" => FilterKind::Exclude,
             other => {
-                diagnostics.error(&at.key("type"), format!("\"{other}\" is neither include nor exclude"));
+                diagnostics.error(
+                    &at.key("type"),
+                    format!("\"{other}\" is neither include nor exclude"),
+                );
                 continue;
             }
         };
@@ -731,13 +1077,16 @@ fn validate_file(raw: RawFileEntry, path: &JsonPath, default_stream: &str, place
             Err(err) => diagnostics.error(&at.key("expression"), err),
         }
     }
-    let blacklist = raw.blacklist.filter(|b| !b.is_empty()).and_then(|b| match GoRegex::new(&b) {
-        Ok(regex) => Some(regex),
-        Err(err) => {
-            diagnostics.error(&path.key("blacklist"), err);
-            None
-        }
-    });
+    let blacklist = raw
+        .blacklist
+        .filter(|b| !b.is_empty())
+        .and_then(|b| match GoRegex::new(&b) {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                diagnostics.error(&path.key("blacklist"), err);
+                None
+            }
+        });
     match raw.backpressure_mode.as_deref() {
         None => {}
         Some("fd_release") => diagnostics.warn(
@@ -781,8 +1130,14 @@ mod tests {
     fn default_group_drops_the_last_extension_only() {
         assert_eq!(strip_last_extension("/tmp/app.log"), "/tmp/app");
         assert_eq!(strip_last_extension("/var/log/syslog"), "/var/log/syslog");
-        assert_eq!(strip_last_extension("/var/log/app.2026.log"), "/var/log/app.2026");
-        assert_eq!(strip_last_extension("/var/log.d/messages"), "/var/log.d/messages");
+        assert_eq!(
+            strip_last_extension("/var/log/app.2026.log"),
+            "/var/log/app.2026"
+        );
+        assert_eq!(
+            strip_last_extension("/var/log.d/messages"),
+            "/var/log.d/messages"
+        );
         assert_eq!(strip_last_extension("/var/log/.hidden"), "/var/log/.hidden");
     }
 

@@ -48,7 +48,11 @@ pub enum RunError {
 ///
 /// # Errors
 /// A start-up check failed: state directory, region, CA bundle, proxy or credentials.
-pub async fn run(config: &Config, options: &RunOptions, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub async fn run(
+    config: &Config,
+    options: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let clients = Clients::build(config).await?;
     info!(region = %clients.region, logs = %clients.logs_endpoint, metrics = %clients.metrics_endpoint, "clients ready");
     if options.dry_run {
@@ -57,8 +61,10 @@ pub async fn run(config: &Config, options: &RunOptions, shutdown: impl Future<Ou
         info!("dry run: configuration loaded and clients built; nothing was sent");
         return Ok(());
     }
-    std::fs::create_dir_all(&options.state_dir)
-        .map_err(|err| RunError::StateDir { path: options.state_dir.clone(), reason: err.to_string() })?;
+    std::fs::create_dir_all(&options.state_dir).map_err(|err| RunError::StateDir {
+        path: options.state_dir.clone(),
+        reason: err.to_string(),
+    })?;
     let access_key_id = clients.check_credentials().await?;
     info!(access_key_id = %access_key_id, state_dir = %options.state_dir.display(), "started");
     shutdown.await;
@@ -69,7 +75,10 @@ pub async fn run(config: &Config, options: &RunOptions, shutdown: impl Future<Ou
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => info!("SIGTERM received"),

@@ -19,8 +19,15 @@ pub fn emulator_endpoint() -> String {
 /// A name no other test (or earlier run against the same emulator) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Writes a credentials file (mode 600) holding `profiles` as `(name, access key, secret)`.
@@ -28,7 +35,9 @@ pub fn write_credentials(dir: &Path, profiles: &[(&str, &str, &str)]) -> PathBuf
     let path = dir.join("credentials");
     let mut text = String::new();
     for (name, key, secret) in profiles {
-        text.push_str(&format!("[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"));
+        text.push_str(&format!(
+            "[{name}]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n"
+        ));
     }
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -59,22 +68,35 @@ pub fn write_json(dir: &Path, name: &str, json: &serde_json::Value) -> PathBuf {
 /// A plain HTTP/1.1 request to the bridge; returns the body.
 pub fn http(method: &str, url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("http url");
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
     let mut stream = TcpStream::connect(authority).unwrap();
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{head}"
+    );
     body.to_owned()
 }
 
 /// Every (service, access key id) the bridge saw signed requests with.
 pub fn access_keys_seen() -> Vec<(String, String)> {
-    let body = http("GET", &format!("{}/_bridge/access-keys", emulator_endpoint()));
+    let body = http(
+        "GET",
+        &format!("{}/_bridge/access-keys", emulator_endpoint()),
+    );
     let seen: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     seen.iter()
-        .map(|s| (s["service"].as_str().unwrap().to_owned(), s["access_key_id"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_owned(),
+                s["access_key_id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
