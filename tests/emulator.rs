@@ -8,6 +8,14 @@ use cwlite::aws::{AwsError, AwsErrorKind, Clients};
 use cwlite::config::{self, Environment, RegionPolicy};
 use serde_json::json;
 
+fn host() -> cwlite::config::expand::HostFacts {
+    cwlite::config::expand::HostFacts {
+        hostname: "h".into(),
+        ip_address: None,
+        date: "2026-11-25".into(),
+    }
+}
+
 fn config_for(endpoint: &str, region: Option<&str>) -> serde_json::Value {
     let mut agent = json!({"metrics_collection_interval": 60});
     if let Some(region) = region {
@@ -37,7 +45,8 @@ async fn clients_for(
     let loaded = config::load(
         &[config],
         Some(&common_config),
-        &Environment::from_process(),
+        // Fixed: proxy or CA variables of the machine running the tests must not leak in.
+        &Environment::fixed(&[], host()),
         RegionPolicy::Required,
     )
     .unwrap();
@@ -166,15 +175,10 @@ async fn a_missing_region_fails_with_a_clear_message() {
         "config.json",
         &config_for("https://logs.example", None),
     );
-    let host = cwlite::config::expand::HostFacts {
-        hostname: "h".into(),
-        ip_address: None,
-        date: "2026-11-25".into(),
-    };
     let err = config::load(
         std::slice::from_ref(&config),
         Some(&common_config),
-        &Environment::fixed(&[], host),
+        &Environment::fixed(&[], host()),
         RegionPolicy::Required,
     )
     .unwrap_err();
