@@ -9,5 +9,7 @@
 //! `main.rs` only parses the command line and maps errors to exit codes.
 
 pub mod aws;
+pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod metrics;

@@ -1,0 +1,345 @@
+//! Host collectors: sample `/proc`, `/sys` and `statfs` into plugin fields, as the stock agent's
+//! telegraf inputs do.
+//!
+//! Owns the per-plugin readers and their state between samples (previous counters for deltas).
+//! A collector produces [`Sample`]s (field, value, tags) into a caller's vector; it knows nothing
+//! of metric names, units, dimensions or CloudWatch, which `metrics` adds. All file access goes
+//! through [`Host`], whose root and `statfs` can be replaced by fixtures in tests.
+//!
+//! Which source each plugin uses, and why `sysinfo` is not used for these values, is in
+//! ARCHITECTURE.md: its cpu and memory figures follow other definitions than the stock agent's.
+
+pub mod cpu;
+pub mod disk;
+pub mod diskio;
+pub mod mem;
+pub mod net;
+pub mod netstat;
+pub mod processes;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{PluginConfig, PluginKind, PluginOptions};
+
+/// Tags of one series (`cpu=cpu-total`, `device=sda1`, …), shared between samples so that a
+/// steady-state cycle allocates no tag strings.
+pub type Tags = Arc<[(&'static str, Arc<str>)]>;
+
+/// One field of one series at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The plugin field (`usage_idle`).
+    pub field: &'static str,
+    /// The value.
+    pub value: f64,
+    /// The series' tags.
+    pub tags: Tags,
+}
+
+/// Why a cycle produced nothing (or less than usual). Collection goes on at the next tick.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// A source file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Filesystem statistics of one mount point (the fields of `statfs(2)` the stock agent uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsStats {
+    /// `f_bsize`.
+    pub block_size: u64,
+    /// `f_blocks`.
+    pub blocks: u64,
+    /// `f_bfree`.
+    pub blocks_free: u64,
+    /// `f_bavail`.
+    pub blocks_available: u64,
+    /// `f_files`.
+    pub files: u64,
+    /// `f_ffree`.
+    pub files_free: u64,
+}
+
+/// A `statfs(2)` implementation: the real one, or a fixture's.
+type StatFsFn = Box<dyn Fn(&Path) -> std::io::Result<FsStats> + Send + Sync>;
+
+/// Where collectors read from: a root directory holding `proc/` and `sys/`, and `statfs`.
+pub struct Host {
+    root: PathBuf,
+    statfs: StatFsFn,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// The machine itself.
+    pub fn real() -> Self {
+        Self {
+            root: PathBuf::from("/"),
+            statfs: Box::new(real_statfs),
+        }
+    }
+
+    /// A fixture tree and a fake `statfs`, for tests.
+    pub fn fixture(
+        root: &Path,
+        statfs: impl Fn(&Path) -> std::io::Result<FsStats> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            root: root.to_owned(),
+            statfs: Box::new(statfs),
+        }
+    }
+
+    /// The path of `relative` (such as `proc/stat`) under the root.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Reads `relative` into `buf`, reusing its allocation.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub fn read_into(&self, relative: &str, buf: &mut String) -> Result<(), CollectError> {
+        let path = self.path(relative);
+        read_path_into(&path, buf).map_err(|source| CollectError::Read { path, source })
+    }
+
+    /// `statfs` of a mount point.
+    ///
+    /// # Errors
+    /// The mount point cannot be queried.
+    pub fn statfs(&self, mount_point: &Path) -> std::io::Result<FsStats> {
+        (self.statfs)(mount_point)
+    }
+}
+
+/// Reads a whole file into `buf` (cleared first).
+pub fn read_path_into(path: &Path, buf: &mut String) -> std::io::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)?.read_to_string(buf).map(|_| ())
+}
+
+fn real_statfs(path: &Path) -> std::io::Result<FsStats> {
+    let stats = rustix::fs::statfs(path)?;
+    Ok(FsStats {
+        block_size: stats.f_bsize as u64,
+        blocks: stats.f_blocks,
+        blocks_free: stats.f_bfree,
+        blocks_available: stats.f_bavail,
+        files: stats.f_files,
+        files_free: stats.f_ffree,
+    })
+}
+
+/// A cache of tag sets keyed by a series name, so steady-state cycles reuse them.
+#[derive(Debug, Default)]
+pub struct TagCache {
+    by_key: HashMap<String, Tags>,
+}
+
+impl TagCache {
+    /// The tags for `key`, built by `make` the first time.
+    pub fn get(&mut self, key: &str, make: impl FnOnce() -> Vec<(&'static str, Arc<str>)>) -> Tags {
+        if let Some(tags) = self.by_key.get(key) {
+            return tags.clone();
+        }
+        let tags: Tags = make().into();
+        self.by_key.insert(key.to_owned(), tags.clone());
+        tags
+    }
+}
+
+/// No tags: plugins such as mem and swap report one series.
+pub fn no_tags() -> Tags {
+    Arc::from(Vec::new())
+}
+
+/// A per-plugin collector.
+#[derive(Debug)]
+pub enum Collector {
+    /// `cpu`.
+    Cpu(cpu::CpuCollector),
+    /// `mem` and `swap` (both from `/proc/meminfo`).
+    Mem(mem::MemCollector),
+    /// `disk`.
+    Disk(disk::DiskCollector),
+    /// `diskio`.
+    Diskio(diskio::DiskioCollector),
+    /// `net`.
+    Net(net::NetCollector),
+    /// `netstat`.
+    Netstat(netstat::NetstatCollector),
+    /// `processes`.
+    Processes(processes::ProcessesCollector),
+}
+
+impl Collector {
+    /// The collector for a configured plugin.
+    pub fn for_plugin(plugin: &PluginConfig) -> Self {
+        match (&plugin.options, plugin.kind) {
+            (PluginOptions::Cpu { per_cpu, total_cpu }, _) => {
+                Collector::Cpu(cpu::CpuCollector::new(*per_cpu, *total_cpu))
+            }
+            (
+                PluginOptions::Disk {
+                    mount_points,
+                    ignore_file_system_types,
+                    drop_device,
+                },
+                _,
+            ) => Collector::Disk(disk::DiskCollector::new(
+                mount_points.clone(),
+                ignore_file_system_types.clone(),
+                *drop_device,
+            )),
+            (PluginOptions::Diskio { devices }, _) => {
+                Collector::Diskio(diskio::DiskioCollector::new(devices))
+            }
+            (PluginOptions::Net { interfaces }, _) => {
+                Collector::Net(net::NetCollector::new(interfaces))
+            }
+            (_, PluginKind::Swap) => Collector::Mem(mem::MemCollector::swap()),
+            (_, PluginKind::Netstat) => Collector::Netstat(netstat::NetstatCollector::default()),
+            (_, PluginKind::Processes) => {
+                Collector::Processes(processes::ProcessesCollector::default())
+            }
+            _ => Collector::Mem(mem::MemCollector::mem()),
+        }
+    }
+
+    /// Takes one sample of every series into `out` (appending).
+    ///
+    /// # Errors
+    /// A source could not be read; whatever was read before is still in `out`.
+    pub fn collect(&mut self, host: &Host, out: &mut Vec<Sample>) -> Result<(), CollectError> {
+        match self {
+            Collector::Cpu(c) => c.collect(host, out),
+            Collector::Mem(c) => c.collect(host, out),
+            Collector::Disk(c) => c.collect(host, out),
+            Collector::Diskio(c) => c.collect(host, out),
+            Collector::Net(c) => c.collect(host, out),
+            Collector::Netstat(c) => c.collect(host, out),
+            Collector::Processes(c) => c.collect(host, out),
+        }
+    }
+}
+
+/// Keeps the previous value of cumulative counters and yields per-interval deltas, the way the
+/// stock agent's `cumulativetodelta` processor does: the first value of a series yields nothing,
+/// and so does a value lower than the previous (a counter reset).
+#[derive(Debug, Default)]
+pub struct DeltaTracker {
+    previous: HashMap<(Arc<str>, &'static str), u64>,
+}
+
+impl DeltaTracker {
+    /// The increase of `field` of `series` since the last call, if there is a meaningful one.
+    pub fn delta(&mut self, series: &Arc<str>, field: &'static str, value: u64) -> Option<u64> {
+        let key = (series.clone(), field);
+        let previous = self.previous.insert(key, value);
+        previous.and_then(|p| value.checked_sub(p))
+    }
+
+    /// Forgets series not in `alive` (devices or interfaces that disappeared).
+    pub fn retain(&mut self, alive: impl Fn(&str) -> bool) {
+        self.previous.retain(|(series, _), _| alive(series));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixture {
+    //! A fixture `/proc` tree for collector tests.
+    use super::*;
+
+    pub struct Fixture {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        pub fn new() -> Self {
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        pub fn write(&self, relative: &str, text: &str) {
+            let path = self.dir.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+
+        pub fn host(&self) -> Host {
+            Host::fixture(self.dir.path(), |_| {
+                Err(std::io::Error::other("no statfs in this fixture"))
+            })
+        }
+    }
+
+    /// `field -> value` for samples whose tags include `tag`.
+    pub fn values(samples: &[Sample], tag: Option<(&str, &str)>) -> Vec<(&'static str, f64)> {
+        samples
+            .iter()
+            .filter(|s| {
+                tag.is_none_or(|(k, v)| s.tags.iter().any(|(tk, tv)| *tk == k && &**tv == v))
+            })
+            .map(|s| (s.field, s.value))
+            .collect()
+    }
+
+    pub fn value(samples: &[Sample], field: &str, tag: Option<(&str, &str)>) -> Option<f64> {
+        values(samples, tag)
+            .into_iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_drop_the_first_value_and_resets() {
+        let mut tracker = DeltaTracker::default();
+        let sda: Arc<str> = Arc::from("sda");
+        assert_eq!(tracker.delta(&sda, "reads", 100), None);
+        assert_eq!(tracker.delta(&sda, "reads", 150), Some(50));
+        assert_eq!(tracker.delta(&sda, "reads", 150), Some(0));
+        assert_eq!(
+            tracker.delta(&sda, "reads", 10),
+            None,
+            "a counter reset yields nothing"
+        );
+        assert_eq!(tracker.delta(&sda, "reads", 15), Some(5));
+        tracker.retain(|s| s != "sda");
+        assert_eq!(
+            tracker.delta(&sda, "reads", 20),
+            None,
+            "a forgotten series starts over"
+        );
+    }
+
+    #[test]
+    fn tag_sets_are_shared_between_cycles() {
+        let mut cache = TagCache::default();
+        let a = cache.get("cpu0", || vec![("cpu", Arc::from("cpu0"))]);
+        let b = cache.get("cpu0", || unreachable!("built once"));
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}
