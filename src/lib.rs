@@ -13,3 +13,5 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod ship;
+pub mod state;

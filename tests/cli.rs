@@ -138,17 +138,40 @@ fn version_is_printed() {
     );
 }
 
+/// The README's first command: a dry run of config/demo.json prints PutMetricData requests and
+/// needs no AWS account; nothing is written.
 #[test]
-fn the_demo_dry_run_needs_no_aws_account_and_sends_nothing() {
-    let (out, stdout, stderr) = output(
+fn the_demo_dry_run_prints_requests_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let mut daemon = common::Daemon::spawn(
         cwlite()
-            .args(["run", "--config", "config/demo.json", "--dry-run"])
-            .env("HOME", "/nonexistent"),
+            .args([
+                "run",
+                "--config",
+                "config/demo.json",
+                "--dry-run",
+                "--state-dir",
+            ])
+            .arg(&state_dir)
+            .env("HOME", "/nonexistent")
+            .env_remove("AWS_ACCESS_KEY_ID"),
     );
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("dry run"), "{stderr}");
-    // No pipeline exists yet, so there is no request to print.
-    assert_eq!(stdout, "");
+    let line = daemon.wait_stdout(|l| l.contains("PutMetricData"));
+    let request: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(request["operation"], "PutMetricData");
+    assert_eq!(request["Namespace"], "CWAgent");
+    let data = request["MetricData"].as_array().unwrap();
+    let mem = data
+        .iter()
+        .find(|d| d["MetricName"] == "mem_used_percent")
+        .expect("mem_used_percent in the first publish");
+    assert_eq!(mem["Unit"], "Percent");
+    assert_eq!(mem["StorageResolution"], 1, "the demo collects every 10 s");
+    assert_eq!(mem["Dimensions"][0]["Name"], "host");
+    let (status, stderr) = daemon.stop("INT");
+    assert!(status.success(), "{stderr:?}");
+    assert!(!state_dir.exists(), "a dry run writes nothing");
 }
 
 #[test]
@@ -198,6 +221,12 @@ fn run_with_a_missing_profile_refuses_to_start() {
 #[test]
 fn run_uses_the_profile_not_environment_keys_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
+    // Logs only: this test is about start-up and must not try to reach AWS.
+    let config = common::write_json(
+        dir.path(),
+        "logs-only.json",
+        &json!({"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/var/log/syslog", "log_group_name": "syslog"}]}}}}),
+    );
     let credentials = common::write_credentials(
         dir.path(),
         &[("AmazonCloudWatchAgent", "AKIDFROMPROFILE", SECRET)],
@@ -206,7 +235,10 @@ fn run_uses_the_profile_not_environment_keys_and_stops_on_sigterm() {
         common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
     let state_dir = dir.path().join("state");
     let mut child = cwlite()
-        .args(["run", "--config", "config/cwlite.json", "--common-config"])
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--common-config")
         .arg(&common_config)
         .arg("--state-dir")
         .arg(&state_dir)

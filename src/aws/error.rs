@@ -69,6 +69,13 @@ impl AwsError {
         )
     }
 
+    /// Whether to give up on this request for good: only when the service refused the request
+    /// itself, so sending it again cannot succeed. Everything else (outages, throttling, bad
+    /// credentials an operator can fix, garbled answers) keeps the data and tries again later.
+    pub fn gives_up(&self) -> bool {
+        self.kind == AwsErrorKind::InvalidRequest
+    }
+
     /// Classifies a failure of `operation` sent to `endpoint`.
     pub fn from_sdk<E>(operation: &str, endpoint: &str, err: &SdkError<E, HttpResponse>) -> Self
     where
@@ -246,6 +253,25 @@ mod tests {
             AwsErrorKind::BadResponse,
         ] {
             assert!(!error(kind).is_retryable(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_refused_request_is_given_up() {
+        let error = |kind| AwsError {
+            kind,
+            code: None,
+            message: String::new(),
+        };
+        assert!(error(AwsErrorKind::InvalidRequest).gives_up());
+        for kind in [
+            AwsErrorKind::Unreachable,
+            AwsErrorKind::Throttled,
+            AwsErrorKind::Credentials,
+            AwsErrorKind::AccessDenied,
+            AwsErrorKind::BadResponse,
+        ] {
+            assert!(!error(kind).gives_up(), "{kind:?}");
         }
     }
 }

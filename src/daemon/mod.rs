@@ -1,20 +1,39 @@
-//! What `cwlite run` does with a validated configuration: start-up checks, then run until told
-//! to stop.
+//! What `cwlite run` does with a validated configuration: start-up checks, the pipelines, and
+//! an ordered shutdown.
 //!
-//! Owns the order of start-up (state directory, clients, credentials) and the wait for SIGTERM
-//! or SIGINT. The metrics and logs pipelines plug in here as they are built; this module will
-//! then also own the ordered shutdown (stop producers, drain shippers, write checkpoints).
+//! Owns the order of things. Start: clients, state directory, credentials, then shippers before
+//! producers. Stop (on the `shutdown` future): producers first (collectors stop and drop their
+//! senders), then shippers drain until their queues are empty or the deadline passes, and what
+//! is left stays in the spool. The logs pipeline plugs in here the same way.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 use crate::aws::{ClientSetupError, Clients};
-use crate::config::Config;
+use crate::collect::{Collector, Host};
+use crate::config::{Config, MetricsConfig, PluginConfig};
+use crate::metrics::{DatumBuilder, MetricDatum};
+use crate::ship::cloudwatch_metrics::{
+    self, MetricsSink, Publisher, PublisherSettings, PublisherStats,
+};
+use crate::state::spool::{Spool, SpoolError};
 
 /// Where cwlite keeps its state when `--state-dir` is not given.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cwlite";
+/// How long shippers may keep sending after a stop request: well below systemd's default
+/// 90 s stop timeout, so the final spool and checkpoint writes always happen.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// Collection cycles that may wait for the publisher; beyond that a cycle is dropped and counted
+/// (the publisher never blocks on the network, so this only fills if it is stuck).
+pub const METRIC_QUEUE_CYCLES: usize = 256;
+/// Subdirectory of the state directory holding the metric spool.
+pub const METRIC_SPOOL_DIR: &str = "metrics-spool";
 
 /// How the process runs, as opposed to what it does (which is the configuration).
 #[derive(Debug, Clone)]
@@ -39,15 +58,16 @@ pub enum RunError {
         /// The I/O error.
         reason: String,
     },
+    /// The metric spool cannot be opened.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
-/// Runs until `shutdown` completes (a signal in production, a future in tests).
-///
-/// With `dry_run` it builds everything, sends nothing and returns at once: there is nothing to
-/// print until the pipelines exist.
+/// Runs until `shutdown` completes (a signal in production, a future in tests), then stops in
+/// order.
 ///
 /// # Errors
-/// A start-up check failed: state directory, region, CA bundle, proxy or credentials.
+/// A start-up check failed: state directory, region, CA bundle, proxy, credentials or spool.
 pub async fn run(
     config: &Config,
     options: &RunOptions,
@@ -56,20 +76,170 @@ pub async fn run(
     let clients = Clients::build(config).await?;
     info!(region = %clients.region, logs = %clients.logs_endpoint, metrics = %clients.metrics_endpoint, "clients ready");
     if options.dry_run {
-        // Loading credentials may itself be a request (instance metadata in the default
-        // chain), and a dry run sends nothing, so credentials are not checked.
-        info!("dry run: configuration loaded and clients built; nothing was sent");
-        return Ok(());
+        // Loading credentials may itself be a request (instance metadata in the default chain),
+        // and a dry run sends nothing, so credentials are not checked.
+        info!("dry run: requests are printed on stdout, nothing is sent and nothing is written");
+    } else {
+        std::fs::create_dir_all(&options.state_dir).map_err(|err| RunError::StateDir {
+            path: options.state_dir.clone(),
+            reason: err.to_string(),
+        })?;
+        let access_key_id = clients.check_credentials().await?;
+        info!(access_key_id = %access_key_id, state_dir = %options.state_dir.display(), "credentials loaded");
     }
-    std::fs::create_dir_all(&options.state_dir).map_err(|err| RunError::StateDir {
-        path: options.state_dir.clone(),
-        reason: err.to_string(),
-    })?;
-    let access_key_id = clients.check_credentials().await?;
-    info!(access_key_id = %access_key_id, state_dir = %options.state_dir.display(), "started");
+
+    let (stop_producers, stop_signal) = watch::channel(false);
+    let metrics = match &config.metrics {
+        Some(metrics) => Some(start_metrics(
+            config,
+            metrics,
+            &clients,
+            options,
+            &stop_signal,
+        )?),
+        None => None,
+    };
+    info!("started");
     shutdown.await;
+
+    info!(
+        "stopping: producers first, then shippers drain (at most {}s)",
+        DRAIN_DEADLINE.as_secs()
+    );
+    // Receivers only go away when their tasks ended, which is fine to ignore here.
+    let _ = stop_producers.send(true);
+    if let Some(metrics) = metrics {
+        for collector in metrics.collectors {
+            let _ = collector.await;
+        }
+        match metrics.publisher.await {
+            Ok(stats) => info!(
+                batches = stats.batches_sent,
+                datums = stats.datums_sent,
+                retries = stats.retries,
+                refused = stats.batches_refused,
+                dropped_spool_full = stats.batches_dropped_spool_full,
+                "metrics publisher stopped"
+            ),
+            Err(err) => warn!("metrics publisher ended abnormally: {err}"),
+        }
+    }
     info!("stopped");
     Ok(())
+}
+
+struct MetricsPipeline {
+    collectors: Vec<JoinHandle<()>>,
+    publisher: JoinHandle<PublisherStats>,
+}
+
+fn start_metrics(
+    config: &Config,
+    metrics: &MetricsConfig,
+    clients: &Clients,
+    options: &RunOptions,
+    stop: &watch::Receiver<bool>,
+) -> Result<MetricsPipeline, RunError> {
+    let (sink, spool) = if options.dry_run {
+        (
+            MetricsSink::DryRun,
+            Spool::in_memory(cloudwatch_metrics::DEFAULT_SPOOL_BYTES),
+        )
+    } else {
+        let sink = MetricsSink::CloudWatch {
+            client: clients.metrics.clone(),
+            endpoint: clients.metrics_endpoint.clone(),
+        };
+        (
+            sink,
+            Spool::open(
+                &options.state_dir.join(METRIC_SPOOL_DIR),
+                cloudwatch_metrics::DEFAULT_SPOOL_BYTES,
+            )?,
+        )
+    };
+    let settings = PublisherSettings {
+        namespace: metrics.namespace.clone(),
+        flush_interval: Duration::from_secs(metrics.force_flush_interval_secs),
+        drain_deadline: DRAIN_DEADLINE,
+    };
+    let (sender, receiver) = mpsc::channel(METRIC_QUEUE_CYCLES);
+    let publisher = tokio::spawn(Publisher::new(settings, sink, spool).run(receiver));
+    let host = Arc::new(Host::real());
+    let collectors = metrics
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let builder = DatumBuilder::new(plugin, &config.agent, &metrics.aggregation_dimensions);
+            tokio::spawn(collect_loop(
+                plugin.clone(),
+                builder,
+                host.clone(),
+                sender.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    Ok(MetricsPipeline {
+        collectors,
+        publisher,
+    })
+}
+
+/// Samples one plugin every interval until told to stop, sending each cycle's datums on.
+async fn collect_loop(
+    plugin: PluginConfig,
+    mut builder: DatumBuilder,
+    host: Arc<Host>,
+    sender: mpsc::Sender<Vec<MetricDatum>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = plugin.kind.name();
+    let mut collector = Collector::for_plugin(&plugin);
+    let mut samples = Vec::new();
+    let mut ticks = tokio::time::interval(Duration::from_secs(plugin.interval_secs));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut dropped_cycles = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => break,
+        }
+        samples.clear();
+        let timestamp_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        // /proc reads take microseconds; doing them on the runtime is cheaper than a thread hop.
+        match collector.collect(&host, &mut samples) {
+            Ok(()) if failing => {
+                info!(plugin = name, "collection works again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(err) if !failing => {
+                warn!(plugin = name, "{err}; retrying every interval");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        let mut datums = Vec::with_capacity(samples.len());
+        builder.build(&samples, timestamp_ms, &mut datums);
+        if datums.is_empty() {
+            continue;
+        }
+        match sender.try_send(datums) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped_cycles += 1;
+                warn!(
+                    plugin = name,
+                    dropped_cycles, "metric queue full: this cycle's datums are dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

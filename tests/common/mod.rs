@@ -105,3 +105,108 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
+
+/// A running `cwlite` child whose stdout and stderr lines are collected by reader threads.
+pub struct Daemon {
+    pub child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    pub stderr_seen: Vec<String>,
+    /// Every stdout line read so far.
+    pub stdout_seen: Vec<String>,
+}
+
+/// How long a test waits for something the daemon must do before calling it a failure.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn lines_of(reader: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+impl Daemon {
+    /// Starts `command` with piped output.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+            stderr_seen: Vec::new(),
+            stdout_seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`; panics with everything seen at the deadline.
+    pub fn wait_stderr(&mut self, needle: &str) -> String {
+        let until = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {needle:?}; stderr so far:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for a stdout line for which `accept` is true.
+    pub fn wait_stdout(&mut self, accept: impl Fn(&str) -> bool) -> String {
+        let until = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout_seen.push(line.clone());
+                    if accept(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no expected stdout line; stderr so far:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends `signal` (such as "TERM") and waits for the exit; returns the status and the rest of stderr.
+    pub fn stop(mut self, signal: &str) -> (std::process::ExitStatus, Vec<String>) {
+        let killed = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        // The pipes close at exit, so the reader threads finish and the channels drain.
+        self.stderr_seen.extend(self.stderr.iter());
+        self.stdout_seen.extend(self.stdout.iter());
+        (status, self.stderr_seen)
+    }
+}

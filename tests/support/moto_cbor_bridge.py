@@ -4,8 +4,9 @@
 moto speaks CloudWatch's awsQuery and JSON 1.0 protocols but not Smithy RPC v2 CBOR, which the
 current aws-sdk-cloudwatch uses. This bridge turns CBOR calls into JSON 1.0 calls to moto and the
 answers back into CBOR; every other request (CloudWatch Logs JSON 1.1, moto's own API, boto3)
-passes through unchanged. It also records the access key id of every signed request so tests can
-assert which credentials cwlite used (GET /_bridge/access-keys, POST /_bridge/reset).
+passes through unchanged. It also records the access key id of every signed request and every
+accepted PutMetricData datum, so tests can assert which credentials cwlite used and exactly what
+it sent (GET /_bridge/access-keys, GET /_bridge/metric-data?namespace=NS, POST /_bridge/reset).
 
 Usage: moto_cbor_bridge.py --moto http://127.0.0.1:PORT --port-file FILE
 """
@@ -31,6 +32,7 @@ TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StartTime", "EndTime", "StateUpdat
 
 seen_lock = threading.Lock()
 seen = []
+metric_data = []
 
 
 def to_json_compatible(value):
@@ -104,6 +106,12 @@ class Bridge(BaseHTTPRequestHandler):
             with seen_lock:
                 body = json.dumps(seen).encode()
             return self.reply(200, [("Content-Type", "application/json")], body)
+        if self.path.startswith("/_bridge/metric-data"):
+            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            namespace = query.get("namespace", [None])[0]
+            with seen_lock:
+                body = json.dumps([d for d in metric_data if namespace is None or d["Namespace"] == namespace]).encode()
+            return self.reply(200, [("Content-Type", "application/json")], body)
         self.passthrough("GET")
 
     def do_POST(self):
@@ -111,6 +119,7 @@ class Bridge(BaseHTTPRequestHandler):
             self.read_body()
             with seen_lock:
                 seen.clear()
+                metric_data.clear()
             return self.reply(200, [("Content-Type", "application/json")], b"{}")
         if self.path.startswith(CBOR_PREFIX):
             return self.cbor()
@@ -137,6 +146,10 @@ class Bridge(BaseHTTPRequestHandler):
             "X-Amz-Date": self.headers.get("X-Amz-Date", ""),
         }
         status, _, answer = self.upstream("POST", "/", json.dumps(to_json_compatible(request)).encode(), headers)
+        if operation == "PutMetricData" and status == 200:
+            with seen_lock:
+                for datum in to_json_compatible(request).get("MetricData", []):
+                    metric_data.append(dict(datum, Namespace=request.get("Namespace")))
         try:
             decoded = json.loads(answer) if answer.strip() else {}
         except ValueError:

@@ -1,0 +1,61 @@
+//! State under the state directory (`--state-dir`, default `/var/lib/cwlite`): the only module
+//! that writes there.
+//!
+//! Owns durable, crash-safe storage: `spool` keeps queued metric batches across outages and
+//! restarts. Every write goes through a temporary file, `fsync` and `rename`, so a crash leaves
+//! either the old or the new file, never a torn one. It stores opaque bytes; it knows nothing of
+//! metrics, logs or CloudWatch.
+
+pub mod spool;
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, `fsync`, `rename`, then an
+/// `fsync` of the directory so the rename itself survives a power cut.
+///
+/// # Errors
+/// Any I/O error; the target is then untouched.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_replaces_the_whole_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint");
+        write_atomically(&path, b"first version, longer").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["checkpoint"]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("file");
+        assert!(write_atomically(&path, b"x").is_err());
+        assert!(!path.exists());
+    }
+}
