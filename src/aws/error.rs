@@ -12,7 +12,6 @@ use std::fmt;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// What went wrong, as far as deciding what to do next is concerned.
@@ -81,7 +80,7 @@ impl AwsError {
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        let detail = DisplayErrorContext(err).to_string();
+        let detail = error_chain(err);
         let (kind, code, what) = match err {
             SdkError::DispatchFailure(failure) => {
                 let kind = if has_credentials_error(err) {
@@ -138,6 +137,21 @@ impl AwsError {
             message,
         }
     }
+}
+
+/// Each error of the chain once, joined by ": " (the SDK's own display adds a Debug dump that
+/// makes log lines unreadable).
+fn error_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
 }
 
 fn describe_dispatch(kind: AwsErrorKind) -> &'static str {

@@ -210,3 +210,154 @@ impl Daemon {
         (status, self.stderr_seen)
     }
 }
+
+/// A loopback HTTP relay in front of the emulator that can refuse connections on demand, as an
+/// endpoint outage does. Each connection carries one request (the relay answers with
+/// `Connection: close`), so turning it off never cuts a request in half: a request either reached
+/// the emulator and got its answer, or was refused before it was sent.
+pub struct Relay {
+    pub port: u16,
+    upstream: String,
+    accept: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Relay {
+    /// Starts relaying 127.0.0.1:<port> to `upstream` (`host:port`).
+    pub async fn start(upstream: &str) -> std::sync::Arc<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay = std::sync::Arc::new(Self {
+            port: listener.local_addr().unwrap().port(),
+            upstream: upstream.to_owned(),
+            accept: std::sync::Mutex::new(None),
+        });
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay_one(client, upstream.clone()));
+            }
+        });
+        *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// Closes the listening socket: new connections are refused. Requests in progress finish.
+    pub async fn refuse(&self) {
+        let task = self.accept.lock().unwrap().take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        // The listener is gone with the task: connecting must now fail.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err());
+    }
+
+    /// Listens again on the same port.
+    pub async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+}
+
+async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, data[head_end..head_end + length].to_vec()))
+}
+
+fn with_connection_close(head: &str) -> String {
+    let mut out: Vec<&str> = head
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    out.push("Connection: close");
+    format!("{}\r\n\r\n", out.join("\r\n"))
+}
+
+async fn relay_one(mut client: tokio::net::TcpStream, upstream: String) {
+    use tokio::io::AsyncWriteExt;
+    let Some((head, body)) = read_http_message(&mut client).await else {
+        return;
+    };
+    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+        return;
+    };
+    if server
+        .write_all(with_connection_close(&head).as_bytes())
+        .await
+        .is_err()
+        || server.write_all(&body).await.is_err()
+    {
+        return;
+    }
+    let Some((response_head, response_body)) = read_http_message(&mut server).await else {
+        return;
+    };
+    let _ = client
+        .write_all(with_connection_close(&response_head).as_bytes())
+        .await;
+    let _ = client.write_all(&response_body).await;
+    let _ = client.shutdown().await;
+}
+
+/// Every PutMetricData datum the bridge accepted for `namespace`.
+pub fn metric_data(namespace: &str) -> Vec<serde_json::Value> {
+    let body = http(
+        "GET",
+        &format!(
+            "{}/_bridge/metric-data?namespace={namespace}",
+            emulator_endpoint()
+        ),
+    );
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, failing at the deadline with `what`.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let until = std::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        // Polling an external service for a state it reaches on its own schedule; the deadline
+        // above, not this pause, decides failure.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
