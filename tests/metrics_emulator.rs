@@ -119,7 +119,7 @@ fn host_metrics_arrive_with_stock_names_units_and_dimensions() {
     );
     assert!((0.0..=100.0).contains(&cpu["Value"].as_f64().unwrap()));
     let mem = &first["mem_used_percent"];
-    assert_eq!(dimensions(mem), [host.clone()]);
+    assert_eq!(dimensions(mem), vec![host.clone()]);
     assert!(
         (0.0..100.0).contains(&mem["Value"].as_f64().unwrap())
             && mem["Value"].as_f64().unwrap() > 0.0
