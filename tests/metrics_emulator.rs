@@ -286,3 +286,54 @@ fn an_outage_with_a_restart_loses_nothing_and_sends_nothing_twice() {
         "lost datums around {gaps:?}"
     );
 }
+
+/// Throttling is retried until the batch is accepted; a batch refused as invalid is dropped
+/// alone, with the refused datum named, and publishing goes on.
+#[test]
+fn throttling_is_retried_and_an_invalid_batch_is_dropped_alone() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = common::unique("CWAgentFaults");
+    common::http(
+        "POST",
+        &format!(
+            "{endpoint}/_bridge/fail?namespace={namespace}&count=2&status=400&code=Throttling&message=Rate%20exceeded"
+        ),
+    );
+    let config = json!({
+        "agent": {"region": "us-east-1", "metrics_collection_interval": 1},
+        "metrics": {"namespace": namespace, "endpoint_override": endpoint, "force_flush_interval": 1,
+                    "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}}
+    });
+    let mut daemon = start(dir.path(), &dir.path().join("state"), &config);
+    daemon.wait_stderr("Throttling: Rate exceeded");
+    common::eventually("the throttled batch delivered", || {
+        (!common::metric_data(&namespace).is_empty()).then_some(())
+    });
+    common::http(
+        "POST",
+        &format!(
+            "{endpoint}/_bridge/fail?namespace={namespace}&count=1&status=400&code=InvalidParameterValue&message=The%20value%20for%20parameter%20MetricData.member.1.Value%20is%20invalid."
+        ),
+    );
+    let refused = daemon.wait_stderr("refused and dropped");
+    assert!(
+        refused.contains("(refused datum: mem_used_percent {host="),
+        "{refused}"
+    );
+    let before = common::metric_data(&namespace).len();
+    common::eventually("publishing goes on after the refusal", || {
+        (common::metric_data(&namespace).len() >= before + 2).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+
+    let delivered = timestamps_ms(&common::metric_data(&namespace), "mem_used_percent");
+    let mut unique = delivered.clone();
+    unique.dedup();
+    assert_eq!(unique, delivered, "a datum was sent twice");
+    // The throttled batches were all delivered: the only hole is the refused batch.
+    let holes = delivered.windows(2).filter(|w| w[1] - w[0] > 1900).count();
+    assert!(holes <= 1, "{delivered:?}");
+    assert!(delivered.len() >= 3);
+}

@@ -19,6 +19,9 @@ pub struct DiskCollector {
     drop_device: bool,
     tags: TagCache,
     buf: String,
+    /// Byte ranges of (device, mount point, fstype) in `buf`, reused every cycle.
+    mounts: Vec<[std::ops::Range<usize>; 3]>,
+    key: String,
 }
 
 /// Undoes the octal escapes (`\040` for a space) the kernel writes in mount tables.
@@ -61,6 +64,8 @@ impl DiskCollector {
             drop_device,
             tags: TagCache::default(),
             buf: String::new(),
+            mounts: Vec::new(),
+            key: String::new(),
         }
     }
 
@@ -72,23 +77,37 @@ impl DiskCollector {
         let mut buf = std::mem::take(&mut self.buf);
         let result = host.read_into("proc/self/mounts", &mut buf);
         if result.is_ok() {
-            // Later entries shadow earlier ones at the same mount point, as the kernel shows them.
-            let mounts: Vec<(&str, &str, &str)> = buf
-                .lines()
-                .filter_map(|line| {
-                    let mut fields = line.split_ascii_whitespace();
-                    Some((fields.next()?, fields.next()?, fields.next()?))
-                })
-                .collect();
-            for (i, (device, mount_point, fstype)) in mounts.iter().enumerate().rev() {
+            let mut mounts = std::mem::take(&mut self.mounts);
+            mounts.clear();
+            let base = buf.as_ptr() as usize;
+            let range = |field: &str| {
+                let start = field.as_ptr() as usize - base;
+                start..start + field.len()
+            };
+            for line in buf.lines() {
+                let mut fields = line.split_ascii_whitespace();
+                if let (Some(device), Some(mount_point), Some(fstype)) =
+                    (fields.next(), fields.next(), fields.next())
+                {
+                    mounts.push([range(device), range(mount_point), range(fstype)]);
+                }
+            }
+            for (i, [device, mount_point, fstype]) in mounts.iter().enumerate() {
+                // Later entries shadow earlier ones at the same mount point, as the kernel shows them.
                 if mounts[i + 1..]
                     .iter()
-                    .any(|(_, later, _)| later == mount_point)
+                    .any(|later| buf[later[1].clone()] == buf[mount_point.clone()])
                 {
                     continue;
                 }
+                let (device, mount_point, fstype) = (
+                    &buf[device.clone()],
+                    &buf[mount_point.clone()],
+                    &buf[fstype.clone()],
+                );
                 self.sample(host, &unescape(device), &unescape(mount_point), fstype, out);
             }
+            self.mounts = mounts;
         }
         self.buf = buf;
         result
@@ -125,8 +144,11 @@ impl DiskCollector {
             0.0
         };
         let drop_device = self.drop_device;
-        let key = format!("{device}\0{mount_point}\0{fstype}");
-        let tags = self.tags.get(&key, || {
+        self.key.clear();
+        for part in [device, "\0", mount_point, "\0", fstype] {
+            self.key.push_str(part);
+        }
+        let tags = self.tags.get(&self.key, || {
             let mut tags = Vec::with_capacity(3);
             if !drop_device {
                 tags.push(("device", Arc::from(device.replace("/dev/", ""))));

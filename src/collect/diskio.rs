@@ -60,36 +60,47 @@ impl DiskioCollector {
         let result = host.read_into("proc/diskstats", &mut buf);
         if result.is_ok() {
             for line in buf.lines() {
-                let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-                if fields.len() < 14 {
+                // major minor name, then 11 counters (more on newer kernels, unused here).
+                let mut fields = line.split_ascii_whitespace();
+                let (Some(_), Some(_), Some(name)) = (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                let mut counters = [0u64; 11];
+                let mut present = 0;
+                for (slot, field) in counters.iter_mut().zip(fields) {
+                    *slot = field.parse().unwrap_or(0);
+                    present += 1;
+                }
+                if present < counters.len()
+                    || self.filter.as_ref().is_some_and(|f| !f.is_match(name))
+                {
                     continue;
                 }
-                let name = fields[2];
-                if self.filter.as_ref().is_some_and(|f| !f.is_match(name)) {
-                    continue;
-                }
-                let number = |i: usize| fields[i].parse::<u64>().unwrap_or(0);
-                let series = self
-                    .names
-                    .entry(name.to_owned())
-                    .or_insert_with(|| Arc::from(name))
-                    .clone();
+                let series = match self.names.get(name) {
+                    Some(series) => series.clone(),
+                    None => {
+                        let series: Arc<str> = Arc::from(name);
+                        self.names.insert(name.to_owned(), series.clone());
+                        series
+                    }
+                };
                 let tags = self.tags.get(name, || vec![("name", series.clone())]);
                 out.push(Sample {
                     field: "iops_in_progress",
-                    value: number(11) as f64,
+                    value: counters[8] as f64,
                     tags: tags.clone(),
                 });
-                let counters = [
-                    ("reads", number(3)),
-                    ("read_bytes", number(5) * SECTOR_SIZE),
-                    ("read_time", number(6)),
-                    ("writes", number(7)),
-                    ("write_bytes", number(9) * SECTOR_SIZE),
-                    ("write_time", number(10)),
-                    ("io_time", number(12)),
+                let deltas = [
+                    ("reads", counters[0]),
+                    ("read_bytes", counters[2] * SECTOR_SIZE),
+                    ("read_time", counters[3]),
+                    ("writes", counters[4]),
+                    ("write_bytes", counters[6] * SECTOR_SIZE),
+                    ("write_time", counters[7]),
+                    ("io_time", counters[9]),
                 ];
-                for (field, value) in counters {
+                for (field, value) in deltas {
                     if let Some(delta) = self.deltas.delta(&series, field, value) {
                         out.push(Sample {
                             field,

@@ -68,18 +68,23 @@ impl NetCollector {
                 if !self.wanted(host, name) {
                     continue;
                 }
-                let fields: Vec<u64> = counters
-                    .split_ascii_whitespace()
-                    .map(|f| f.parse().unwrap_or(0))
-                    .collect();
-                if fields.len() < 16 {
+                let mut fields = [0u64; 16];
+                let mut present = 0;
+                for (slot, field) in fields.iter_mut().zip(counters.split_ascii_whitespace()) {
+                    *slot = field.parse().unwrap_or(0);
+                    present += 1;
+                }
+                if present < fields.len() {
                     continue;
                 }
-                let series = self
-                    .names
-                    .entry(name.to_owned())
-                    .or_insert_with(|| Arc::from(name))
-                    .clone();
+                let series = match self.names.get(name) {
+                    Some(series) => series.clone(),
+                    None => {
+                        let series: Arc<str> = Arc::from(name);
+                        self.names.insert(name.to_owned(), series.clone());
+                        series
+                    }
+                };
                 let tags = self.tags.get(name, || vec![("interface", series.clone())]);
                 let counters = [
                     ("bytes_recv", fields[0]),

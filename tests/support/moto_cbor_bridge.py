@@ -7,6 +7,8 @@ answers back into CBOR; every other request (CloudWatch Logs JSON 1.1, moto's ow
 passes through unchanged. It also records the access key id of every signed request and every
 accepted PutMetricData datum, so tests can assert which credentials cwlite used and exactly what
 it sent (GET /_bridge/access-keys, GET /_bridge/metric-data?namespace=NS, POST /_bridge/reset).
+POST /_bridge/fail?namespace=NS&count=N&status=S&code=C&message=M answers the next N CBOR calls for
+namespace NS with that error instead of forwarding them.
 
 Usage: moto_cbor_bridge.py --moto http://127.0.0.1:PORT --port-file FILE
 """
@@ -33,6 +35,8 @@ TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StartTime", "EndTime", "StateUpdat
 seen_lock = threading.Lock()
 seen = []
 metric_data = []
+# namespace -> list of (status, code, message) answers to give instead of forwarding
+faults = {}
 
 
 def to_json_compatible(value):
@@ -115,6 +119,14 @@ class Bridge(BaseHTTPRequestHandler):
         self.passthrough("GET")
 
     def do_POST(self):
+        if self.path.startswith("/_bridge/fail"):
+            self.read_body()
+            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            one = lambda k, d: query.get(k, [d])[0]
+            answer = (int(one("status", "400")), one("code", "InternalFailure"), one("message", ""))
+            with seen_lock:
+                faults.setdefault(one("namespace", ""), []).extend([answer] * int(one("count", "1")))
+            return self.reply(200, [("Content-Type", "application/json")], b"{}")
         if self.path == "/_bridge/reset":
             self.read_body()
             with seen_lock:
@@ -139,6 +151,14 @@ class Bridge(BaseHTTPRequestHandler):
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
         request = cbor2.loads(body) if body else {}
+        with seen_lock:
+            queued = faults.get(request.get("Namespace") or "", [])
+            fault = queued.pop(0) if queued else None
+        if fault:
+            status, code, message = fault
+            headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
+                       ("x-amzn-query-error", code + (";Sender" if status < 500 else ";Receiver"))]
+            return self.reply(status, headers, cbor2.dumps({"__type": code, "message": message}))
         headers = {
             "Content-Type": "application/x-amz-json-1.0",
             "X-Amz-Target": "GraniteServiceVersion20100801." + operation,
