@@ -40,6 +40,10 @@ enum Command {
         /// Send nothing: print each request that would go to AWS as one JSON object per line.
         #[arg(long)]
         dry_run: bool,
+        /// Most MiB of metric batches kept on disk while CloudWatch cannot be reached (the
+        /// default holds days of the default metric set); beyond it the oldest are dropped.
+        #[arg(long, value_name = "MIB", default_value_t = cwlite::ship::cloudwatch_metrics::DEFAULT_SPOOL_BYTES / (1024 * 1024), value_parser = clap::value_parser!(u64).range(1..))]
+        metric_spool_mib: u64,
     },
     /// Check the configuration and print it with every default filled in.
     Validate {
@@ -75,12 +79,14 @@ fn main() -> ExitCode {
             common_config,
             state_dir,
             dry_run,
+            metric_spool_mib,
         } => {
-            match run(
-                &config,
-                common_config.as_deref(),
-                RunOptions { dry_run, state_dir },
-            ) {
+            let options = RunOptions {
+                dry_run,
+                state_dir,
+                metric_spool_bytes: metric_spool_mib * 1024 * 1024,
+            };
+            match run(&config, common_config.as_deref(), options) {
                 Ok(code) => code,
                 Err(err) => {
                     tracing::error!("{err:#}");

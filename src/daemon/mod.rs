@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Directory for checkpoints and spools.
     pub state_dir: PathBuf,
+    /// Most bytes of metric batches kept while CloudWatch cannot be reached.
+    pub metric_spool_bytes: u64,
 }
 
 /// Why `run` stopped with an error.
@@ -224,7 +226,15 @@ async fn collect_loop(
             Err(_) => {}
         }
         let mut datums = Vec::with_capacity(samples.len());
+        let invalid_before = builder.stats.dropped_invalid_values;
         builder.build(&samples, timestamp_ms, &mut datums);
+        if builder.stats.dropped_invalid_values > invalid_before {
+            warn!(
+                plugin = name,
+                total = builder.stats.dropped_invalid_values,
+                "values CloudWatch refuses (NaN, infinite) were dropped, not sent"
+            );
+        }
         if datums.is_empty() {
             continue;
         }
