@@ -15,3 +15,4 @@ pub mod daemon;
 pub mod metrics;
 pub mod ship;
 pub mod state;
+pub mod tail;

@@ -1,0 +1,307 @@
+//! Framing: bytes of a file into lines, without copying a line anywhere.
+//!
+//! Owns one growable buffer per file. [`LineReader::fill`] reads a large chunk into the free
+//! space at its end; [`LineReader::next_line`] finds the next `\n` with `memchr` and hands the
+//! line on as a [`Bytes`] slice of that same buffer (`split_to().freeze()`), so a line is never
+//! copied or allocated on its own; the memory is released when the last slice of a chunk is
+//! dropped, after CloudWatch acknowledged it. A final line without newline is held back until it
+//! completes (or [`LineReader::take_partial`] is called after the multi-line idle timeout).
+//! `\n` and `\r\n` are stripped. A line longer than `max_line_bytes` is cut into pieces of at most
+//! that size, never silently truncated or dropped, each cut on a UTF-8 character boundary when
+//! there is one near. It knows nothing of files, events or CloudWatch.
+
+use std::io::{self, Read};
+
+use bytes::{Bytes, BytesMut};
+
+/// Bytes read per `read(2)` by default: large reads amortise syscalls on busy files.
+pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
+
+/// A line (or a piece of an over-long line) and where it sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The content, without `\n` or `\r\n`.
+    pub bytes: Bytes,
+    /// Offset of the line's first byte in the file.
+    pub start_offset: u64,
+    /// Offset just past its terminator (the next line's start).
+    pub end_offset: u64,
+    /// True for every piece of an over-long line except the last.
+    pub continues: bool,
+}
+
+/// Splits a stream into lines.
+#[derive(Debug)]
+pub struct LineReader {
+    buf: BytesMut,
+    /// File offset of `buf[0]`.
+    offset: u64,
+    /// Bytes of `buf` already searched for a newline without finding one.
+    searched: usize,
+    chunk_bytes: usize,
+    max_line_bytes: usize,
+}
+
+impl LineReader {
+    /// A reader that starts at file `offset`, reads `chunk_bytes` at a time and cuts lines longer
+    /// than `max_line_bytes`.
+    pub fn new(offset: u64, chunk_bytes: usize, max_line_bytes: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            offset,
+            searched: 0,
+            chunk_bytes: chunk_bytes.max(1),
+            max_line_bytes: max_line_bytes.max(4),
+        }
+    }
+
+    /// Reads once from `reader` into the buffer. Returns the number of bytes read; 0 means the
+    /// end of the file for now.
+    ///
+    /// # Errors
+    /// The read failed; the buffer is unchanged.
+    pub fn fill(&mut self, reader: &mut impl Read) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < self.chunk_bytes / 4 {
+            // Either grows in place or, when earlier lines still hold the old chunk, moves only
+            // the unconsumed tail (a partial line) into a new chunk.
+            self.buf.reserve(self.chunk_bytes);
+        }
+        let start = self.buf.len();
+        let spare = self.buf.capacity() - start;
+        // SAFETY-free zeroing: `resize` initialises the spare bytes once per chunk, which costs
+        // far less than the read itself and keeps this module free of unsafe code.
+        self.buf.resize(start + spare, 0);
+        match reader.read(&mut self.buf[start..]) {
+            Ok(n) => {
+                self.buf.truncate(start + n);
+                Ok(n)
+            }
+            Err(err) => {
+                self.buf.truncate(start);
+                Err(err)
+            }
+        }
+    }
+
+    /// The next complete line, or a piece of an over-long one.
+    pub fn next_line(&mut self) -> Option<Line> {
+        let found = memchr::memchr(b'\n', &self.buf[self.searched..]).map(|i| self.searched + i);
+        if let Some(newline) = found {
+            let mut content_len = newline;
+            if content_len > 0 && self.buf[content_len - 1] == b'\r' {
+                content_len -= 1;
+            }
+            if content_len <= self.max_line_bytes {
+                let mut taken = self.buf.split_to(newline + 1);
+                taken.truncate(content_len);
+                return Some(self.emit(taken.freeze(), newline + 1, false));
+            }
+        }
+        if self.buf.len() > self.max_line_bytes {
+            let cut = utf8_cut(&self.buf[..self.max_line_bytes + 1], self.max_line_bytes);
+            let piece = self.buf.split_to(cut).freeze();
+            return Some(self.emit(piece, cut, true));
+        }
+        self.searched = self.buf.len();
+        None
+    }
+
+    fn emit(&mut self, bytes: Bytes, consumed: usize, continues: bool) -> Line {
+        let start_offset = self.offset;
+        self.offset += consumed as u64;
+        self.searched = 0;
+        Line {
+            bytes,
+            start_offset,
+            end_offset: self.offset,
+            continues,
+        }
+    }
+
+    /// Hands on the held-back final line without newline (after the idle timeout), if any.
+    pub fn take_partial(&mut self) -> Option<Line> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let len = self.buf.len();
+        let bytes = self.buf.split_to(len).freeze();
+        Some(self.emit(bytes, len, false))
+    }
+
+    /// Bytes held back as an incomplete line.
+    pub fn pending_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// File offset of the first byte not yet handed on.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// Where to cut `bytes` at most `max` long: at the last UTF-8 character start in the final
+/// three bytes, so a multi-byte character is not split; at `max` if the data is not UTF-8 there.
+fn utf8_cut(bytes: &[u8], max: usize) -> usize {
+    let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+    for back in 0..4.min(max) {
+        let at = max - back;
+        if at < bytes.len() && !is_continuation(bytes[at]) {
+            return at;
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `chunks` one read at a time and collects every line, then the partial tail.
+    fn frame(chunks: &[&[u8]], max_line: usize) -> (Vec<Line>, Option<Line>) {
+        let mut reader = LineReader::new(0, 8, max_line);
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            let mut source: &[u8] = chunk;
+            while !source.is_empty() {
+                reader.fill(&mut source).unwrap();
+                while let Some(line) = reader.next_line() {
+                    lines.push(line);
+                }
+            }
+        }
+        let partial = reader.take_partial();
+        (lines, partial)
+    }
+
+    fn texts(lines: &[Line]) -> Vec<&[u8]> {
+        lines.iter().map(|l| &l.bytes[..]).collect()
+    }
+
+    #[test]
+    fn lines_lose_lf_and_crlf_and_keep_offsets() {
+        let (lines, partial) = frame(&[b"one\ntwo\r\n\nthree\n"], 1024);
+        assert_eq!(texts(&lines), [&b"one"[..], b"two", b"", b"three"]);
+        let offsets: Vec<_> = lines
+            .iter()
+            .map(|l| (l.start_offset, l.end_offset))
+            .collect();
+        assert_eq!(offsets, [(0, 4), (4, 9), (9, 10), (10, 16)]);
+        assert!(partial.is_none());
+    }
+
+    #[test]
+    fn a_partial_line_waits_for_its_newline_across_reads() {
+        let mut reader = LineReader::new(100, 4, 1024);
+        let mut first: &[u8] = b"hel";
+        reader.fill(&mut first).unwrap();
+        assert_eq!(reader.next_line(), None);
+        assert_eq!(reader.pending_bytes(), 3);
+        let mut rest: &[u8] = b"lo\nwor";
+        while !rest.is_empty() {
+            reader.fill(&mut rest).unwrap();
+        }
+        let line = reader.next_line().unwrap();
+        assert_eq!(
+            (&line.bytes[..], line.start_offset, line.end_offset),
+            (&b"hello"[..], 100, 106)
+        );
+        assert_eq!(reader.next_line(), None);
+        assert_eq!(reader.offset(), 106, "the held-back line is not consumed");
+        let tail = reader.take_partial().unwrap();
+        assert_eq!(
+            (&tail.bytes[..], tail.start_offset, tail.end_offset),
+            (&b"wor"[..], 106, 109)
+        );
+    }
+
+    #[test]
+    fn a_file_without_final_newline_keeps_its_last_line() {
+        let (lines, partial) = frame(&[b"a\nlast"], 1024);
+        assert_eq!(texts(&lines), [&b"a"[..]]);
+        assert_eq!(&partial.unwrap().bytes[..], b"last");
+    }
+
+    #[test]
+    fn a_crlf_split_between_reads_is_still_stripped() {
+        let (lines, _) = frame(&[b"x\r", b"\ny\n"], 1024);
+        assert_eq!(texts(&lines), [&b"x"[..], b"y"]);
+    }
+
+    #[test]
+    fn nul_bytes_and_invalid_utf8_pass_through_untouched() {
+        let (lines, _) = frame(&[b"a\0b\n\xff\xfe\n"], 1024);
+        assert_eq!(texts(&lines), [&b"a\0b"[..], b"\xff\xfe"]);
+    }
+
+    #[test]
+    fn an_over_long_line_is_cut_into_pieces_never_dropped() {
+        let long = vec![b'x'; 5 * 1024 * 1024 + 3];
+        let mut input = long.clone();
+        input.extend_from_slice(b"\nnext\n");
+        let mut reader = LineReader::new(0, DEFAULT_CHUNK_BYTES, 1024 * 1024);
+        let mut source: &[u8] = &input;
+        let mut lines = Vec::new();
+        while !source.is_empty() {
+            reader.fill(&mut source).unwrap();
+            while let Some(line) = reader.next_line() {
+                lines.push(line);
+            }
+        }
+        let pieces: Vec<_> = lines
+            .iter()
+            .take_while(|l| l.bytes.as_ref() != b"next")
+            .collect();
+        assert_eq!(pieces.len(), 6);
+        assert!(pieces.iter().all(|p| p.bytes.len() <= 1024 * 1024));
+        assert!(pieces[..5].iter().all(|p| p.continues) && !pieces[5].continues);
+        let joined: Vec<u8> = pieces
+            .iter()
+            .flat_map(|p| p.bytes.iter().copied())
+            .collect();
+        assert_eq!(joined, long, "every byte is kept");
+        assert_eq!(pieces[5].end_offset, long.len() as u64 + 1);
+        assert_eq!(&lines.last().unwrap().bytes[..], b"next");
+    }
+
+    #[test]
+    fn cuts_fall_on_utf8_character_boundaries() {
+        // "é" is two bytes; a cut at 5 would split the third one.
+        let (lines, _) = frame(&["aééé\n".as_bytes()], 6);
+        assert!(
+            lines.iter().all(|l| std::str::from_utf8(&l.bytes).is_ok()),
+            "{lines:?}"
+        );
+        let joined: Vec<u8> = lines.iter().flat_map(|l| l.bytes.iter().copied()).collect();
+        assert_eq!(joined, "aééé".as_bytes());
+    }
+
+    #[test]
+    fn a_crlf_line_of_exactly_the_maximum_is_one_line() {
+        let (lines, _) = frame(&[b"abcdef\r\nz\n"], 6);
+        assert_eq!(texts(&lines), [&b"abcdef"[..], b"z"]);
+        assert!(!lines[0].continues);
+    }
+
+    #[test]
+    fn millions_of_empty_lines_are_each_a_line() {
+        let input = vec![b'\n'; 1_000_000];
+        let (lines, partial) = frame(&[&input], 1024);
+        assert_eq!(lines.len(), 1_000_000);
+        assert!(partial.is_none());
+    }
+
+    #[test]
+    fn lines_share_the_read_buffer_instead_of_copying() {
+        let mut reader = LineReader::new(0, 1024, 1024);
+        let mut source: &[u8] = b"first\nsecond\n";
+        reader.fill(&mut source).unwrap();
+        let a = reader.next_line().unwrap();
+        let b = reader.next_line().unwrap();
+        // Adjacent slices of one allocation: the second starts right after the first's newline.
+        assert_eq!(unsafe_free_distance(&a.bytes, &b.bytes), 6);
+    }
+
+    fn unsafe_free_distance(a: &Bytes, b: &Bytes) -> usize {
+        b.as_ptr() as usize - a.as_ptr() as usize
+    }
+}

@@ -1,0 +1,6 @@
+//! Tailing: files into lines and events. Knows nothing of AWS.
+//!
+//! Owns framing (`line_reader`). Discovery, rotation and multi-line assembly build on it.
+
+pub mod line_reader;
+pub mod multiline;
