@@ -6,6 +6,7 @@
 //! either the old or the new file, never a torn one. It stores opaque bytes; it knows nothing of
 //! metrics, logs or CloudWatch.
 
+pub mod checkpoint;
 pub mod spool;
 
 use std::io::Write;

@@ -1,0 +1,271 @@
+//! PutLogEvents limits, the time window CloudWatch accepts, and the per-stream batch.
+//!
+//! Owns the named limits of one PutLogEvents call (each with a test at and just past its
+//! boundary) and [`LogBatcher`], which closes a batch before an event would break one: 10,000
+//! events, 1,048,576 bytes counting each message's UTF-8 length plus 26, and a 24-hour span.
+//! Batches are sorted by timestamp (stably, so lines with equal timestamps keep file order)
+//! before they are sent. It knows nothing of files or of how a batch is sent.
+
+use crate::tail::multiline::RawEvent;
+
+/// Most events in one PutLogEvents call.
+pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
+/// Most bytes in one call, counted as the sum of message bytes plus [`EVENT_OVERHEAD_BYTES`].
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+/// What CloudWatch adds to each message when it counts a batch's size.
+pub const EVENT_OVERHEAD_BYTES: usize = 26;
+/// Largest message of one event: an event, overhead included, is at most 1 MB.
+pub const MAX_EVENT_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD_BYTES;
+/// Longest time span between the oldest and newest event of one call.
+pub const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
+/// Events older than this are refused by CloudWatch.
+pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+/// Events further in the future than this are refused by CloudWatch.
+pub const MAX_EVENT_AHEAD_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Where an event came from, so its acknowledgement can move the right checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSource {
+    /// Which tailed file (the tailer's key for it).
+    pub file: u64,
+    /// File offset of the event's first byte.
+    pub start_offset: u64,
+    /// File offset just past the event.
+    pub end_offset: u64,
+}
+
+/// One event to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The message, as slices of the read buffer.
+    pub message: RawEvent,
+    /// The file range it covers.
+    pub source: EventSource,
+}
+
+impl LogEvent {
+    /// The event's size as CloudWatch counts it.
+    pub fn billed_bytes(&self) -> usize {
+        self.message.len + EVENT_OVERHEAD_BYTES
+    }
+}
+
+/// Whether CloudWatch would accept an event's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeWindow {
+    /// Within 14 days back and 2 hours ahead.
+    Accepted,
+    /// More than 14 days old.
+    TooOld,
+    /// More than 2 hours ahead.
+    TooNew,
+}
+
+/// Checks `timestamp_ms` against CloudWatch's window around `now_ms`.
+pub fn time_window(timestamp_ms: i64, now_ms: i64) -> TimeWindow {
+    if timestamp_ms < now_ms - MAX_EVENT_AGE_MS {
+        TimeWindow::TooOld
+    } else if timestamp_ms > now_ms + MAX_EVENT_AHEAD_MS {
+        TimeWindow::TooNew
+    } else {
+        TimeWindow::Accepted
+    }
+}
+
+/// A closed batch for one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBatch {
+    /// The events, sorted by timestamp once closed.
+    pub events: Vec<LogEvent>,
+    /// Their size as CloudWatch counts it.
+    pub bytes: usize,
+}
+
+/// Accumulates one stream's events into batches within the limits.
+#[derive(Debug, Default)]
+pub struct LogBatcher {
+    open: LogBatch,
+    oldest_ms: i64,
+    newest_ms: i64,
+}
+
+impl LogBatcher {
+    /// Adds an event; returns the batch that had to be closed first to make room, if any.
+    pub fn push(&mut self, event: LogEvent) -> Option<LogBatch> {
+        let size = event.billed_bytes();
+        let ts = event.timestamp_ms;
+        let closed = if self.open.events.is_empty() {
+            None
+        } else {
+            let span = self.newest_ms.max(ts) - self.oldest_ms.min(ts);
+            let full = self.open.events.len() >= MAX_EVENTS_PER_BATCH
+                || self.open.bytes + size > MAX_BATCH_BYTES
+                || span > MAX_BATCH_SPAN_MS;
+            if full { self.take() } else { None }
+        };
+        if self.open.events.is_empty() {
+            self.oldest_ms = ts;
+            self.newest_ms = ts;
+        } else {
+            self.oldest_ms = self.oldest_ms.min(ts);
+            self.newest_ms = self.newest_ms.max(ts);
+        }
+        self.open.bytes += size;
+        self.open.events.push(event);
+        closed
+    }
+
+    /// Closes the open batch (sorted by timestamp), if it holds anything.
+    pub fn take(&mut self) -> Option<LogBatch> {
+        if self.open.events.is_empty() {
+            return None;
+        }
+        let mut batch = std::mem::take(&mut self.open);
+        batch.events.sort_by_key(|e| e.timestamp_ms);
+        Some(batch)
+    }
+
+    /// Events waiting in the open batch.
+    pub fn len(&self) -> usize {
+        self.open.events.len()
+    }
+
+    /// Whether the open batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.open.events.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn event(timestamp_ms: i64, len: usize, n: u64) -> LogEvent {
+        let text = Bytes::from(vec![b'x'; len]);
+        LogEvent {
+            timestamp_ms,
+            message: RawEvent {
+                parts: vec![text],
+                len,
+                start_offset: n * 10,
+                end_offset: n * 10 + 10,
+            },
+            source: EventSource {
+                file: 1,
+                start_offset: n * 10,
+                end_offset: n * 10 + 10,
+            },
+        }
+    }
+
+    #[test]
+    fn the_limits_are_the_documented_ones() {
+        assert_eq!(MAX_EVENTS_PER_BATCH, 10_000);
+        assert_eq!(MAX_BATCH_BYTES, 1_048_576);
+        assert_eq!(EVENT_OVERHEAD_BYTES, 26);
+        assert_eq!(MAX_EVENT_MESSAGE_BYTES + EVENT_OVERHEAD_BYTES, 1024 * 1024);
+        assert_eq!(MAX_BATCH_SPAN_MS, 86_400_000);
+    }
+
+    #[test]
+    fn ten_thousand_events_fit_and_the_next_one_closes_the_batch() {
+        let mut batcher = LogBatcher::default();
+        for n in 0..MAX_EVENTS_PER_BATCH as u64 {
+            assert!(batcher.push(event(0, 1, n)).is_none());
+        }
+        let closed = batcher
+            .push(event(0, 1, 10_000))
+            .expect("the 10,001st event closes the batch");
+        assert_eq!(closed.events.len(), MAX_EVENTS_PER_BATCH);
+        assert_eq!(batcher.len(), 1);
+    }
+
+    #[test]
+    fn bytes_count_message_plus_26_up_to_exactly_the_limit() {
+        // Two events filling the batch to exactly 1,048,576 bytes.
+        let first = 524_288 - EVENT_OVERHEAD_BYTES;
+        let mut batcher = LogBatcher::default();
+        assert!(batcher.push(event(0, first, 0)).is_none());
+        assert!(
+            batcher.push(event(0, first, 1)).is_none(),
+            "exactly at the limit fits"
+        );
+        let closed = batcher
+            .push(event(0, 0, 2))
+            .expect("one more byte-counted event does not");
+        assert_eq!(closed.bytes, MAX_BATCH_BYTES);
+    }
+
+    #[test]
+    fn one_byte_over_the_limit_closes_the_batch() {
+        let mut batcher = LogBatcher::default();
+        batcher.push(event(0, 524_288 - EVENT_OVERHEAD_BYTES, 0));
+        assert!(
+            batcher
+                .push(event(0, 524_288 - EVENT_OVERHEAD_BYTES + 1, 1))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_maximal_event_fits_alone() {
+        let mut batcher = LogBatcher::default();
+        assert!(batcher.push(event(0, MAX_EVENT_MESSAGE_BYTES, 0)).is_none());
+        assert_eq!(batcher.take().unwrap().bytes, MAX_BATCH_BYTES);
+    }
+
+    #[test]
+    fn a_span_of_exactly_24_hours_fits_and_one_more_millisecond_does_not() {
+        let mut batcher = LogBatcher::default();
+        batcher.push(event(1_000, 1, 0));
+        assert!(
+            batcher
+                .push(event(1_000 + MAX_BATCH_SPAN_MS, 1, 1))
+                .is_none()
+        );
+        let closed = batcher
+            .push(event(999, 1, 2))
+            .expect("older than the span allows");
+        assert_eq!(closed.events.len(), 2);
+        assert_eq!(batcher.len(), 1);
+    }
+
+    #[test]
+    fn a_closed_batch_is_sorted_by_time_keeping_file_order_for_ties() {
+        let mut batcher = LogBatcher::default();
+        for (n, ts) in [(0, 30), (1, 10), (2, 20), (3, 10)] {
+            batcher.push(event(ts, 1, n));
+        }
+        let batch = batcher.take().unwrap();
+        let order: Vec<_> = batch
+            .events
+            .iter()
+            .map(|e| (e.timestamp_ms, e.source.start_offset))
+            .collect();
+        assert_eq!(order, [(10, 10), (10, 30), (20, 20), (30, 0)]);
+    }
+
+    #[test]
+    fn the_time_window_is_14_days_back_and_2_hours_ahead() {
+        let now = 2_000_000_000_000;
+        assert_eq!(
+            time_window(now - MAX_EVENT_AGE_MS, now),
+            TimeWindow::Accepted
+        );
+        assert_eq!(
+            time_window(now - MAX_EVENT_AGE_MS - 1, now),
+            TimeWindow::TooOld
+        );
+        assert_eq!(
+            time_window(now + MAX_EVENT_AHEAD_MS, now),
+            TimeWindow::Accepted
+        );
+        assert_eq!(
+            time_window(now + MAX_EVENT_AHEAD_MS + 1, now),
+            TimeWindow::TooNew
+        );
+    }
+}

@@ -1,0 +1,437 @@
+//! Log checkpoints: how far each file has been delivered, advanced only by acknowledgements.
+//!
+//! Owns three things:
+//! - [`AckTracker`]: several batches of one file may be in flight at once and may be
+//!   acknowledged in any order; the checkpoint moves only to the end of the longest prefix of the
+//!   file whose every byte CloudWatch acknowledged (or the tailer deliberately skipped).
+//! - The file format, compatible with the stock agent's state files: line 1 the offset, line 2
+//!   the path, line 3 the acknowledged range `0-<offset>`; cwlite adds a 4th line with the file's
+//!   identity (device, inode, head fingerprint), which the stock agent ignores. So switching
+//!   between the two agents in either direction re-sends nothing.
+//! - [`CheckpointStore`]: one file per source path, written atomically, read at start, and an
+//!   import of the stock agent's state folder on first start.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::write_atomically;
+
+/// The stock agent's state folder.
+pub const STOCK_STATE_DIR: &str = "/opt/aws/amazon-cloudwatch-agent/logs/state";
+
+/// Tracks acknowledged byte ranges of one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckTracker {
+    committed: u64,
+    /// Acknowledged ranges beyond `committed`, by start; never overlapping `committed`.
+    ahead: BTreeMap<u64, u64>,
+}
+
+impl AckTracker {
+    /// A tracker whose first `committed` bytes are already delivered (the loaded checkpoint).
+    pub fn new(committed: u64) -> Self {
+        Self {
+            committed,
+            ahead: BTreeMap::new(),
+        }
+    }
+
+    /// Records that `[start, end)` is delivered (or skipped on purpose). Returns the new
+    /// checkpoint when it moved.
+    pub fn ack(&mut self, start: u64, end: u64) -> Option<u64> {
+        if end <= self.committed || end <= start {
+            return None;
+        }
+        let slot = self.ahead.entry(start.max(self.committed)).or_insert(end);
+        *slot = (*slot).max(end);
+        let before = self.committed;
+        while let Some((&start, &end)) = self.ahead.first_key_value() {
+            if start > self.committed {
+                break;
+            }
+            self.ahead.pop_first();
+            self.committed = self.committed.max(end);
+        }
+        (self.committed > before).then_some(self.committed)
+    }
+
+    /// The offset everything before which is delivered.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Bytes acknowledged but not yet contiguous with the checkpoint.
+    pub fn ahead_ranges(&self) -> usize {
+        self.ahead.len()
+    }
+}
+
+/// What identifies a file beyond its path: rotation and inode reuse change these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// `st_dev`.
+    pub device: u64,
+    /// `st_ino`.
+    pub inode: u64,
+    /// A hash of the file's first bytes (0 for a file too short to fingerprint yet).
+    pub fingerprint: u64,
+}
+
+/// One file's checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheckpoint {
+    /// The source path (as configured or matched).
+    pub path: PathBuf,
+    /// Every byte before this offset was delivered.
+    pub offset: u64,
+    /// The file the offset belongs to; absent in stock agent files.
+    pub identity: Option<FileIdentity>,
+}
+
+/// Why a checkpoint file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file's content is not a checkpoint (torn, or not ours).
+    #[error("{path}: not a checkpoint file: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The state file name the stock agent uses for a source path: `/`, space and `:` become `_`.
+pub fn state_file_name(path: &Path) -> String {
+    path.to_string_lossy()
+        .chars()
+        .map(|c| if matches!(c, '/' | ' ' | ':') { '_' } else { c })
+        .collect()
+}
+
+impl FileCheckpoint {
+    /// The text of its state file.
+    pub fn encode(&self) -> String {
+        let mut text = format!(
+            "{}\n{}\n0-{}\n",
+            self.offset,
+            self.path.display(),
+            self.offset
+        );
+        if let Some(id) = self.identity {
+            text.push_str(&format!(
+                "dev={} ino={} fp={:016x}\n",
+                id.device, id.inode, id.fingerprint
+            ));
+        }
+        text
+    }
+
+    /// Reads a state file's text (stock two- and three-line files included).
+    ///
+    /// # Errors
+    /// A reason when the text is not a checkpoint.
+    pub fn decode(text: &str) -> Result<Self, String> {
+        let mut lines = text.lines();
+        let offset_line = lines.next().ok_or("empty")?;
+        let offset: u64 = offset_line
+            .trim()
+            .parse()
+            .map_err(|_| format!("offset {offset_line:?} is not a number"))?;
+        let path = lines
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or("no path line")?;
+        // Line 3 holds stock ranges; single-range files say 0-<offset>, which line 1 already says.
+        let _ranges = lines.next();
+        let identity = lines.next().and_then(parse_identity);
+        Ok(Self {
+            path: PathBuf::from(path),
+            offset,
+            identity,
+        })
+    }
+}
+
+fn parse_identity(line: &str) -> Option<FileIdentity> {
+    let mut device = None;
+    let mut inode = None;
+    let mut fingerprint = None;
+    for field in line.split_ascii_whitespace() {
+        match field.split_once('=')? {
+            ("dev", v) => device = v.parse().ok(),
+            ("ino", v) => inode = v.parse().ok(),
+            ("fp", v) => fingerprint = u64::from_str_radix(v, 16).ok(),
+            _ => {}
+        }
+    }
+    Some(FileIdentity {
+        device: device?,
+        inode: inode?,
+        fingerprint: fingerprint?,
+    })
+}
+
+/// Checkpoint files in one directory.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+impl CheckpointStore {
+    /// A store in `dir`, created if missing.
+    ///
+    /// # Errors
+    /// The directory cannot be created.
+    pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
+        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Every readable checkpoint, plus an error for each file that is not one (those are moved
+    /// aside as `*.corrupt` so they are neither trusted nor overwritten unseen).
+    pub fn load_all(&self) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
+        read_dir_checkpoints(&self.dir, true)
+    }
+
+    /// Writes one checkpoint atomically.
+    ///
+    /// # Errors
+    /// The write failed; the previous checkpoint is intact.
+    pub fn write(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
+        let path = self.dir.join(state_file_name(&checkpoint.path));
+        write_atomically(&path, checkpoint.encode().as_bytes())
+            .map_err(|source| CheckpointError::Io { path, source })
+    }
+
+    /// Removes a file's checkpoint (the file is gone for good).
+    pub fn remove(&self, source: &Path) {
+        let _ = std::fs::remove_file(self.dir.join(state_file_name(source)));
+    }
+
+    /// On first start (an empty store), copies the stock agent's offsets so that switching
+    /// agents re-sends nothing. Returns how many were imported.
+    pub fn import_stock(&self, stock_dir: &Path) -> (usize, Vec<CheckpointError>) {
+        let (mine, _) = self.load_all();
+        if !mine.is_empty() || !stock_dir.is_dir() {
+            return (0, Vec::new());
+        }
+        let (stock, errors) = read_dir_checkpoints(stock_dir, false);
+        let mut imported = 0;
+        let mut errors = errors;
+        for checkpoint in stock {
+            match self.write(&checkpoint) {
+                Ok(()) => imported += 1,
+                Err(err) => errors.push(err),
+            }
+        }
+        (imported, errors)
+    }
+}
+
+fn read_dir_checkpoints(
+    dir: &Path,
+    quarantine: bool,
+) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(source) => {
+            return (
+                found,
+                vec![CheckpointError::Io {
+                    path: dir.to_owned(),
+                    source,
+                }],
+            );
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !path.is_file() || name.starts_with('.') || name.ends_with(".corrupt") {
+            continue;
+        }
+        let decoded = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| FileCheckpoint::decode(&text));
+        match decoded {
+            Ok(checkpoint) => found.push(checkpoint),
+            Err(reason) => {
+                if quarantine {
+                    let _ = std::fs::rename(&path, path.with_file_name(format!("{name}.corrupt")));
+                }
+                errors.push(CheckpointError::Malformed { path, reason });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    (found, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_in_order_move_the_checkpoint() {
+        let mut tracker = AckTracker::new(0);
+        assert_eq!(tracker.ack(0, 100), Some(100));
+        assert_eq!(tracker.ack(100, 250), Some(250));
+        assert_eq!(tracker.committed(), 250);
+    }
+
+    #[test]
+    fn out_of_order_acknowledgements_wait_for_the_gap() {
+        let mut tracker = AckTracker::new(0);
+        assert_eq!(
+            tracker.ack(200, 300),
+            None,
+            "bytes 0..200 are still in flight"
+        );
+        assert_eq!(tracker.ack(100, 200), None);
+        assert_eq!(tracker.committed(), 0);
+        assert_eq!(
+            tracker.ack(0, 100),
+            Some(300),
+            "the gap closes and everything after it counts"
+        );
+        assert_eq!(tracker.ahead_ranges(), 0);
+    }
+
+    #[test]
+    fn stale_overlapping_and_empty_acknowledgements_change_nothing() {
+        let mut tracker = AckTracker::new(500);
+        assert_eq!(tracker.ack(0, 100), None, "before the loaded checkpoint");
+        assert_eq!(tracker.ack(600, 600), None, "empty range");
+        assert_eq!(
+            tracker.ack(450, 550),
+            Some(550),
+            "overlapping the checkpoint counts from it"
+        );
+        assert_eq!(tracker.ack(560, 570), None);
+        assert_eq!(
+            tracker.ack(560, 580),
+            None,
+            "a longer duplicate keeps the longer end"
+        );
+        assert_eq!(tracker.ack(550, 560), Some(580));
+    }
+
+    #[test]
+    fn many_interleaved_batches_commit_exactly_once_each_prefix_is_complete() {
+        let mut tracker = AckTracker::new(0);
+        let ranges: Vec<(u64, u64)> = (0..100).map(|i| (i * 10, i * 10 + 10)).collect();
+        // Acknowledge odd batches first, then even ones from the end: the checkpoint must not
+        // move past a gap at any time.
+        let mut order: Vec<usize> = (0..100).filter(|i| i % 2 == 1).collect();
+        order.extend((0..100).filter(|i| i % 2 == 0).rev());
+        let mut done = [false; 100];
+        for i in order {
+            let (start, end) = ranges[i];
+            tracker.ack(start, end);
+            done[i] = true;
+            let prefix = done.iter().take_while(|d| **d).count() as u64 * 10;
+            assert_eq!(tracker.committed(), prefix);
+        }
+        assert_eq!(tracker.committed(), 1000);
+    }
+
+    #[test]
+    fn the_file_format_is_the_stock_one_plus_an_identity_line() {
+        let checkpoint = FileCheckpoint {
+            path: PathBuf::from("/var/log/syslog"),
+            offset: 12345,
+            identity: Some(FileIdentity {
+                device: 2049,
+                inode: 131_075,
+                fingerprint: 0xdead_beef,
+            }),
+        };
+        let text = checkpoint.encode();
+        assert_eq!(
+            text,
+            "12345\n/var/log/syslog\n0-12345\ndev=2049 ino=131075 fp=00000000deadbeef\n"
+        );
+        assert_eq!(FileCheckpoint::decode(&text).unwrap(), checkpoint);
+        assert_eq!(
+            state_file_name(Path::new("/var/log/my app:1.log")),
+            "_var_log_my_app_1.log"
+        );
+    }
+
+    #[test]
+    fn stock_files_of_two_and_three_lines_are_read() {
+        let old = FileCheckpoint::decode("777\n/var/log/messages\n").unwrap();
+        assert_eq!((old.offset, old.identity), (777, None));
+        let ranged = FileCheckpoint::decode("900\n/var/log/messages\n0-900\n").unwrap();
+        assert_eq!(ranged.offset, 900);
+        assert!(FileCheckpoint::decode("").is_err());
+        assert!(FileCheckpoint::decode("12x\n/var/log\n").is_err());
+    }
+
+    #[test]
+    fn the_store_round_trips_and_quarantines_torn_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let checkpoint = FileCheckpoint {
+            path: PathBuf::from("/var/log/syslog"),
+            offset: 42,
+            identity: None,
+        };
+        store.write(&checkpoint).unwrap();
+        std::fs::write(dir.path().join("_var_log_torn"), "4").unwrap();
+        let (loaded, errors) = store.load_all();
+        assert_eq!(loaded, [checkpoint]);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].to_string().contains("not a checkpoint file"),
+            "{}",
+            errors[0]
+        );
+        assert!(dir.path().join("_var_log_torn.corrupt").exists());
+    }
+
+    #[test]
+    fn the_stock_state_is_imported_once_on_first_start() {
+        let stock = tempfile::tempdir().unwrap();
+        std::fs::write(
+            stock.path().join("_var_log_syslog"),
+            "5000\n/var/log/syslog\n0-5000\n",
+        )
+        .unwrap();
+        let mine = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(mine.path()).unwrap();
+        assert_eq!(store.import_stock(stock.path()).0, 1);
+        let (loaded, _) = store.load_all();
+        assert_eq!(
+            (loaded[0].path.as_path(), loaded[0].offset),
+            (Path::new("/var/log/syslog"), 5000)
+        );
+        std::fs::write(
+            stock.path().join("_var_log_syslog"),
+            "9999\n/var/log/syslog\n",
+        )
+        .unwrap();
+        assert_eq!(
+            store.import_stock(stock.path()).0,
+            0,
+            "never again once cwlite has its own state"
+        );
+        assert_eq!(store.load_all().0[0].offset, 5000);
+    }
+}
