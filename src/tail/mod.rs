@@ -4,3 +4,4 @@
 
 pub mod line_reader;
 pub mod multiline;
+pub mod timestamp;
