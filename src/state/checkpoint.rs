@@ -73,8 +73,10 @@ pub struct FileIdentity {
     pub device: u64,
     /// `st_ino`.
     pub inode: u64,
-    /// A hash of the file's first bytes (0 for a file too short to fingerprint yet).
+    /// A CRC-32 of the file's first `fingerprint_len` bytes.
     pub fingerprint: u64,
+    /// How many head bytes the fingerprint covers (0 for an empty file).
+    pub fingerprint_len: u32,
 }
 
 /// One file's checkpoint.
@@ -128,8 +130,8 @@ impl FileCheckpoint {
         );
         if let Some(id) = self.identity {
             text.push_str(&format!(
-                "dev={} ino={} fp={:016x}\n",
-                id.device, id.inode, id.fingerprint
+                "dev={} ino={} fp={:016x} fplen={}\n",
+                id.device, id.inode, id.fingerprint, id.fingerprint_len
             ));
         }
         text
@@ -165,11 +167,13 @@ fn parse_identity(line: &str) -> Option<FileIdentity> {
     let mut device = None;
     let mut inode = None;
     let mut fingerprint = None;
+    let mut fingerprint_len = None;
     for field in line.split_ascii_whitespace() {
         match field.split_once('=')? {
             ("dev", v) => device = v.parse().ok(),
             ("ino", v) => inode = v.parse().ok(),
             ("fp", v) => fingerprint = u64::from_str_radix(v, 16).ok(),
+            ("fplen", v) => fingerprint_len = v.parse().ok(),
             _ => {}
         }
     }
@@ -177,6 +181,7 @@ fn parse_identity(line: &str) -> Option<FileIdentity> {
         device: device?,
         inode: inode?,
         fingerprint: fingerprint?,
+        fingerprint_len: fingerprint_len?,
     })
 }
 
@@ -360,12 +365,13 @@ mod tests {
                 device: 2049,
                 inode: 131_075,
                 fingerprint: 0xdead_beef,
+                fingerprint_len: 1024,
             }),
         };
         let text = checkpoint.encode();
         assert_eq!(
             text,
-            "12345\n/var/log/syslog\n0-12345\ndev=2049 ino=131075 fp=00000000deadbeef\n"
+            "12345\n/var/log/syslog\n0-12345\ndev=2049 ino=131075 fp=00000000deadbeef fplen=1024\n"
         );
         assert_eq!(FileCheckpoint::decode(&text).unwrap(), checkpoint);
         assert_eq!(

@@ -5,3 +5,4 @@
 pub mod line_reader;
 pub mod multiline;
 pub mod timestamp;
+pub mod watcher;

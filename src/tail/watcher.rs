@@ -1,0 +1,376 @@
+//! One tailed file's state machine: open, read, and notice rotation, truncation and deletion.
+//!
+//! Owns the open descriptor, its [`LineReader`] and the file's identity (device, inode and a
+//! CRC-32 of its first bytes; never the path alone). At each end of file it looks at the path
+//! again and decides:
+//! - **renamed away and recreated** (rename rotation): the old descriptor is already read to its
+//!   end, so the new file is opened and read from offset 0;
+//! - **shrunk** (copytruncate, `> file`): read again from 0;
+//! - **same size or larger but a different head** (truncated and rewritten past the old size
+//!   between two looks, or an inode reused by a new file): read again from 0;
+//! - **deleted**: the descriptor is read to its end and the file reported gone.
+//!
+//! Lines written between a copytruncate's copy and its truncate cannot be seen by anyone; that
+//! window is inherent to copytruncate. It knows nothing of events or CloudWatch.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::line_reader::{Line, LineReader};
+use crate::state::checkpoint::FileIdentity;
+
+/// Head bytes covered by the fingerprint: long enough to differ between files that start with
+/// a timestamp, short enough to read at every end of file.
+pub const FINGERPRINT_BYTES: u32 = 1024;
+
+/// The identity of the open file `file` (reading its head without moving its offset).
+///
+/// # Errors
+/// `fstat` or the head read failed.
+pub fn identify(file: &File) -> io::Result<FileIdentity> {
+    let meta = file.metadata()?;
+    let len = FINGERPRINT_BYTES.min(u32::try_from(meta.len()).unwrap_or(FINGERPRINT_BYTES));
+    let (fingerprint, fingerprint_len) = head_crc(file, len)?;
+    Ok(FileIdentity {
+        device: meta.dev(),
+        inode: meta.ino(),
+        fingerprint,
+        fingerprint_len,
+    })
+}
+
+fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
+    let mut head = vec![0u8; len as usize];
+    let mut read = 0;
+    while read < head.len() {
+        let n = file.read_at(&mut head[read..], read as u64)?;
+        if n == 0 {
+            break;
+        }
+        read += n;
+    }
+    Ok((u64::from(crc32fast::hash(&head[..read])), read as u32))
+}
+
+/// What a poll found besides lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing special: more lines may come later.
+    None,
+    /// The path now names a new file; reading goes on from its start.
+    Rotated,
+    /// The file was truncated (or rewritten); reading goes on from its start.
+    Truncated,
+    /// The file is gone and fully read.
+    Deleted,
+}
+
+/// A file being tailed.
+#[derive(Debug)]
+pub struct TailedFile {
+    path: PathBuf,
+    file: File,
+    identity: FileIdentity,
+    reader: LineReader,
+    /// Bytes read from the descriptor so far (the next read's offset).
+    read_offset: u64,
+    chunk_bytes: usize,
+    max_line_bytes: usize,
+}
+
+impl TailedFile {
+    /// Opens `path` and positions it at `offset` (a checkpoint), or at 0 when the checkpoint
+    /// belongs to another file (`expected` identity differs) or lies past the end.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(
+        path: &Path,
+        offset: u64,
+        expected: Option<FileIdentity>,
+        chunk_bytes: usize,
+        max_line_bytes: usize,
+    ) -> io::Result<Self> {
+        let mut file = File::open(path)?;
+        let identity = identify(&file)?;
+        let len = file.metadata()?.len();
+        let same_file = match expected {
+            // Stock checkpoints carry no identity: trust the path, as the stock agent does.
+            None => true,
+            Some(expected) => {
+                expected.device == identity.device
+                    && expected.inode == identity.inode
+                    && head_crc(&file, expected.fingerprint_len)?.0 == expected.fingerprint
+            }
+        };
+        let start = if same_file && offset <= len {
+            offset
+        } else {
+            0
+        };
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            identity,
+            reader: LineReader::new(start, chunk_bytes, max_line_bytes),
+            read_offset: start,
+            chunk_bytes,
+            max_line_bytes,
+        })
+    }
+
+    /// The file's identity (for its checkpoint).
+    pub fn identity(&self) -> FileIdentity {
+        self.identity
+    }
+
+    /// The path being tailed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Offset of the first byte not yet handed on as a line.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
+    /// Reads up to `budget` bytes and hands on every complete line; at the end of the file,
+    /// checks the path for rotation, truncation or deletion.
+    ///
+    /// # Errors
+    /// A read failed; the state is unchanged and the call can be repeated.
+    pub fn poll(&mut self, budget: usize, out: &mut Vec<Line>) -> io::Result<Change> {
+        let mut read_now = 0;
+        loop {
+            while let Some(line) = self.reader.next_line() {
+                out.push(line);
+            }
+            if read_now >= budget {
+                return Ok(Change::None);
+            }
+            let n = self
+                .reader
+                .fill(&mut (&self.file).take((budget - read_now) as u64))?;
+            if n == 0 {
+                break;
+            }
+            read_now += n;
+            self.read_offset += n as u64;
+        }
+        self.at_end(out)
+    }
+
+    fn at_end(&mut self, out: &mut Vec<Line>) -> io::Result<Change> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Change::Deleted),
+            Err(err) => return Err(err),
+        };
+        if meta.dev() != self.identity.device || meta.ino() != self.identity.inode {
+            // The old descriptor is read to its end. A final line without newline will never
+            // complete now, so it is handed on with the old file's lines.
+            out.extend(self.reader.take_partial());
+            self.file = File::open(&self.path)?;
+            self.restart()?;
+            return Ok(Change::Rotated);
+        }
+        let len = self.file.metadata()?.len();
+        let head_changed =
+            head_crc(&self.file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint;
+        if len < self.read_offset || head_changed {
+            out.extend(self.reader.take_partial());
+            self.restart()?;
+            return Ok(Change::Truncated);
+        }
+        if self.identity.fingerprint_len < FINGERPRINT_BYTES
+            && len > u64::from(self.identity.fingerprint_len)
+        {
+            // The file grew past the bytes its fingerprint covers: cover more while it is ours.
+            self.identity = identify(&self.file)?;
+        }
+        Ok(Change::None)
+    }
+
+    /// Reads the (new or rewritten) file from its start.
+    fn restart(&mut self) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(0))?;
+        self.identity = identify(&self.file)?;
+        self.read_offset = 0;
+        self.reader = LineReader::new(0, self.chunk_bytes, self.max_line_bytes);
+        Ok(())
+    }
+
+    /// The held-back final line without newline, if any (idle timeout, rotation, deletion).
+    pub fn take_partial(&mut self) -> Option<Line> {
+        self.reader.take_partial()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    fn drain(file: &mut TailedFile) -> (Vec<String>, Change) {
+        let mut lines = Vec::new();
+        let change = file.poll(usize::MAX, &mut lines).unwrap();
+        (
+            lines
+                .iter()
+                .map(|l| String::from_utf8(l.bytes.to_vec()).unwrap())
+                .collect(),
+            change,
+        )
+    }
+
+    fn open(path: &Path) -> TailedFile {
+        TailedFile::open(path, 0, None, 64, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn appended_lines_are_read_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "one\ntwo\n");
+        let mut file = open(&path);
+        assert_eq!(
+            drain(&mut file),
+            (vec!["one".into(), "two".into()], Change::None)
+        );
+        append(&path, "three\n");
+        assert_eq!(drain(&mut file), (vec!["three".into()], Change::None));
+        assert_eq!(file.offset(), 14);
+    }
+
+    #[test]
+    fn rename_rotation_finishes_the_old_file_then_reads_the_new_one_from_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "old 1\n");
+        let mut file = open(&path);
+        assert_eq!(drain(&mut file).0, ["old 1"]);
+        append(&path, "old 2\n");
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "new 1\n");
+        let (lines, change) = drain(&mut file);
+        assert_eq!(lines, ["old 2"], "the old file is read to its end first");
+        assert_eq!(change, Change::Rotated);
+        assert_eq!(drain(&mut file), (vec!["new 1".into()], Change::None));
+    }
+
+    #[test]
+    fn a_partial_last_line_of_a_rotated_file_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "complete\nno newline");
+        let mut file = open(&path);
+        assert_eq!(drain(&mut file).0, ["complete"]);
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "new\n");
+        assert_eq!(
+            drain(&mut file),
+            (vec!["no newline".into()], Change::Rotated)
+        );
+        assert_eq!(drain(&mut file).0, ["new"]);
+    }
+
+    #[test]
+    fn copytruncate_is_detected_and_reading_restarts_at_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(
+            &path,
+            "2026-11-25 first line of some length\n2026-11-25 second\n",
+        );
+        let mut file = open(&path);
+        drain(&mut file);
+        std::fs::copy(&path, dir.path().join("app.log.1")).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        append(&path, "after\n");
+        assert_eq!(drain(&mut file).1, Change::Truncated);
+        assert_eq!(drain(&mut file), (vec!["after".into()], Change::None));
+    }
+
+    #[test]
+    fn a_truncate_that_regrew_past_the_old_size_is_caught_by_the_head_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "2026-11-25T10:00:00 short\n");
+        let mut file = open(&path);
+        drain(&mut file);
+        // Truncated and rewritten with more than before, between two looks.
+        std::fs::write(
+            &path,
+            "2026-11-25T11:00:00 a new and much longer first line\nsecond\n",
+        )
+        .unwrap();
+        assert_eq!(drain(&mut file).1, Change::Truncated);
+        let (lines, _) = drain(&mut file);
+        assert_eq!(
+            lines,
+            [
+                "2026-11-25T11:00:00 a new and much longer first line",
+                "second"
+            ],
+            "nothing skipped"
+        );
+    }
+
+    #[test]
+    fn deletion_is_reported_after_the_rest_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "a\n");
+        let mut file = open(&path);
+        drain(&mut file);
+        append(&path, "b\n");
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(drain(&mut file), (vec!["b".into()], Change::Deleted));
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_only_in_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "first\nsecond\n");
+        let identity = identify(&File::open(&path).unwrap()).unwrap();
+        let mut resumed = TailedFile::open(&path, 6, Some(identity), 64, 1 << 20).unwrap();
+        assert_eq!(drain(&mut resumed).0, ["second"]);
+        // Same path, another file (rotated while cwlite was down): start over.
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "fresh\nfile\n");
+        let mut other = TailedFile::open(&path, 6, Some(identity), 64, 1 << 20).unwrap();
+        assert_eq!(drain(&mut other).0, ["fresh", "file"]);
+        // A checkpoint past the end (the file was truncated while down): start over.
+        let mut past = TailedFile::open(&path, 10_000, None, 64, 1 << 20).unwrap();
+        assert_eq!(drain(&mut past).0, ["fresh", "file"]);
+    }
+
+    #[test]
+    fn a_read_budget_keeps_one_busy_file_from_starving_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, &"0123456789\n".repeat(100));
+        let mut file = open(&path);
+        let mut lines = Vec::new();
+        assert_eq!(file.poll(110, &mut lines).unwrap(), Change::None);
+        assert_eq!(lines.len(), 10);
+    }
+}
