@@ -1,0 +1,401 @@
+//! From lines to events: decoding, multi-line grouping, timestamps, filters.
+//!
+//! Owns the per-file event pipeline. Each line is decoded to UTF-8 (valid UTF-8 is passed on
+//! without a copy; invalid bytes become U+FFFD rather than losing the line; other encodings are
+//! decoded by `encoding_rs`), grouped by the [`Assembler`], given a timestamp (the parsed
+//! `timestamp_format`, else the last valid timestamp of the file, else now), optionally trimmed,
+//! and filtered. Every byte range it does not turn into an event (filtered, empty, outside
+//! CloudWatch's time window) is reported as a [`Skipped`] range, so the checkpoint can move past
+//! it: nothing is dropped silently, and nothing blocks the checkpoint forever.
+//!
+//! UTF-16 files need framing on two-byte newlines and are not handled here yet.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::line_reader::Line;
+use super::multiline::{Assembler, MULTI_LINE_IDLE, RawEvent, StartRule, TextLine};
+use super::timestamp::TimestampFormat;
+use crate::config::{FileConfig, FilterKind, MultiLineStart};
+use crate::ship::cloudwatch_logs::batch::{MAX_EVENT_MESSAGE_BYTES, TimeWindow, time_window};
+
+/// An event ready for a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The message.
+    pub message: RawEvent,
+}
+
+/// Why a byte range produced no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An event with an empty message (CloudWatch refuses those).
+    Empty,
+    /// Removed by an include or exclude filter.
+    Filtered,
+    /// Timestamp more than 14 days old.
+    TooOld,
+    /// Timestamp more than 2 hours ahead.
+    TooNew,
+}
+
+/// A byte range that produced no event, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// File offset of its first byte.
+    pub start_offset: u64,
+    /// File offset just past it.
+    pub end_offset: u64,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// What the pipeline produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// An event to send.
+    Event(Event),
+    /// A range to acknowledge without sending.
+    Skipped(Skipped),
+}
+
+/// A file's event pipeline.
+#[derive(Debug)]
+pub struct EventPipeline {
+    encoding: &'static encoding_rs::Encoding,
+    assembler: Assembler,
+    timestamp: Option<TimestampFormat>,
+    trim_timestamp: bool,
+    filters: Vec<(FilterKind, regex::Regex)>,
+    last_timestamp_ms: Option<i64>,
+    events: Vec<RawEvent>,
+}
+
+impl EventPipeline {
+    /// The pipeline for one `collect_list` entry.
+    ///
+    /// # Errors
+    /// The timestamp format does not compile.
+    pub fn new(config: &FileConfig) -> Result<Self, String> {
+        let timestamp = config
+            .timestamp_format
+            .as_deref()
+            .map(|f| TimestampFormat::new(f, config.timezone))
+            .transpose()?;
+        let rule = match &config.multi_line_start {
+            MultiLineStart::Pattern(p)
+                if p.as_str() == crate::config::DEFAULT_MULTI_LINE_START_PATTERN =>
+            {
+                StartRule::NonSpace
+            }
+            MultiLineStart::Pattern(p) => StartRule::Pattern(p.regex().clone()),
+            MultiLineStart::TimestampFormat => match &timestamp {
+                Some(t) => StartRule::Pattern(t.regex().clone()),
+                None => StartRule::NonSpace,
+            },
+        };
+        Ok(Self {
+            encoding: config.encoding,
+            assembler: Assembler::new(rule, MAX_EVENT_MESSAGE_BYTES),
+            timestamp,
+            trim_timestamp: config.trim_timestamp,
+            filters: config
+                .filters
+                .iter()
+                .map(|f| (f.kind, f.expression.regex().clone()))
+                .collect(),
+            last_timestamp_ms: None,
+            events: Vec::new(),
+        })
+    }
+
+    /// Feeds one line read at `now`; completed events and skips are appended to `out`.
+    pub fn push(&mut self, line: Line, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
+        let text = self.decode(line.bytes);
+        let line = TextLine {
+            text,
+            start_offset: line.start_offset,
+            end_offset: line.end_offset,
+            continues: line.continues,
+        };
+        let mut events = std::mem::take(&mut self.events);
+        self.assembler.push(line, now, &mut events);
+        for event in events.drain(..) {
+            self.finish(event, now_ms, out);
+        }
+        self.events = events;
+    }
+
+    /// Hands on a pending multi-line event after the idle time.
+    pub fn flush_idle(&mut self, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
+        if let Some(event) = self.assembler.flush_idle(now, MULTI_LINE_IDLE) {
+            self.finish(event, now_ms, out);
+        }
+    }
+
+    /// Hands on whatever is pending (shutdown, rotation, deletion).
+    pub fn flush(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        if let Some(event) = self.assembler.flush() {
+            self.finish(event, now_ms, out);
+        }
+    }
+
+    /// How long until a pending event would be flushed for idleness.
+    pub fn idle_timeout() -> Duration {
+        MULTI_LINE_IDLE
+    }
+
+    fn decode(&self, bytes: Bytes) -> Bytes {
+        if self.encoding == encoding_rs::UTF_8 {
+            match std::str::from_utf8(&bytes) {
+                Ok(_) => bytes,
+                Err(_) => Bytes::from(String::from_utf8_lossy(&bytes).into_owned()),
+            }
+        } else {
+            let (text, _) = self.encoding.decode_without_bom_handling(&bytes);
+            Bytes::from(text.into_owned())
+        }
+    }
+
+    fn finish(&mut self, mut event: RawEvent, now_ms: i64, out: &mut Vec<Output>) {
+        let skip = |reason| {
+            Output::Skipped(Skipped {
+                start_offset: event.start_offset,
+                end_offset: event.end_offset,
+                reason,
+            })
+        };
+        if event.len == 0 {
+            out.push(skip(SkipReason::Empty));
+            return;
+        }
+        let joined = event.joined();
+        // Decoded text is valid UTF-8 by construction; a lossy view keeps this total regardless.
+        let text = String::from_utf8_lossy(&joined);
+        let found = self.timestamp.as_ref().and_then(|t| t.find(&text, now_ms));
+        let timestamp_ms = match found {
+            Some(found) => {
+                self.last_timestamp_ms = Some(found.timestamp_ms);
+                found.timestamp_ms
+            }
+            None => self.last_timestamp_ms.unwrap_or(now_ms),
+        };
+        let message = match (found, self.trim_timestamp) {
+            (Some(found), true) => {
+                let mut trimmed = String::with_capacity(text.len());
+                trimmed.push_str(&text[..found.start]);
+                trimmed.push_str(text[found.end..].trim_start());
+                Some(trimmed)
+            }
+            _ => None,
+        };
+        let final_text: &str = message.as_deref().unwrap_or(&text);
+        for (kind, regex) in &self.filters {
+            let matched = regex.is_match(final_text);
+            let passes = match kind {
+                FilterKind::Include => matched,
+                FilterKind::Exclude => !matched,
+            };
+            if !passes {
+                out.push(skip(SkipReason::Filtered));
+                return;
+            }
+        }
+        match time_window(timestamp_ms, now_ms) {
+            TimeWindow::TooOld => return out.push(skip(SkipReason::TooOld)),
+            TimeWindow::TooNew => return out.push(skip(SkipReason::TooNew)),
+            TimeWindow::Accepted => {}
+        }
+        if let Some(trimmed) = message {
+            if trimmed.is_empty() {
+                return out.push(skip(SkipReason::Empty));
+            }
+            event.len = trimmed.len();
+            event.parts = vec![Bytes::from(trimmed)];
+        }
+        out.push(Output::Event(Event {
+            timestamp_ms,
+            message: event,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::go_regex::GoRegex;
+    use crate::config::{Filter, LogGroupName, Timezone};
+
+    const NOW_MS: i64 = 1_764_072_000_000; // 2025-11-25T12:00:00Z
+
+    fn config() -> FileConfig {
+        FileConfig {
+            file_path: "/var/log/app.log".into(),
+            log_group_name: LogGroupName::Named("app".into()),
+            log_stream_name: "h".into(),
+            log_group_class: None,
+            retention_in_days: None,
+            timestamp_format: None,
+            timezone: Timezone::Utc,
+            trim_timestamp: false,
+            multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
+            encoding: encoding_rs::UTF_8,
+            filters: vec![],
+            auto_removal: false,
+            publish_multi_logs: false,
+            blacklist: None,
+        }
+    }
+
+    fn run(config: &FileConfig, input: &[u8]) -> Vec<Output> {
+        let mut pipeline = EventPipeline::new(config).unwrap();
+        let mut reader = super::super::line_reader::LineReader::new(0, 1024, 1 << 20);
+        let mut source = input;
+        let mut out = Vec::new();
+        let now = Instant::now();
+        while reader.fill(&mut source).unwrap() > 0 {
+            while let Some(line) = reader.next_line() {
+                pipeline.push(line, now, NOW_MS, &mut out);
+            }
+        }
+        pipeline.flush(NOW_MS, &mut out);
+        out
+    }
+
+    fn messages(out: &[Output]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(String::from_utf8(e.message.joined().to_vec()).unwrap()),
+                Output::Skipped(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters_not_a_lost_line() {
+        let out = run(&config(), b"ok\nbad \xff\xfe byte\n");
+        assert_eq!(messages(&out), ["ok", "bad \u{fffd}\u{fffd} byte"]);
+    }
+
+    #[test]
+    fn other_encodings_are_decoded() {
+        let mut latin1 = config();
+        latin1.encoding = encoding_rs::WINDOWS_1252;
+        let out = run(&latin1, b"caf\xe9\n");
+        assert_eq!(messages(&out), ["café"]);
+    }
+
+    #[test]
+    fn timestamps_come_from_the_format_else_the_last_one_else_now() {
+        let mut with_format = config();
+        with_format.timestamp_format = Some("%Y-%m-%d %H:%M:%S".into());
+        let out = run(
+            &with_format,
+            b"no time yet\n2025-11-25 10:00:00 first\nno time here\n",
+        );
+        let times: Vec<i64> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Event(e) = o {
+                    Some(e.timestamp_ms)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let ten = NOW_MS - 2 * 3600 * 1000;
+        assert_eq!(times, [NOW_MS, ten, ten]);
+    }
+
+    #[test]
+    fn trim_timestamp_removes_it_and_following_space() {
+        let mut trimmed = config();
+        trimmed.timestamp_format = Some("%Y-%m-%d %H:%M:%S".into());
+        trimmed.trim_timestamp = true;
+        assert_eq!(
+            messages(&run(&trimmed, b"2025-11-25 10:00:00   hello\n")),
+            ["hello"]
+        );
+    }
+
+    #[test]
+    fn filters_must_all_pass_and_skipped_ranges_are_reported() {
+        let mut filtered = config();
+        filtered.filters = vec![
+            Filter {
+                kind: FilterKind::Include,
+                expression: GoRegex::new("ERROR|WARN").unwrap(),
+            },
+            Filter {
+                kind: FilterKind::Exclude,
+                expression: GoRegex::new("healthcheck").unwrap(),
+            },
+        ];
+        let out = run(&filtered, b"INFO a\nERROR b\nWARN healthcheck\n");
+        assert_eq!(messages(&out), ["ERROR b"]);
+        let skipped: Vec<_> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Skipped(s) = o {
+                    Some((s.start_offset, s.end_offset, s.reason))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            skipped,
+            [(0, 7, SkipReason::Filtered), (15, 32, SkipReason::Filtered)]
+        );
+    }
+
+    #[test]
+    fn empty_events_and_out_of_window_timestamps_are_skipped_not_sent() {
+        let mut with_format = config();
+        with_format.timestamp_format = Some("%Y-%m-%d".into());
+        let out = run(&with_format, b"\n2020-01-01 ancient\n2099-01-01 future\n");
+        let reasons: Vec<_> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Skipped(s) = o {
+                    Some(s.reason)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [SkipReason::Empty, SkipReason::TooOld, SkipReason::TooNew]
+        );
+        assert!(messages(&out).is_empty());
+    }
+
+    #[test]
+    fn every_byte_is_covered_by_an_event_or_a_skip() {
+        let mut filtered = config();
+        filtered.filters = vec![Filter {
+            kind: FilterKind::Exclude,
+            expression: GoRegex::new("drop").unwrap(),
+        }];
+        let input = b"keep 1\n  cont\ndrop me\n\nkeep 2\n";
+        let out = run(&filtered, input);
+        let mut ranges: Vec<(u64, u64)> = out
+            .iter()
+            .map(|o| match o {
+                Output::Event(e) => (e.message.start_offset, e.message.end_offset),
+                Output::Skipped(s) => (s.start_offset, s.end_offset),
+            })
+            .collect();
+        ranges.sort();
+        let mut at = 0;
+        for (start, end) in ranges {
+            assert_eq!(start, at, "no gap and no overlap");
+            at = end;
+        }
+        assert_eq!(at, input.len() as u64);
+    }
+}
