@@ -42,7 +42,7 @@ enum Command {
         dry_run: bool,
         /// Most MiB of metric batches kept on disk while CloudWatch cannot be reached (the
         /// default holds days of the default metric set); beyond it the oldest are dropped.
-        #[arg(long, value_name = "MIB", default_value_t = cwlite::ship::cloudwatch_metrics::DEFAULT_SPOOL_BYTES / (1024 * 1024), value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "MIB", default_value_t = cwlite::ship::cloudwatch_metrics::DEFAULT_SPOOL_BYTES / (1024 * 1024), value_parser = clap::value_parser!(u64).range(1..=65_536))]
         metric_spool_mib: u64,
     },
     /// Check the configuration and print it with every default filled in.
@@ -154,11 +154,14 @@ fn run(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(daemon::run(
+    let result = runtime.block_on(daemon::run(
         &loaded.config,
         &options,
         daemon::shutdown_signal(),
-    ))?;
+    ));
+    // A collection stuck in the kernel (a hung network mount) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -808,3 +808,60 @@ fn errors_in_a_merged_list_name_the_file_that_brought_the_entry() {
         "logs.logs_collected.files.collect_list[1].retention_in_days"
     );
 }
+
+#[test]
+fn names_and_dimensions_cloudwatch_would_refuse_are_errors() {
+    let found = errors(plugins(json!({"mem": {
+        "measurement": [{"name": "used_percent", "rename": "mémoire"}],
+        "append_dimensions": {":team": "ops", "site": "   "}
+    }})));
+    assert_has(
+        &found,
+        "measurement[0].rename: \"mémoire\": CloudWatch metric names are ASCII only",
+    );
+    assert_has(
+        &found,
+        "append_dimensions.:team: a dimension name must be 1 to 255 ASCII characters",
+    );
+    assert_has(
+        &found,
+        "append_dimensions.site: a dimension value must be 1 to 1024 characters and not blank",
+    );
+}
+
+#[test]
+fn an_empty_resources_list_means_every_instance() {
+    let config = load(plugins(
+        json!({"disk": {"measurement": ["used_percent"], "resources": []}, "net": {"measurement": ["bytes_sent"], "resources": []}}),
+    ));
+    use config::{PluginOptions, Resources};
+    let options: Vec<_> = config
+        .metrics
+        .unwrap()
+        .plugins
+        .into_iter()
+        .map(|p| p.options)
+        .collect();
+    assert!(matches!(
+        &options[0],
+        PluginOptions::Disk {
+            mount_points: Resources::All,
+            ..
+        }
+    ));
+    assert_eq!(
+        options[1],
+        PluginOptions::Net {
+            interfaces: Resources::All
+        }
+    );
+}
+
+#[test]
+fn keys_cwlite_does_not_honour_yet_are_warnings() {
+    let found = warnings(
+        json!({"agent": {"run_as_user": "cwagent", "logfile": "/var/log/cw.log"}, "metrics": {"metrics_collected": {"mem": {"measurement": ["used_percent"]}}}}),
+    );
+    assert_has(&found, "agent.run_as_user: not used yet");
+    assert_has(&found, "agent.logfile: not used yet");
+}

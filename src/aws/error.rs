@@ -33,6 +33,9 @@ pub enum AwsErrorKind {
     NotFound,
     /// The service refused the request itself (4xx other than the above).
     InvalidRequest,
+    /// Another client error (an unknown 4xx code, a proxy's answer, a clock skew): not a verdict
+    /// on the data, so it is retried like an outage.
+    OtherClientError,
     /// The answer could not be understood.
     BadResponse,
 }
@@ -105,7 +108,10 @@ impl AwsError {
                 let status = response.raw().status().as_u16();
                 let kind = classify_status(status, None);
                 (
-                    if kind == AwsErrorKind::InvalidRequest {
+                    if matches!(
+                        kind,
+                        AwsErrorKind::InvalidRequest | AwsErrorKind::OtherClientError
+                    ) {
                         AwsErrorKind::BadResponse
                     } else {
                         kind
@@ -206,6 +212,18 @@ fn classify_status(status: u16, code: Option<&str>) -> AwsErrorKind {
             | "ExpiredTokenException"
             | "MissingAuthenticationToken",
         ) => return AwsErrorKind::AccessDenied,
+        // The service's verdict that this request's content is wrong: sending it again cannot help.
+        Some(
+            "InvalidParameterValue"
+            | "InvalidParameterValueException"
+            | "InvalidParameterCombination"
+            | "InvalidParameterException"
+            | "MissingParameter"
+            | "MissingRequiredParameter"
+            | "ValidationError"
+            | "ValidationException"
+            | "SerializationException",
+        ) => return AwsErrorKind::InvalidRequest,
         _ => {}
     }
     match status {
@@ -213,7 +231,7 @@ fn classify_status(status: u16, code: Option<&str>) -> AwsErrorKind {
         401 | 403 => AwsErrorKind::AccessDenied,
         404 => AwsErrorKind::NotFound,
         500..=599 => AwsErrorKind::ServerError,
-        _ => AwsErrorKind::InvalidRequest,
+        _ => AwsErrorKind::OtherClientError,
     }
 }
 
@@ -268,6 +286,25 @@ mod tests {
         ] {
             assert!(!error(kind).is_retryable(), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn unknown_client_errors_are_not_verdicts_on_the_data() {
+        assert_eq!(
+            classify_status(400, Some("RequestExpired")),
+            AwsErrorKind::OtherClientError
+        );
+        assert_eq!(classify_status(400, None), AwsErrorKind::OtherClientError);
+        assert_eq!(
+            classify_status(400, Some("InvalidParameterValue")),
+            AwsErrorKind::InvalidRequest
+        );
+        let error = AwsError {
+            kind: AwsErrorKind::OtherClientError,
+            code: None,
+            message: String::new(),
+        };
+        assert!(!error.gives_up());
     }
 
     #[test]

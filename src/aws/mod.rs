@@ -71,6 +71,13 @@ impl Clients {
             .ok_or(ClientSetupError::NoRegion)?
             .name
             .clone();
+        // The file provider checks its file on every call and caches by itself, so the SDK must
+        // not cache (a rotated key is then used at once). The standard chain may call instance
+        // metadata or STS, so its answers are cached until they expire.
+        let identity_cache = match &config.common.credentials {
+            CredentialsSource::Profile { .. } => IdentityCache::no_cache(),
+            CredentialsSource::DefaultChain => IdentityCache::lazy().build(),
+        };
         let credentials = match &config.common.credentials {
             CredentialsSource::Profile { profile, file } => {
                 SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile))
@@ -109,7 +116,7 @@ impl Clients {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .credentials_provider(credentials.clone())
-            .identity_cache(IdentityCache::no_cache())
+            .identity_cache(identity_cache.clone())
             .http_client(http_for(&logs_override)?)
             .timeout_config(timeouts.clone())
             .retry_config(retries.clone())
@@ -121,7 +128,7 @@ impl Clients {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .credentials_provider(credentials.clone())
-            .identity_cache(IdentityCache::no_cache())
+            .identity_cache(identity_cache.clone())
             .http_client(http_for(&metrics_override)?)
             .timeout_config(timeouts)
             .retry_config(retries)

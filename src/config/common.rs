@@ -31,7 +31,7 @@ pub enum CredentialsSource {
 }
 
 /// Proxy settings for HTTPS requests (through CONNECT) and plain HTTP ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxySettings {
     /// Proxy for `http://` endpoints.
     pub http_proxy: Option<String>,
@@ -39,6 +39,16 @@ pub struct ProxySettings {
     pub https_proxy: Option<String>,
     /// Hosts that bypass the proxy, comma-separated as in `NO_PROXY`.
     pub no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("http_proxy", &self.http_proxy.as_deref().map(redact_url))
+            .field("https_proxy", &self.https_proxy.as_deref().map(redact_url))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl Serialize for ProxySettings {
@@ -58,12 +68,13 @@ pub fn redact_url(url: &str) -> String {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
-        }
+    // Everything up to the last '@' is user information, whatever characters the password holds
+    // ('/', '?', '#' and '@' included, which a hand-written URL often leaves unescaped).
+    match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..]),
+            None => format!("{}***{}", &url[..scheme_end + 3], &rest[at..]),
+        },
         None => url.to_owned(),
     }
 }
@@ -354,5 +365,12 @@ ca_bundle_path = "/etc/pki/private-ca.pem"
     fn redaction_keeps_the_user_and_hides_the_password() {
         assert_eq!(redact_url("http://u:p@h:1/x"), "http://u:***@h:1/x");
         assert_eq!(redact_url("http://h:1"), "http://h:1");
+        assert_eq!(redact_url("http://u:p/a?b#c@h:1"), "http://u:***@h:1");
+        assert_eq!(redact_url("http://token@h:1"), "http://***@h:1");
+        let settings = ProxySettings {
+            https_proxy: Some("http://u:s3cret@h:1".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{settings:?}").contains("s3cret"));
     }
 }

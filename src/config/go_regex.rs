@@ -102,20 +102,25 @@ pub fn translate(pattern: &str) -> Result<String, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut i = 0;
+    // Go (Perl mode) refuses a repetition of a repetition (`a**`, `a+{2}`); `regex` allows it.
+    let mut after_repeat = false;
     while i < chars.len() {
         let c = chars[i];
+        let is_repeat =
+            matches!(c, '*' | '+' | '?') || (c == '{' && parse_repeat(&chars, i).is_some());
+        if is_repeat && after_repeat {
+            return Err(format!(
+                "invalid nested repetition operator: `{}`",
+                chars[..=i].iter().collect::<String>()
+            ));
+        }
+        after_repeat = is_repeat;
         match c {
             '\\' => i = translate_escape(&chars, i, &mut out)?,
             '[' => i = translate_class(&chars, i, &mut out)?,
             '{' => match parse_repeat(&chars, i) {
                 Some((end, min, max)) => {
-                    if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT) {
-                        return Err(format!(
-                            "invalid repeat count: `{}`",
-                            chars[i..end].iter().collect::<String>()
-                        ));
-                    }
-                    if max.is_some_and(|m| m < min) {
+                    if min > MAX_REPEAT || max.is_some_and(|m| m > MAX_REPEAT || m < min) {
                         return Err(format!(
                             "invalid repeat count: `{}`",
                             chars[i..end].iter().collect::<String>()
@@ -140,6 +145,11 @@ pub fn translate(pattern: &str) -> Result<String, String> {
                 out.push(c);
                 i += 1;
             }
+        }
+        // A `?` right after a repetition makes it non-greedy and is part of it.
+        if is_repeat && chars.get(i) == Some(&'?') {
+            out.push('?');
+            i += 1;
         }
     }
     Ok(out)
@@ -328,6 +338,9 @@ fn parse_hex(chars: &[char], start: usize) -> Result<(Escape, usize), String> {
             .position(|&x| x == '}')
             .ok_or_else(bad)?;
         let digits: String = chars[start + 1..start + close].iter().collect();
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
         let value = u32::from_str_radix(&digits, 16).map_err(|_| bad())?;
         let ch = char::from_u32(value).ok_or_else(bad)?;
         return Ok((Escape::Char(ch), start + close + 1));
@@ -337,6 +350,9 @@ fn parse_hex(chars: &[char], start: usize) -> Result<(Escape, usize), String> {
         .ok_or_else(bad)?
         .iter()
         .collect();
+    if !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
     let value = u32::from_str_radix(&digits, 16).map_err(|_| bad())?;
     Ok((
         Escape::Char(char::from_u32(value).ok_or_else(bad)?),
@@ -569,6 +585,28 @@ mod tests {
         assert!(rejected(r"[abc").contains("missing closing ]"));
         assert!(rejected(r"(abc").contains("invalid regular expression"));
         assert!(rejected(r"abc\").contains("trailing backslash"));
+    }
+
+    #[test]
+    fn nested_repetitions_are_refused_as_go_does() {
+        assert!(rejected("a**").contains("nested repetition"));
+        assert!(rejected("a+*").contains("nested repetition"));
+        assert!(rejected("a{2}{3}").contains("nested repetition"));
+        assert!(rejected("a*??").contains("nested repetition"));
+        assert!(
+            matches("^a*?b$", "aab"),
+            "a non-greedy suffix is part of the repetition"
+        );
+        assert!(matches("^a+?$", "aa"));
+        assert!(matches("^(a*)*$", "aa"), "a group in between is fine");
+        assert!(matches("^a{2}?$", "aa"));
+    }
+
+    #[test]
+    fn hex_escapes_take_hex_digits_only() {
+        assert!(rejected(r"\x+4").contains("escape"));
+        assert!(rejected(r"\x{+41}").contains("escape"));
+        assert!(matches(r"^\x{41}\x42$", "AB"));
     }
 
     #[test]

@@ -78,7 +78,12 @@ fn is_config_file_name(path: &Path) -> bool {
     if name.starts_with('.') || name.ends_with(".tmp") {
         return false;
     }
-    name.ends_with(".json") || name == "default" || name.starts_with("ssm_")
+    // The stock downloader names its files `file_<basename>`, `ssm_<parameter>` and `default`,
+    // with no extension unless the source had one.
+    name.ends_with(".json")
+        || name == "default"
+        || name.starts_with("ssm_")
+        || name.starts_with("file_")
 }
 
 /// Reads and merges `files` in order.
@@ -347,6 +352,7 @@ mod tests {
         write(dir.path(), "a.json", "{}");
         write(dir.path(), "default", "{}");
         write(dir.path(), "ssm_AmazonCloudWatch-linux", "{}");
+        write(dir.path(), "file_config", "{}");
         write(dir.path(), "file_pending.json.tmp", "{");
         write(dir.path(), "README.md", "#");
         let files = expand_paths(&[dir.path().to_owned()]).unwrap();
@@ -356,7 +362,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["a.json", "b.json", "default", "ssm_AmazonCloudWatch-linux"]
+            [
+                "a.json",
+                "b.json",
+                "default",
+                "file_config",
+                "ssm_AmazonCloudWatch-linux"
+            ]
         );
     }
 

@@ -216,7 +216,7 @@ fn warn_agent_extras(
         ),
         (
             "logtarget",
-            "ignored: cwlite logs to stderr, or to agent.logfile when set",
+            "ignored: cwlite logs to stderr (journald under systemd)",
         ),
     ];
     for (key, note) in notes {
@@ -274,9 +274,19 @@ fn validate_agent(
         None | Some("") => None,
         Some(file) => {
             check_length(file, 1, 4096, &path.key("logfile"), diagnostics);
+            diagnostics.warn(
+                &path.key("logfile"),
+                "not used yet: cwlite logs to stderr, which journald keeps under systemd",
+            );
             Some(file.into())
         }
     };
+    if raw.run_as_user.as_deref().is_some_and(|u| !u.is_empty()) {
+        diagnostics.warn(
+            &path.key("run_as_user"),
+            "not used yet: cwlite runs as the user that starts it; set User= in the systemd unit",
+        );
+    }
     AgentConfig {
         metrics_collection_interval_secs: interval_secs,
         hostname,
@@ -618,6 +628,12 @@ fn validate_plugin(
         let metric_name = match rename {
             Some(r) if !r.trim().is_empty() => {
                 check_length(r, 1, 255, &at.key("rename"), diagnostics);
+                if !r.is_ascii() {
+                    diagnostics.error(
+                        &at.key("rename"),
+                        format!("\"{r}\": CloudWatch metric names are ASCII only"),
+                    );
+                }
                 r.to_owned()
             }
             _ => format!("{name}_{field}"),
@@ -651,7 +667,8 @@ fn validate_plugin(
     let resources = |diagnostics: &mut Collector, globs: bool| -> Resources {
         match &raw.resources {
             None => Resources::All,
-            Some(list) if list.iter().any(|r| r == "*") => Resources::All,
+            // An empty list filters nothing in telegraf: it means every instance.
+            Some(list) if list.is_empty() || list.iter().any(|r| r == "*") => Resources::All,
             Some(list) => {
                 if globs {
                     for (i, pattern) in list.iter().enumerate() {
@@ -745,6 +762,21 @@ fn plugin_dimensions(
         };
         if value.is_empty() {
             diagnostics.warn(&at, "dropped: an empty dimension value is never sent");
+            continue;
+        }
+        // CloudWatch refuses the whole request for one bad dimension, so catch it here.
+        if key.len() > 255 || !key.is_ascii() || key.trim().is_empty() || key.starts_with(':') {
+            diagnostics.error(
+                &at,
+                "a dimension name must be 1 to 255 ASCII characters, not blank, not starting with ':'",
+            );
+            continue;
+        }
+        if value.chars().count() > 1024 || value.trim().is_empty() {
+            diagnostics.error(
+                &at,
+                "a dimension value must be 1 to 1024 characters and not blank",
+            );
             continue;
         }
         out.insert(key, resolved.map_or(value, str::to_owned));

@@ -19,9 +19,7 @@ use crate::aws::{ClientSetupError, Clients};
 use crate::collect::{Collector, Host};
 use crate::config::{Config, MetricsConfig, PluginConfig};
 use crate::metrics::{DatumBuilder, MetricDatum};
-use crate::ship::cloudwatch_metrics::{
-    self, MetricsSink, Publisher, PublisherSettings, PublisherStats,
-};
+use crate::ship::cloudwatch_metrics::{MetricsSink, Publisher, PublisherSettings, PublisherStats};
 use crate::state::spool::{Spool, SpoolError};
 
 /// Where cwlite keeps its state when `--state-dir` is not given.
@@ -145,7 +143,7 @@ fn start_metrics(
     let (sink, spool) = if options.dry_run {
         (
             MetricsSink::DryRun,
-            Spool::in_memory(cloudwatch_metrics::DEFAULT_SPOOL_BYTES),
+            Spool::in_memory(options.metric_spool_bytes),
         )
     } else {
         let sink = MetricsSink::CloudWatch {
@@ -156,7 +154,7 @@ fn start_metrics(
             sink,
             Spool::open(
                 &options.state_dir.join(METRIC_SPOOL_DIR),
-                cloudwatch_metrics::DEFAULT_SPOOL_BYTES,
+                options.metric_spool_bytes,
             )?,
         )
     };
@@ -197,8 +195,7 @@ async fn collect_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let name = plugin.kind.name();
-    let mut collector = Collector::for_plugin(&plugin);
-    let mut samples = Vec::new();
+    let mut state = Some((Collector::for_plugin(&plugin), Vec::new()));
     let mut ticks = tokio::time::interval(Duration::from_secs(plugin.interval_secs));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -208,12 +205,34 @@ async fn collect_loop(
             _ = ticks.tick() => {}
             _ = stop.changed() => break,
         }
-        samples.clear();
         let timestamp_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        // /proc reads take microseconds; doing them on the runtime is cheaper than a thread hop.
-        match collector.collect(&host, &mut samples) {
+        // Reads run off the runtime: a hung network filesystem can block `statfs` for ever, and
+        // must not stall a runtime thread or hold up shutdown.
+        let Some((mut collector, mut samples)) = state.take() else {
+            break;
+        };
+        let reader = host.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            samples.clear();
+            let result = collector.collect(&reader, &mut samples);
+            (collector, samples, result)
+        });
+        let (collector, samples, result) = tokio::select! {
+            joined = job => match joined {
+                Ok(done) => done,
+                Err(err) => {
+                    warn!(plugin = name, "collector stopped: {err}");
+                    break;
+                }
+            },
+            _ = stop.changed() => {
+                info!(plugin = name, "stopping without waiting for a collection still in progress");
+                break;
+            }
+        };
+        match result {
             Ok(()) if failing => {
                 info!(plugin = name, "collection works again");
                 failing = false;
@@ -228,6 +247,7 @@ async fn collect_loop(
         let mut datums = Vec::with_capacity(samples.len());
         let invalid_before = builder.stats.dropped_invalid_values;
         builder.build(&samples, timestamp_ms, &mut datums);
+        state = Some((collector, samples));
         if builder.stats.dropped_invalid_values > invalid_before {
             warn!(
                 plugin = name,

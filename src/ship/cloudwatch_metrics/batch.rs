@@ -37,6 +37,10 @@ pub fn estimated_bytes(datum: &MetricDatum) -> usize {
 pub struct MetricBatch {
     /// Format version of the spooled form.
     pub version: u32,
+    /// The namespace the datums were collected for, so a batch spooled before a configuration
+    /// change is still published where it belongs.
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// The datums, in collection order.
     pub datums: Vec<MetricDatum>,
 }
@@ -76,6 +80,7 @@ impl BatchBuilder {
         }
         self.bytes = 0;
         Some(MetricBatch {
+            namespace: None,
             version: MetricBatch::VERSION,
             datums: std::mem::take(&mut self.datums),
         })

@@ -44,8 +44,10 @@ pub struct PublisherStats {
     pub datums_sent: u64,
     /// Failed attempts that will be retried.
     pub retries: u64,
-    /// Batches refused as invalid and dropped.
+    /// Batches refused as invalid (no datum named) and dropped.
     pub batches_refused: u64,
+    /// Single datums refused as invalid and dropped (the rest of their batch was resent).
+    pub datums_refused: u64,
     /// Batches dropped because the spool was full (oldest first).
     pub batches_dropped_spool_full: u64,
     /// Spooled batches that could not be read back and were discarded.
@@ -63,7 +65,10 @@ pub struct PublisherSettings {
     pub drain_deadline: Duration,
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (u64, usize, Result<(), AwsError>)> + Send>>;
+/// A send in progress: it yields the spool sequence, the batch, and the outcome (with the
+/// position of the refused datum when the service named one).
+type InFlight =
+    Pin<Box<dyn Future<Output = (u64, MetricBatch, Result<(), (AwsError, Option<usize>)>)> + Send>>;
 
 /// The publish loop's state.
 pub struct Publisher {
@@ -135,9 +140,9 @@ impl Publisher {
                     }
                 },
                 _ = ticks.tick(), if drain_until.is_none() => self.close_open_batch(),
-                (sequence, count, result) = async { in_flight.as_mut().expect("guarded by the condition").await }, if in_flight.is_some() => {
+                (sequence, batch, result) = async { in_flight.as_mut().expect("guarded by the condition").await }, if in_flight.is_some() => {
                     in_flight = None;
-                    if let Some(delay) = self.finish(sequence, count, result) {
+                    if let Some(delay) = self.finish(sequence, batch, result) {
                         retry_at = Some(Instant::now() + delay);
                     }
                 }
@@ -168,7 +173,10 @@ impl Publisher {
         }
     }
 
-    fn spool_batch(&mut self, batch: MetricBatch) {
+    fn spool_batch(&mut self, mut batch: MetricBatch) {
+        if batch.namespace.is_none() {
+            batch.namespace = Some(self.settings.namespace.clone());
+        }
         let payload = match serde_json::to_vec(&batch) {
             Ok(payload) => payload,
             Err(err) => {
@@ -208,15 +216,14 @@ impl Publisher {
             match batch {
                 Ok(batch) => {
                     let sink = self.sink.clone();
-                    let namespace = self.settings.namespace.clone();
+                    let namespace = batch
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| self.settings.namespace.clone());
                     return Some(Box::pin(async move {
-                        let count = batch.datums.len();
                         let result = sink.put(&namespace, &batch.datums).await;
-                        (
-                            sequence,
-                            count,
-                            result.map_err(|err| annotate_refusal(err, &batch.datums)),
-                        )
+                        let result = result.map_err(|err| annotate_refusal(err, &batch.datums));
+                        (sequence, batch, result)
                     }));
                 }
                 Err(message) => {
@@ -232,9 +239,10 @@ impl Publisher {
     fn finish(
         &mut self,
         sequence: u64,
-        count: usize,
-        result: Result<(), AwsError>,
+        batch: MetricBatch,
+        result: Result<(), (AwsError, Option<usize>)>,
     ) -> Option<Duration> {
+        let count = batch.datums.len();
         match result {
             Ok(()) => {
                 self.spool.remove(sequence);
@@ -255,13 +263,26 @@ impl Publisher {
                 );
                 None
             }
-            Err(error) if error.gives_up() => {
+            Err((error, Some(refused))) if error.gives_up() && count > 1 => {
+                // Only the named datum is bad: drop it and publish the others again.
+                self.spool.remove(sequence);
+                self.stats.datums_refused += 1;
+                warn!(
+                    "one datum refused and dropped, the other {} are sent again: {error}",
+                    count - 1
+                );
+                let mut rest = batch;
+                rest.datums.remove(refused);
+                self.spool_batch(rest);
+                None
+            }
+            Err((error, _)) if error.gives_up() => {
                 self.spool.remove(sequence);
                 self.stats.batches_refused += 1;
                 warn!("metric batch of {count} datums refused and dropped: {error}");
                 None
             }
-            Err(error) => {
+            Err((error, _)) => {
                 self.stats.retries += 1;
                 let delay = self.backoff.next_delay();
                 warn!(
@@ -277,13 +298,15 @@ impl Publisher {
 
 /// CloudWatch names a refused datum by its 1-based position (`MetricData.member.3.Value`);
 /// adds that datum's name and dimensions to the message so the operator can find it.
-fn annotate_refusal(mut error: AwsError, datums: &[MetricDatum]) -> AwsError {
+fn annotate_refusal(mut error: AwsError, datums: &[MetricDatum]) -> (AwsError, Option<usize>) {
     if !error.gives_up() {
-        return error;
+        return (error, None);
     }
-    if let Some(index) = refused_position(&error.message).and_then(|n| n.checked_sub(1))
-        && let Some(datum) = datums.get(index)
-    {
+    let index = refused_position(&error.message)
+        .and_then(|n| n.checked_sub(1))
+        .filter(|i| *i < datums.len());
+    if let Some(index) = index {
+        let datum = &datums[index];
         let dimensions: Vec<String> = datum
             .dimensions
             .iter()
@@ -297,7 +320,7 @@ fn annotate_refusal(mut error: AwsError, datums: &[MetricDatum]) -> AwsError {
             datum.value
         );
     }
-    error
+    (error, index)
 }
 
 fn refused_position(message: &str) -> Option<usize> {
@@ -338,7 +361,8 @@ mod tests {
             code: Some("InvalidParameterValue".into()),
             message: "PutMetricData refused: parameter MetricData.member.2.Value is invalid".into(),
         };
-        let annotated = annotate_refusal(error, &datums);
+        let (annotated, index) = annotate_refusal(error, &datums);
+        assert_eq!(index, Some(1));
         assert!(
             annotated
                 .message
@@ -409,6 +433,7 @@ mod tests {
         })
         .collect();
         let batch = MetricBatch {
+            namespace: Some("CWAgent".into()),
             version: MetricBatch::VERSION,
             datums: minute,
         };
