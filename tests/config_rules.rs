@@ -865,3 +865,37 @@ fn keys_cwlite_does_not_honour_yet_are_warnings() {
     assert_has(&found, "agent.run_as_user: not used yet");
     assert_has(&found, "agent.logfile: not used yet");
 }
+
+#[test]
+fn an_unknown_key_does_not_hide_the_other_errors_of_its_section() {
+    let found = errors(json!({
+        "metrics": {"flush": 1, "namespace": "", "metrics_collected": {"cpu": {"measurement": [{"name": "usage_idle", "units": "Percent"}, "usage_foo"]}}},
+        "logs": {"typo": true, "force_flush_interval": 0, "logs_collected": {"files": {"collect_list": [
+            {"file_path": "/a", "log_group": "x", "retention_in_days": 8, "filters": [{"type": "include", "expr": "x"}]}
+        ]}}}
+    }));
+    assert_has(&found, "metrics.flush: unknown field `flush`");
+    assert_has(&found, "metrics.namespace: length 0 is out of range");
+    assert_has(
+        &found,
+        "cpu.measurement[0].units: unknown field `units`, expected one of `name`, `rename`, `unit`",
+    );
+    assert_has(
+        &found,
+        "cpu.measurement[1]: unknown measurement \"usage_foo\" for cpu",
+    );
+    assert_has(&found, "logs.typo: unknown field `typo`");
+    assert_has(&found, "logs.force_flush_interval: 0 is out of range");
+    assert_has(
+        &found,
+        "collect_list[0].log_group: unknown field `log_group`",
+    );
+    assert_has(
+        &found,
+        "collect_list[0].retention_in_days: 8 is not an allowed retention",
+    );
+    assert_has(
+        &found,
+        "collect_list[0].filters[0].expr: unknown field `expr`",
+    );
+}

@@ -58,6 +58,61 @@ pub struct RawAgent {
     pub internal: Option<bool>,
 }
 
+/// Keys of `metrics`; the stock schema refuses any other (checked by `validate`, so that one
+/// unknown key does not hide the other errors of the section).
+pub const METRICS_KEYS: &[&str] = &[
+    "namespace",
+    "metrics_collected",
+    "append_dimensions",
+    "aggregation_dimensions",
+    "force_flush_interval",
+    "endpoint_override",
+    "credentials",
+    "metrics_destinations",
+    "service.name",
+    "deployment.environment",
+];
+/// Keys of `logs`.
+pub const LOGS_KEYS: &[&str] = &[
+    "logs_collected",
+    "metrics_collected",
+    "log_stream_name",
+    "force_flush_interval",
+    "endpoint_override",
+    "credentials",
+    "concurrency",
+    "service.name",
+    "deployment.environment",
+];
+/// Keys of `logs.logs_collected`.
+pub const LOGS_COLLECTED_KEYS: &[&str] = &["files", "journald", "windows_events"];
+/// Keys of `logs.logs_collected.files`.
+pub const FILES_KEYS: &[&str] = &["collect_list"];
+/// Keys of a `collect_list` entry.
+pub const FILE_ENTRY_KEYS: &[&str] = &[
+    "file_path",
+    "log_group_name",
+    "log_stream_name",
+    "log_group_class",
+    "retention_in_days",
+    "timestamp_format",
+    "timezone",
+    "trim_timestamp",
+    "multi_line_start_pattern",
+    "encoding",
+    "filters",
+    "auto_removal",
+    "publish_multi_logs",
+    "blacklist",
+    "backpressure_mode",
+    "service.name",
+    "deployment.environment",
+];
+/// Keys of a filter.
+pub const FILTER_KEYS: &[&str] = &["type", "expression"];
+/// Keys of a measurement in object form.
+pub const MEASUREMENT_KEYS: &[&str] = &["name", "rename", "unit"];
+
 /// `credentials` in any section: only `role_arn` exists. Decoded for its shape only.
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)]
@@ -68,7 +123,6 @@ pub struct RawCredentials {
 
 /// The `metrics` section.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawMetrics {
     pub namespace: Option<String>,
     /// Plugins by name; decoded one by one so that one bad plugin does not hide another's errors.
@@ -120,7 +174,6 @@ pub enum RawMeasurement {
 
 /// The object form of a measurement.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawMeasurementObject {
     pub name: String,
     pub rename: Option<String>,
@@ -129,7 +182,6 @@ pub struct RawMeasurementObject {
 
 /// The `logs` section.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLogs {
     pub logs_collected: Option<RawLogsCollected>,
     pub metrics_collected: Option<serde_json::Map<String, Value>>,
@@ -146,7 +198,6 @@ pub struct RawLogs {
 
 /// `logs.logs_collected`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLogsCollected {
     pub files: Option<RawFiles>,
     pub journald: Option<Value>,
@@ -155,7 +206,6 @@ pub struct RawLogsCollected {
 
 /// `logs.logs_collected.files`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFiles {
     /// Entries, decoded one by one for the same reason as plugins.
     pub collect_list: Vec<Value>,
@@ -163,7 +213,6 @@ pub struct RawFiles {
 
 /// One entry of `collect_list`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFileEntry {
     pub file_path: String,
     pub log_group_name: Option<String>,
@@ -175,7 +224,8 @@ pub struct RawFileEntry {
     pub trim_timestamp: Option<bool>,
     pub multi_line_start_pattern: Option<String>,
     pub encoding: Option<String>,
-    pub filters: Option<Vec<RawFilter>>,
+    /// Decoded one by one, so one broken filter does not hide the entry's other errors.
+    pub filters: Option<Vec<Value>>,
     pub auto_removal: Option<bool>,
     pub publish_multi_logs: Option<bool>,
     pub blacklist: Option<String>,
@@ -188,7 +238,6 @@ pub struct RawFileEntry {
 
 /// One include/exclude filter.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFilter {
     #[serde(rename = "type")]
     pub kind: String,

@@ -111,11 +111,20 @@ pub fn validate(
 
     let metrics = top.get("metrics").and_then(|value| {
         let path = root.key("metrics");
+        reject_unknown_keys(value, &path, METRICS_KEYS, &mut diagnostics);
         let raw = diagnostics.decode::<RawMetrics>(&path, value)?;
         validate_metrics(raw, &path, &agent, &mut diagnostics)
     });
     let logs = top.get("logs").and_then(|value| {
         let path = root.key("logs");
+        reject_unknown_keys(value, &path, LOGS_KEYS, &mut diagnostics);
+        if let Some(collected) = value.get("logs_collected") {
+            let at = path.key("logs_collected");
+            reject_unknown_keys(collected, &at, LOGS_COLLECTED_KEYS, &mut diagnostics);
+            if let Some(files) = collected.get("files") {
+                reject_unknown_keys(files, &at.key("files"), FILES_KEYS, &mut diagnostics);
+            }
+        }
         let raw = diagnostics.decode::<RawLogs>(&path, value)?;
         validate_logs(raw, &path, env, &placeholders, &mut diagnostics)
     });
@@ -148,6 +157,30 @@ fn finish(diagnostics: Collector, config: Option<Config>) -> Validation {
         config,
         errors,
         warnings,
+    }
+}
+
+/// Errors for keys the stock schema refuses, in serde's wording; the value is then decoded
+/// leniently so every other problem of the section is reported in the same pass.
+fn reject_unknown_keys(
+    value: &Value,
+    path: &JsonPath,
+    known: &[&str],
+    diagnostics: &mut Collector,
+) {
+    if let Value::Object(map) = value {
+        let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        for key in map.keys() {
+            if !known.contains(&key.as_str()) {
+                diagnostics.error(
+                    &path.key(key),
+                    format!(
+                        "unknown field `{key}`, expected one of {}",
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -574,6 +607,16 @@ fn validate_plugin(
         &format!("unknown key for {name}"),
         diagnostics,
     );
+    if let Some(Value::Array(items)) = value.get("measurement") {
+        for (i, item) in items.iter().enumerate() {
+            reject_unknown_keys(
+                item,
+                &path.key("measurement").index(i),
+                MEASUREMENT_KEYS,
+                diagnostics,
+            );
+        }
+    }
     let raw: RawPlugin = diagnostics.decode(path, value)?;
     let wrong_plugin = |key: &str, present: bool, diagnostics: &mut Collector| {
         if present {
@@ -876,6 +919,17 @@ fn validate_logs(
                     );
                     continue;
                 }
+                reject_unknown_keys(entry, &at, FILE_ENTRY_KEYS, diagnostics);
+                if let Some(Value::Array(filters)) = entry.get("filters") {
+                    for (j, filter) in filters.iter().enumerate() {
+                        reject_unknown_keys(
+                            filter,
+                            &at.key("filters").index(j),
+                            FILTER_KEYS,
+                            diagnostics,
+                        );
+                    }
+                }
                 let Some(raw_entry) = diagnostics.decode::<RawFileEntry>(&at, entry) else {
                     continue;
                 };
@@ -1091,8 +1145,11 @@ fn validate_file(
         },
     };
     let mut filters = Vec::new();
-    for (i, filter) in raw.filters.unwrap_or_default().into_iter().enumerate() {
+    for (i, filter) in raw.filters.unwrap_or_default().iter().enumerate() {
         let at = path.key("filters").index(i);
+        let Some(filter) = diagnostics.decode::<RawFilter>(&at, filter) else {
+            continue;
+        };
         let kind = match filter.kind.as_str() {
             "include" => FilterKind::Include,
             "exclude" => FilterKind::Exclude,
