@@ -108,6 +108,7 @@ impl DiskCollector {
                 self.sample(host, &unescape(device), &unescape(mount_point), fstype, out);
             }
             self.mounts = mounts;
+            self.tags.end_cycle();
         }
         self.buf = buf;
         result

@@ -111,6 +111,13 @@ impl DiskioCollector {
                 }
             }
         }
+        if result.is_ok() {
+            // Devices and interfaces that disappeared are forgotten with their counters.
+            let tags = &self.tags;
+            self.names.retain(|name, _| tags.contains(name));
+            self.deltas.retain(|series| tags.contains(series));
+            self.tags.end_cycle();
+        }
         self.buf = buf;
         result
     }
@@ -159,6 +166,24 @@ mod tests {
             Some(0.0),
             "a zero delta is still sent"
         );
+    }
+
+    #[test]
+    fn a_device_that_disappears_is_forgotten() {
+        let fixture = Fixture::new();
+        let mut diskio = DiskioCollector::new(&Resources::All);
+        collect(&mut diskio, &fixture, FIRST);
+        collect(
+            &mut diskio,
+            &fixture,
+            "   8       0 sda 1100 10 22000 550 2300 20 46000 900 1 1700 2500 0 0 0 0\n",
+        );
+        assert_eq!(diskio.tags.len(), 1, "loop0 is gone");
+        assert_eq!(diskio.names.len(), 1);
+        // Back again: its old counters are not used for a delta.
+        let back = collect(&mut diskio, &fixture, SECOND);
+        assert_eq!(value(&back, "reads", Some(("name", "loop0"))), None);
+        assert_eq!(value(&back, "reads", Some(("name", "sda"))), Some(0.0));
     }
 
     #[test]

@@ -147,21 +147,50 @@ fn real_statfs(path: &Path) -> std::io::Result<FsStats> {
     })
 }
 
-/// A cache of tag sets keyed by a series name, so steady-state cycles reuse them.
+/// A cache of tag sets keyed by a series name, so steady-state cycles reuse them. Series not
+/// seen in a cycle (a removed interface, an unmounted filesystem) are forgotten at its end, so
+/// hosts with churning devices (containers' veths and overlays) do not grow it for ever.
 #[derive(Debug, Default)]
 pub struct TagCache {
-    by_key: HashMap<String, Tags>,
+    by_key: HashMap<String, (Tags, u64)>,
+    cycle: u64,
 }
 
 impl TagCache {
     /// The tags for `key`, built by `make` the first time.
     pub fn get(&mut self, key: &str, make: impl FnOnce() -> Vec<(&'static str, Arc<str>)>) -> Tags {
-        if let Some(tags) = self.by_key.get(key) {
+        if let Some((tags, seen)) = self.by_key.get_mut(key) {
+            *seen = self.cycle;
             return tags.clone();
         }
         let tags: Tags = make().into();
-        self.by_key.insert(key.to_owned(), tags.clone());
+        self.by_key
+            .insert(key.to_owned(), (tags.clone(), self.cycle));
         tags
+    }
+
+    /// Ends a cycle: forgets the series not asked for since the previous call.
+    pub fn end_cycle(&mut self) {
+        let cycle = self.cycle;
+        self.by_key.retain(|_, (_, seen)| *seen == cycle);
+        self.cycle += 1;
+    }
+
+    /// Whether `key` was asked for in the current cycle.
+    pub fn contains(&self, key: &str) -> bool {
+        self.by_key
+            .get(key)
+            .is_some_and(|(_, seen)| *seen == self.cycle)
+    }
+
+    /// Series currently cached.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
     }
 }
 
@@ -333,6 +362,17 @@ mod tests {
             None,
             "a forgotten series starts over"
         );
+    }
+
+    #[test]
+    fn series_not_seen_in_a_cycle_are_forgotten() {
+        let mut cache = TagCache::default();
+        cache.get("veth1", || vec![("interface", Arc::from("veth1"))]);
+        cache.get("eth0", || vec![("interface", Arc::from("eth0"))]);
+        cache.end_cycle();
+        cache.get("eth0", || unreachable!("kept"));
+        cache.end_cycle();
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]

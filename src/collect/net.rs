@@ -107,6 +107,13 @@ impl NetCollector {
                 }
             }
         }
+        if result.is_ok() {
+            // Devices and interfaces that disappeared are forgotten with their counters.
+            let tags = &self.tags;
+            self.names.retain(|name, _| tags.contains(name));
+            self.deltas.retain(|series| tags.contains(series));
+            self.tags.end_cycle();
+        }
         self.buf = buf;
         result
     }

@@ -58,7 +58,9 @@ pub struct DatumBuilder {
     append: Vec<(Arc<str>, Arc<str>)>,
     rollups: Vec<Vec<Arc<str>>>,
     storage_resolution: u8,
-    cache: HashMap<usize, Vec<Dimensions>>,
+    /// Dimension sets by series. Keyed by the tag set's address and holding the tag set itself,
+    /// so the address cannot be reused by another series while the entry lives.
+    cache: HashMap<usize, (Tags, Vec<Dimensions>)>,
     /// What was not sent, cumulative.
     pub stats: BuildStats,
 }
@@ -115,6 +117,9 @@ impl DatumBuilder {
 
     /// Appends the datums for `samples` (collected at `timestamp_ms`) to `out`.
     pub fn build(&mut self, samples: &[Sample], timestamp_ms: i64, out: &mut Vec<MetricDatum>) {
+        // Series the collector forgot are held only by this cache now: forget them too.
+        self.cache
+            .retain(|_, (tags, _)| Arc::strong_count(tags) > 1);
         for sample in samples {
             let Some(measure) = self.measures.get(sample.field) else {
                 continue;
@@ -124,10 +129,9 @@ impl DatumBuilder {
                 continue;
             }
             let key = Arc::as_ptr(&sample.tags) as *const () as usize;
-            // Tag sets live as long as their collector (see `collect::TagCache`), so the address
-            // identifies the series for the life of this builder.
-            let sets = match self.cache.get(&key) {
-                Some(sets) => sets,
+            // The entry holds the tag set, so its address identifies this series while cached.
+            let (_, sets) = match self.cache.get(&key) {
+                Some(entry) => entry,
                 None => {
                     let sets = dimension_sets(
                         &sample.tags,
@@ -135,7 +139,7 @@ impl DatumBuilder {
                         &self.append,
                         &self.rollups,
                     );
-                    self.cache.entry(key).or_insert(sets)
+                    self.cache.entry(key).or_insert((sample.tags.clone(), sets))
                 }
             };
             for (i, dimensions) in sets.iter().enumerate() {
