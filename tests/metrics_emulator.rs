@@ -247,6 +247,16 @@ fn an_outage_with_a_restart_loses_nothing_and_sends_nothing_twice() {
     assert!(status.success(), "{stderr:?}");
     let spooled_at_restart = spooled_timestamps(&spool, "mem_used_percent");
     assert!(spooled_at_restart.len() >= 3);
+    let spooled_batches = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "batch")
+        })
+        .count();
 
     let mut second = start(dir.path(), &state_dir, &config);
     assert!(
@@ -269,7 +279,22 @@ fn an_outage_with_a_restart_loses_nothing_and_sends_nothing_twice() {
     let (status, stderr) = second.stop("TERM");
     assert!(status.success(), "{stderr:?}");
 
-    let delivered_after_stop = timestamps_ms(&common::metric_data(&namespace), "mem_used_percent");
+    let all = common::metric_data(&namespace);
+    let delivered_after_stop = timestamps_ms(&all, "mem_used_percent");
+    // The backlog went out merged: fewer requests than spooled batches.
+    let backlog_requests: std::collections::BTreeSet<i64> = all
+        .iter()
+        .filter(|d| {
+            spooled_at_restart
+                .contains(&((d["Timestamp"].as_f64().unwrap() * 1000.0).round() as i64))
+        })
+        .map(|d| d["_request"].as_i64().unwrap())
+        .collect();
+    assert!(
+        backlog_requests.len() < spooled_batches,
+        "{} requests for {spooled_batches} spooled batches",
+        backlog_requests.len()
+    );
     let mut unique = delivered_after_stop.clone();
     unique.dedup();
     assert_eq!(unique, delivered_after_stop, "a datum was sent twice");

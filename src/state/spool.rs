@@ -180,6 +180,11 @@ impl Spool {
         self.entries.front().map(|e| e.sequence)
     }
 
+    /// Every waiting sequence, oldest first.
+    pub fn sequences(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().map(|e| e.sequence)
+    }
+
     /// Reads a payload.
     ///
     /// # Errors

@@ -35,6 +35,7 @@ TIMESTAMP_KEYS = {"Timestamp", "Timestamps", "StartTime", "EndTime", "StateUpdat
 seen_lock = threading.Lock()
 seen = []
 metric_data = []
+requests_seen = [0]
 # namespace -> list of (status, code, message) answers to give instead of forwarding
 faults = {}
 
@@ -168,8 +169,9 @@ class Bridge(BaseHTTPRequestHandler):
         status, _, answer = self.upstream("POST", "/", json.dumps(to_json_compatible(request)).encode(), headers)
         if operation == "PutMetricData" and status == 200:
             with seen_lock:
+                requests_seen[0] += 1
                 for datum in to_json_compatible(request).get("MetricData", []):
-                    metric_data.append(dict(datum, Namespace=request.get("Namespace")))
+                    metric_data.append(dict(datum, Namespace=request.get("Namespace"), _request=requests_seen[0]))
         try:
             decoded = json.loads(answer) if answer.strip() else {}
         except ValueError:

@@ -67,8 +67,9 @@ pub struct PublisherSettings {
 
 /// A send in progress: it yields the spool sequence, the batch, and the outcome (with the
 /// position of the refused datum when the service named one).
-type InFlight =
-    Pin<Box<dyn Future<Output = (u64, MetricBatch, Result<(), (AwsError, Option<usize>)>)> + Send>>;
+type InFlight = Pin<
+    Box<dyn Future<Output = (Vec<u64>, MetricBatch, Result<(), (AwsError, Option<usize>)>)> + Send>,
+>;
 
 /// The publish loop's state.
 pub struct Publisher {
@@ -77,6 +78,9 @@ pub struct Publisher {
     spool: Spool,
     open: BatchBuilder,
     backoff: Backoff,
+    /// After a merged request was refused without naming a datum, the next request carries the
+    /// oldest batch alone, so the bad one is found and only it is dropped.
+    send_alone: bool,
     /// What happened so far.
     pub stats: PublisherStats,
 }
@@ -106,6 +110,7 @@ impl Publisher {
             spool,
             open: BatchBuilder::default(),
             backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            send_alone: false,
             stats: PublisherStats::default(),
         }
     }
@@ -140,9 +145,9 @@ impl Publisher {
                     }
                 },
                 _ = ticks.tick(), if drain_until.is_none() => self.close_open_batch(),
-                (sequence, batch, result) = async { in_flight.as_mut().expect("guarded by the condition").await }, if in_flight.is_some() => {
+                (sequences, batch, result) = async { in_flight.as_mut().expect("guarded by the condition").await }, if in_flight.is_some() => {
                     in_flight = None;
-                    if let Some(delay) = self.finish(sequence, batch, result) {
+                    if let Some(delay) = self.finish(sequences, batch, result) {
                         retry_at = Some(Instant::now() + delay);
                     }
                 }
@@ -203,34 +208,68 @@ impl Publisher {
     }
 
     fn start_next(&mut self) -> Option<InFlight> {
-        loop {
-            let sequence = self.spool.front()?;
-            let batch = self
-                .spool
-                .read(sequence)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    serde_json::from_slice::<MetricBatch>(&bytes)
-                        .map_err(|e| format!("spooled batch {sequence} is not readable: {e}"))
-                });
-            match batch {
-                Ok(batch) => {
-                    let sink = self.sink.clone();
-                    let namespace = batch
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| self.settings.namespace.clone());
-                    return Some(Box::pin(async move {
-                        let result = sink.put(&namespace, &batch.datums).await;
-                        let result = result.map_err(|err| annotate_refusal(err, &batch.datums));
-                        (sequence, batch, result)
-                    }));
+        // After an outage the spool holds many small batches (one per flush); sending them merged
+        // up to the request limits keeps a recovering fleet well under the API's rate quota.
+        let mut sequences = Vec::new();
+        let mut merged: Option<MetricBatch> = None;
+        let mut merged_bytes = 0usize;
+        let waiting: Vec<u64> = self.spool.sequences().collect();
+        for sequence in waiting {
+            let Some(batch) = self.read_spooled(sequence) else {
+                continue;
+            };
+            let bytes: usize = batch.datums.iter().map(batch::estimated_bytes).sum();
+            match &mut merged {
+                None => {
+                    merged_bytes = bytes;
+                    merged = Some(batch);
                 }
-                Err(message) => {
-                    warn!("{message}; discarded");
-                    self.stats.batches_unreadable += 1;
-                    self.spool.remove(sequence);
+                Some(open) => {
+                    let fits = open.namespace == batch.namespace
+                        && open.datums.len() + batch.datums.len() <= batch::MAX_DATUMS_PER_REQUEST
+                        && merged_bytes + bytes <= batch::MAX_BATCH_BYTES;
+                    if !fits {
+                        break;
+                    }
+                    merged_bytes += bytes;
+                    open.datums.extend(batch.datums);
                 }
+            }
+            sequences.push(sequence);
+            if std::mem::take(&mut self.send_alone) {
+                break;
+            }
+        }
+        let batch = merged?;
+        let sink = self.sink.clone();
+        let namespace = batch
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.settings.namespace.clone());
+        Some(Box::pin(async move {
+            let result = sink.put(&namespace, &batch.datums).await;
+            let result = result.map_err(|err| annotate_refusal(err, &batch.datums));
+            (sequences, batch, result)
+        }))
+    }
+
+    /// A spooled batch; `None` when it was unreadable (it is then discarded).
+    fn read_spooled(&mut self, sequence: u64) -> Option<MetricBatch> {
+        let batch = self
+            .spool
+            .read(sequence)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<MetricBatch>(&bytes)
+                    .map_err(|e| format!("spooled batch {sequence} is not readable: {e}"))
+            });
+        match batch {
+            Ok(batch) => Some(batch),
+            Err(message) => {
+                warn!("{message}; discarded");
+                self.stats.batches_unreadable += 1;
+                self.spool.remove(sequence);
+                None
             }
         }
     }
@@ -238,14 +277,20 @@ impl Publisher {
     /// Records a result; returns how long to wait before the next attempt after a failure.
     fn finish(
         &mut self,
-        sequence: u64,
+        sequences: Vec<u64>,
         batch: MetricBatch,
         result: Result<(), (AwsError, Option<usize>)>,
     ) -> Option<Duration> {
         let count = batch.datums.len();
+        let merged = sequences.len() > 1;
+        let remove_all = |spool: &mut Spool| {
+            for sequence in &sequences {
+                spool.remove(*sequence);
+            }
+        };
         match result {
             Ok(()) => {
-                self.spool.remove(sequence);
+                remove_all(&mut self.spool);
                 self.stats.batches_sent += 1;
                 self.stats.datums_sent += count as u64;
                 if self.backoff.attempts() > 0 {
@@ -265,7 +310,7 @@ impl Publisher {
             }
             Err((error, Some(refused))) if error.gives_up() && count > 1 => {
                 // Only the named datum is bad: drop it and publish the others again.
-                self.spool.remove(sequence);
+                remove_all(&mut self.spool);
                 self.stats.datums_refused += 1;
                 warn!(
                     "one datum refused and dropped, the other {} are sent again: {error}",
@@ -276,8 +321,16 @@ impl Publisher {
                 self.spool_batch(rest);
                 None
             }
+            Err((error, _)) if error.gives_up() && merged => {
+                // Which of the merged batches is bad is unknown: try them one by one.
+                self.send_alone = true;
+                warn!(
+                    "merged metric request refused; sending its batches one by one to isolate the bad one: {error}"
+                );
+                None
+            }
             Err((error, _)) if error.gives_up() => {
-                self.spool.remove(sequence);
+                remove_all(&mut self.spool);
                 self.stats.batches_refused += 1;
                 warn!("metric batch of {count} datums refused and dropped: {error}");
                 None
