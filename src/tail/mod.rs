@@ -2,6 +2,7 @@
 //!
 //! Owns framing (`line_reader`). Discovery, rotation and multi-line assembly build on it.
 
+pub mod discovery;
 pub mod events;
 pub mod line_reader;
 pub mod multiline;
