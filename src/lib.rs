@@ -13,6 +13,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod metrics;
+pub mod queue;
 pub mod ship;
 pub mod state;
 pub mod tail;

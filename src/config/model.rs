@@ -261,7 +261,7 @@ pub struct LogsConfig {
 }
 
 /// A log group's storage class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LogGroupClass {
     /// `STANDARD`.

@@ -111,6 +111,131 @@ pub enum CheckpointError {
     },
 }
 
+/// What tailers and the shipper tell the checkpointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointMessage {
+    /// A file is being read from `offset`; `file` keys its later acknowledgements.
+    Register {
+        /// The tailer's key for this file.
+        file: u64,
+        /// Its path.
+        path: PathBuf,
+        /// Its identity.
+        identity: FileIdentity,
+        /// Where reading starts.
+        offset: u64,
+    },
+    /// `[start, end)` of `file` is delivered or deliberately skipped.
+    Ack {
+        /// The tailer's key.
+        file: u64,
+        /// First byte.
+        start: u64,
+        /// Just past the last byte.
+        end: u64,
+    },
+}
+
+struct Tracked {
+    path: PathBuf,
+    identity: FileIdentity,
+    tracker: AckTracker,
+    dirty: bool,
+}
+
+/// Turns acknowledgements into checkpoint files, at most every few hundred milliseconds.
+///
+/// Only the newest file registered for a path writes that path's checkpoint, so a rotated file
+/// whose last batches are still in flight cannot overwrite the checkpoint of its successor.
+pub struct Checkpointer {
+    store: Option<CheckpointStore>,
+    files: std::collections::HashMap<u64, Tracked>,
+    newest: std::collections::HashMap<PathBuf, u64>,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer")
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkpointer {
+    /// A checkpointer writing into `store` (`None` in a dry run: nothing is written).
+    pub fn new(store: Option<CheckpointStore>) -> Self {
+        Self {
+            store,
+            files: std::collections::HashMap::new(),
+            newest: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Applies one message.
+    pub fn apply(&mut self, message: CheckpointMessage) {
+        match message {
+            CheckpointMessage::Register {
+                file,
+                path,
+                identity,
+                offset,
+            } => {
+                self.newest.insert(path.clone(), file);
+                self.files.insert(
+                    file,
+                    Tracked {
+                        path,
+                        identity,
+                        tracker: AckTracker::new(offset),
+                        dirty: true,
+                    },
+                );
+            }
+            CheckpointMessage::Ack { file, start, end } => {
+                if let Some(tracked) = self.files.get_mut(&file)
+                    && tracked.tracker.ack(start, end).is_some()
+                {
+                    tracked.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// The committed offset of a file key (for tests and status).
+    pub fn committed(&self, file: u64) -> Option<u64> {
+        self.files.get(&file).map(|t| t.tracker.committed())
+    }
+
+    /// Writes every changed checkpoint; returns the errors (the daemon logs them and goes on:
+    /// an old checkpoint only means some data is sent again after a restart).
+    pub fn flush(&mut self) -> Vec<CheckpointError> {
+        let mut errors = Vec::new();
+        let Some(store) = &self.store else {
+            return errors;
+        };
+        for (file, tracked) in &mut self.files {
+            if !tracked.dirty || self.newest.get(&tracked.path) != Some(file) {
+                continue;
+            }
+            let checkpoint = FileCheckpoint {
+                path: tracked.path.clone(),
+                offset: tracked.tracker.committed(),
+                identity: Some(tracked.identity),
+            };
+            match store.write(&checkpoint) {
+                Ok(()) => tracked.dirty = false,
+                Err(err) => errors.push(err),
+            }
+        }
+        // Superseded files with nothing left in flight are done.
+        let newest = &self.newest;
+        self.files.retain(|file, tracked| {
+            newest.get(&tracked.path) == Some(file) || tracked.tracker.ahead_ranges() > 0
+        });
+        errors
+    }
+}
+
 /// The state file name the stock agent uses for a source path: `/`, space and `:` become `_`.
 pub fn state_file_name(path: &Path) -> String {
     path.to_string_lossy()
@@ -410,6 +535,56 @@ mod tests {
             errors[0]
         );
         assert!(dir.path().join("_var_log_torn.corrupt").exists());
+    }
+
+    #[test]
+    fn the_checkpointer_writes_only_the_newest_file_of_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpointer = Checkpointer::new(Some(CheckpointStore::open(dir.path()).unwrap()));
+        let path = PathBuf::from("/var/log/app.log");
+        let id = |inode| FileIdentity {
+            device: 1,
+            inode,
+            fingerprint: 7,
+            fingerprint_len: 10,
+        };
+        checkpointer.apply(CheckpointMessage::Register {
+            file: 1,
+            path: path.clone(),
+            identity: id(10),
+            offset: 0,
+        });
+        checkpointer.apply(CheckpointMessage::Ack {
+            file: 1,
+            start: 0,
+            end: 100,
+        });
+        checkpointer.flush();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_all().0[0].offset, 100);
+        // Rotated: the new file starts at 0; a late ack of the old one must not win.
+        checkpointer.apply(CheckpointMessage::Register {
+            file: 2,
+            path: path.clone(),
+            identity: id(11),
+            offset: 0,
+        });
+        checkpointer.apply(CheckpointMessage::Ack {
+            file: 2,
+            start: 0,
+            end: 5,
+        });
+        checkpointer.apply(CheckpointMessage::Ack {
+            file: 1,
+            start: 100,
+            end: 200,
+        });
+        checkpointer.flush();
+        let loaded = store.load_all().0;
+        assert_eq!(
+            (loaded[0].offset, loaded[0].identity.unwrap().inode),
+            (5, 11)
+        );
     }
 
     #[test]

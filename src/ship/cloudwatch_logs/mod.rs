@@ -5,3 +5,5 @@
 //! delivered byte ranges back to `state`.
 
 pub mod batch;
+pub mod shipper;
+pub mod sink;

@@ -1,0 +1,378 @@
+//! The logs shipper: per-destination batches, several PutLogEvents in flight per stream, and
+//! acknowledgements back to the checkpoints.
+//!
+//! Owns the loop that turns [`TailMessage`]s into requests. Each (group, stream) has its own
+//! [`LogBatcher`]; a batch closes when full or `force_flush_interval` after its first event. Up
+//! to `concurrency` requests per stream are in flight (CloudWatch no longer needs sequence
+//! tokens). Each accepted event's file range is acknowledged and its bytes released from the
+//! budget. A missing stream or group is created on the first ResourceNotFound; retention is set
+//! once per group. Failures that may pass are retried with capped, jittered backoff for as long
+//! as cwlite runs (reading pauses meanwhile, through the budget); a batch refused as invalid is
+//! split in halves until the refused event is alone, and only that event is given up, logged
+//! with its file range. On shutdown everything open is closed and drained until the deadline;
+//! what was not acknowledged is read again at the next start.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::batch::{LogBatch, LogBatcher, LogEvent};
+use super::sink::{Destination, LogsSink, Rejected};
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::queue::ByteBudget;
+use crate::ship::retry::Backoff;
+
+/// What tailers send to the shipper.
+#[derive(Debug)]
+pub enum TailMessage {
+    /// An event for a destination.
+    Event {
+        /// Where it goes.
+        destination: Arc<Destination>,
+        /// The event.
+        event: LogEvent,
+    },
+}
+
+/// A delivered (or deliberately given up) file range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The tailer's file key.
+    pub file: u64,
+    /// First byte.
+    pub start: u64,
+    /// Just past the last byte.
+    pub end: u64,
+}
+
+/// Settings of the shipper.
+#[derive(Debug, Clone)]
+pub struct LogShipperSettings {
+    /// Longest wait of a partial batch.
+    pub flush_interval: Duration,
+    /// Requests in flight per stream.
+    pub concurrency: usize,
+    /// How long shutdown may keep sending.
+    pub drain_deadline: Duration,
+}
+
+/// What the shipper did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogShipperStats {
+    /// Accepted requests.
+    pub batches_sent: u64,
+    /// Events in them.
+    pub events_sent: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Events CloudWatch accepted the call for but refused (too old, too new, expired).
+    pub events_rejected: u64,
+    /// Events refused as invalid and given up.
+    pub events_given_up: u64,
+}
+
+struct DestinationState {
+    destination: Arc<Destination>,
+    batcher: LogBatcher,
+    opened_at: Option<Instant>,
+    queue: VecDeque<LogBatch>,
+    in_flight: usize,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+type Sent = (usize, LogBatch, Result<Rejected, AwsError>);
+
+/// Runs until the tailers' channel closes, then drains. Returns the counters.
+pub async fn run(
+    settings: LogShipperSettings,
+    sink: LogsSink,
+    mut messages: mpsc::Receiver<TailMessage>,
+    acks: mpsc::UnboundedSender<Ack>,
+    budget: Arc<ByteBudget>,
+) -> LogShipperStats {
+    let mut stats = LogShipperStats::default();
+    let mut destinations: Vec<DestinationState> = Vec::new();
+    let mut index: HashMap<Arc<Destination>, usize> = HashMap::new();
+    let mut retention_done: HashSet<String> = HashSet::new();
+    let mut sending: JoinSet<Sent> = JoinSet::new();
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        for (i, state) in destinations.iter_mut().enumerate() {
+            if state
+                .opened_at
+                .is_some_and(|at| now.duration_since(at) >= settings.flush_interval)
+                || drain_until.is_some()
+            {
+                if let Some(batch) = state.batcher.take() {
+                    state.queue.push_back(batch);
+                }
+                state.opened_at = None;
+            }
+            if state.retry_at.is_some_and(|at| at > now) && drain_until.is_none() {
+                continue;
+            }
+            state.retry_at = None;
+            while state.in_flight < settings.concurrency.max(1) {
+                let Some(batch) = state.queue.pop_front() else {
+                    break;
+                };
+                state.in_flight += 1;
+                let sink = sink.clone();
+                let destination = state.destination.clone();
+                let retention = destination
+                    .retention_days
+                    .filter(|_| !retention_done.contains(&destination.group.to_lowercase()));
+                sending.spawn(async move {
+                    let result = send(&sink, &destination, &batch, retention).await;
+                    (i, batch, result)
+                });
+            }
+        }
+        if let Some(deadline) = drain_until {
+            let idle = sending.is_empty()
+                && destinations
+                    .iter()
+                    .all(|d| d.queue.is_empty() && d.batcher.is_empty());
+            if idle || Instant::now() >= deadline {
+                if !idle {
+                    warn!(
+                        "shutdown deadline reached: unsent log data will be read again at the next start"
+                    );
+                }
+                break;
+            }
+        }
+        let wake = next_wake(&destinations, settings.flush_interval, drain_until);
+        tokio::select! {
+            message = messages.recv(), if drain_until.is_none() => match message {
+                Some(TailMessage::Event { destination, event }) => {
+                    let i = *index.entry(destination.clone()).or_insert_with(|| {
+                        destinations.push(DestinationState {
+                            destination,
+                            batcher: LogBatcher::default(),
+                            opened_at: None,
+                            queue: VecDeque::new(),
+                            in_flight: 0,
+                            retry_at: None,
+                            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+                        });
+                        destinations.len() - 1
+                    });
+                    let state = &mut destinations[i];
+                    if let Some(full) = state.batcher.push(event) {
+                        state.queue.push_back(full);
+                    }
+                    state.opened_at.get_or_insert_with(Instant::now);
+                }
+                None => drain_until = Some(Instant::now() + settings.drain_deadline),
+            },
+            Some(joined) = sending.join_next(), if !sending.is_empty() => {
+                let Ok((i, batch, result)) = joined else { continue };
+                let state = &mut destinations[i];
+                state.in_flight -= 1;
+                if result.is_ok() && state.destination.retention_days.is_some() {
+                    retention_done.insert(state.destination.group.to_lowercase());
+                }
+                finish(state, batch, result, &acks, &budget, &mut stats);
+            }
+            _ = sleep_until_opt(wake) => {}
+        }
+    }
+    stats
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next moment something is due: a partial batch's flush, a retry, the drain deadline.
+fn next_wake(
+    destinations: &[DestinationState],
+    flush: Duration,
+    drain_until: Option<Instant>,
+) -> Option<Instant> {
+    destinations
+        .iter()
+        .flat_map(|d| {
+            [
+                d.opened_at.map(|at| at + flush),
+                d.retry_at.filter(|_| !d.queue.is_empty()),
+            ]
+        })
+        .flatten()
+        .chain(drain_until)
+        .min()
+}
+
+async fn send(
+    sink: &LogsSink,
+    destination: &Destination,
+    batch: &LogBatch,
+    retention: Option<u32>,
+) -> Result<Rejected, AwsError> {
+    let result = match sink.put(destination, batch).await {
+        Err(err) if err.kind == AwsErrorKind::NotFound => {
+            sink.create_stream(destination).await?;
+            sink.put(destination, batch).await
+        }
+        other => other,
+    };
+    if result.is_ok()
+        && let Some(days) = retention
+        && let Err(err) = sink.put_retention(&destination.group, days).await
+    {
+        warn!(group = %destination.group, "cannot set retention to {days} days: {err}");
+    }
+    result
+}
+
+fn finish(
+    state: &mut DestinationState,
+    mut batch: LogBatch,
+    result: Result<Rejected, AwsError>,
+    acks: &mpsc::UnboundedSender<Ack>,
+    budget: &ByteBudget,
+    stats: &mut LogShipperStats,
+) {
+    let acknowledge = |events: &[LogEvent]| {
+        for event in events {
+            // The checkpointer outlives the shipper; a send error only happens at exit.
+            let _ = acks.send(Ack {
+                file: event.source.file,
+                start: event.source.start_offset,
+                end: event.source.end_offset,
+            });
+            budget.release(event.message.len);
+        }
+    };
+    match result {
+        Ok(rejected) => {
+            if rejected.any() {
+                let count = rejected_count(&rejected, batch.events.len());
+                stats.events_rejected += count;
+                warn!(
+                    group = %state.destination.group,
+                    stream = %state.destination.stream,
+                    too_old_end = ?rejected.too_old_end,
+                    too_new_start = ?rejected.too_new_start,
+                    expired_end = ?rejected.expired_end,
+                    "CloudWatch refused {count} events of a batch (outside its time window or retention)"
+                );
+            }
+            stats.batches_sent += 1;
+            stats.events_sent += batch.events.len() as u64;
+            state.backoff.reset();
+            acknowledge(&batch.events);
+        }
+        Err(error) if error.gives_up() && batch.events.len() > 1 => {
+            // Isolate the refused event: resend each half on its own, in order.
+            let second = batch.events.split_off(batch.events.len() / 2);
+            let bytes = |events: &[LogEvent]| events.iter().map(LogEvent::billed_bytes).sum();
+            let second = LogBatch {
+                bytes: bytes(&second),
+                events: second,
+            };
+            batch.bytes = bytes(&batch.events);
+            state.queue.push_front(second);
+            state.queue.push_front(batch);
+            info!(group = %state.destination.group, "a batch was refused as invalid; resending it in halves to find the refused event: {error}");
+        }
+        Err(error) if error.gives_up() => {
+            let event = &batch.events[0];
+            stats.events_given_up += 1;
+            warn!(
+                group = %state.destination.group,
+                stream = %state.destination.stream,
+                file = event.source.file,
+                start = event.source.start_offset,
+                end = event.source.end_offset,
+                "a log event was refused as invalid and is given up: {error}"
+            );
+            acknowledge(&batch.events);
+        }
+        Err(error) => {
+            stats.retries += 1;
+            let delay = state.backoff.next_delay();
+            state.retry_at = Some(Instant::now() + delay);
+            warn!(group = %state.destination.group, retry_in_ms = delay.as_millis() as u64, "{error}");
+            state.queue.push_front(batch);
+        }
+    }
+}
+
+/// How many events `rejected` covers in a batch of `len`.
+fn rejected_count(rejected: &Rejected, len: usize) -> u64 {
+    let len = len as i64;
+    let old = rejected
+        .too_old_end
+        .map_or(0, |e| i64::from(e).clamp(0, len));
+    let expired = rejected
+        .expired_end
+        .map_or(0, |e| i64::from(e).clamp(0, len));
+    let new = rejected
+        .too_new_start
+        .map_or(0, |s| len - i64::from(s).clamp(0, len));
+    (old.max(expired) + new).min(len) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_ranges_are_counted_without_overlap() {
+        let none = Rejected::default();
+        assert_eq!(rejected_count(&none, 10), 0);
+        assert_eq!(
+            rejected_count(
+                &Rejected {
+                    too_old_end: Some(3),
+                    ..none
+                },
+                10
+            ),
+            3
+        );
+        assert_eq!(
+            rejected_count(
+                &Rejected {
+                    too_new_start: Some(8),
+                    ..none
+                },
+                10
+            ),
+            2
+        );
+        assert_eq!(
+            rejected_count(
+                &Rejected {
+                    too_old_end: Some(3),
+                    expired_end: Some(5),
+                    too_new_start: Some(9)
+                },
+                10
+            ),
+            6
+        );
+        assert_eq!(
+            rejected_count(
+                &Rejected {
+                    too_old_end: Some(50),
+                    ..none
+                },
+                10
+            ),
+            10
+        );
+    }
+}

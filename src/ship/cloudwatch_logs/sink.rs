@@ -1,0 +1,196 @@
+//! Where a log batch goes: PutLogEvents through the SDK (with stream and group creation and
+//! retention), or one JSON line on stdout in a dry run.
+//!
+//! Owns the translation of [`LogBatch`] into requests and the mapping of failures to `AwsError`.
+//! No sequence tokens and no DescribeLogStreams: a put is tried first, and only a
+//! ResourceNotFound creates the stream (then the group, with its class) before the put is tried
+//! again. It keeps no state between calls; the shipper remembers what was created.
+
+use std::io::Write;
+
+use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass as SdkClass};
+
+use super::batch::LogBatch;
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::config::LogGroupClass;
+
+/// One (group, stream) destination and what to apply to a group cwlite creates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// Log group name.
+    pub group: String,
+    /// Log stream name.
+    pub stream: String,
+    /// Class for a group cwlite creates.
+    pub class: Option<LogGroupClass>,
+    /// Retention to set once per group.
+    pub retention_days: Option<u32>,
+}
+
+/// Events CloudWatch accepted the call for but refused individually.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Events before this index were too old.
+    pub too_old_end: Option<i32>,
+    /// Events from this index on were too new.
+    pub too_new_start: Option<i32>,
+    /// Events before this index were older than the group's retention.
+    pub expired_end: Option<i32>,
+}
+
+impl Rejected {
+    /// Whether anything was refused.
+    pub fn any(&self) -> bool {
+        self.too_old_end.is_some() || self.too_new_start.is_some() || self.expired_end.is_some()
+    }
+}
+
+/// A PutLogEvents destination.
+#[derive(Debug, Clone)]
+pub enum LogsSink {
+    /// The service (or the configured endpoint).
+    CloudWatch {
+        /// The client.
+        client: aws_sdk_cloudwatchlogs::Client,
+        /// For messages.
+        endpoint: String,
+    },
+    /// Print the request, send nothing.
+    DryRun,
+}
+
+impl LogsSink {
+    /// Sends one batch (sorted by timestamp).
+    ///
+    /// # Errors
+    /// The classified failure; `NotFound` means the stream or group must be created first.
+    pub async fn put(
+        &self,
+        destination: &Destination,
+        batch: &LogBatch,
+    ) -> Result<Rejected, AwsError> {
+        match self {
+            LogsSink::DryRun => {
+                let events: Vec<serde_json::Value> = batch
+                    .events
+                    .iter()
+                    .map(|e| serde_json::json!({"timestamp": e.timestamp_ms, "message": String::from_utf8_lossy(&e.message.joined())}))
+                    .collect();
+                let line = serde_json::json!({
+                    "operation": "PutLogEvents",
+                    "logGroupName": destination.group,
+                    "logStreamName": destination.stream,
+                    "logEvents": events,
+                });
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+                Ok(Rejected::default())
+            }
+            LogsSink::CloudWatch { client, endpoint } => {
+                let mut events = Vec::with_capacity(batch.events.len());
+                for event in &batch.events {
+                    // Messages are valid UTF-8 by construction (decoding happens in `tail`).
+                    let message = String::from_utf8_lossy(&event.message.joined()).into_owned();
+                    let input = InputLogEvent::builder()
+                        .timestamp(event.timestamp_ms)
+                        .message(message)
+                        .build()
+                        .map_err(|err| AwsError {
+                            kind: AwsErrorKind::InvalidRequest,
+                            code: None,
+                            message: format!("cannot build a log event: {err}"),
+                        })?;
+                    events.push(input);
+                }
+                let output = client
+                    .put_log_events()
+                    .log_group_name(&destination.group)
+                    .log_stream_name(&destination.stream)
+                    .set_log_events(Some(events))
+                    .send()
+                    .await
+                    .map_err(|err| AwsError::from_sdk("PutLogEvents", endpoint, &err))?;
+                Ok(output
+                    .rejected_log_events_info()
+                    .map(|r| Rejected {
+                        too_old_end: r.too_old_log_event_end_index(),
+                        too_new_start: r.too_new_log_event_start_index(),
+                        expired_end: r.expired_log_event_end_index(),
+                    })
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// Creates the stream, and the group first when it is missing too. Already existing is fine.
+    ///
+    /// # Errors
+    /// A failure other than "already exists".
+    pub async fn create_stream(&self, destination: &Destination) -> Result<bool, AwsError> {
+        let LogsSink::CloudWatch { client, endpoint } = self else {
+            return Ok(false);
+        };
+        let create_stream = || async {
+            client
+                .create_log_stream()
+                .log_group_name(&destination.group)
+                .log_stream_name(&destination.stream)
+                .send()
+                .await
+        };
+        let already =
+            |err: &AwsError| err.code.as_deref() == Some("ResourceAlreadyExistsException");
+        match create_stream()
+            .await
+            .map_err(|err| AwsError::from_sdk("CreateLogStream", endpoint, &err))
+        {
+            Ok(_) => Ok(false),
+            Err(err) if already(&err) => Ok(false),
+            Err(err) if err.kind == AwsErrorKind::NotFound => {
+                let mut request = client.create_log_group().log_group_name(&destination.group);
+                if let Some(class) = destination.class {
+                    request = request.log_group_class(match class {
+                        LogGroupClass::Standard => SdkClass::Standard,
+                        LogGroupClass::InfrequentAccess => SdkClass::InfrequentAccess,
+                    });
+                }
+                match request
+                    .send()
+                    .await
+                    .map_err(|err| AwsError::from_sdk("CreateLogGroup", endpoint, &err))
+                {
+                    Ok(_) => {}
+                    Err(err) if already(&err) => {}
+                    Err(err) => return Err(err),
+                }
+                match create_stream()
+                    .await
+                    .map_err(|err| AwsError::from_sdk("CreateLogStream", endpoint, &err))
+                {
+                    Ok(_) => Ok(true),
+                    Err(err) if already(&err) => Ok(true),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sets the group's retention.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub async fn put_retention(&self, group: &str, days: u32) -> Result<(), AwsError> {
+        let LogsSink::CloudWatch { client, endpoint } = self else {
+            return Ok(());
+        };
+        client
+            .put_retention_policy()
+            .log_group_name(group)
+            .retention_in_days(i32::try_from(days).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| AwsError::from_sdk("PutRetentionPolicy", endpoint, &err))
+    }
+}
