@@ -12,6 +12,7 @@ pub mod aws;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod event;
 pub mod metrics;
 pub mod queue;
 pub mod ship;

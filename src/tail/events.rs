@@ -4,9 +4,10 @@
 //! without a copy; invalid bytes become U+FFFD rather than losing the line; other encodings are
 //! decoded by `encoding_rs`), grouped by the [`Assembler`], given a timestamp (the parsed
 //! `timestamp_format`, else the last valid timestamp of the file, else now), optionally trimmed,
-//! and filtered. Every byte range it does not turn into an event (filtered, empty, outside
-//! CloudWatch's time window) is reported as a [`Skipped`] range, so the checkpoint can move past
-//! it: nothing is dropped silently, and nothing blocks the checkpoint forever.
+//! and filtered. Every byte range it does not turn into an event (filtered, empty) is reported as
+//! a [`Skipped`] range, so the checkpoint can move past it: nothing is dropped silently, and
+//! nothing blocks the checkpoint forever. Whether CloudWatch accepts an event's time is the
+//! shipper's business, not this module's.
 //!
 //! UTF-16 files need framing on two-byte newlines and are not handled here yet.
 
@@ -18,7 +19,6 @@ use super::line_reader::Line;
 use super::multiline::{Assembler, MULTI_LINE_IDLE, RawEvent, StartRule, TextLine};
 use super::timestamp::TimestampFormat;
 use crate::config::{FileConfig, FilterKind, MultiLineStart};
-use crate::ship::cloudwatch_logs::batch::{MAX_EVENT_MESSAGE_BYTES, TimeWindow, time_window};
 
 /// An event ready for a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +36,6 @@ pub enum SkipReason {
     Empty,
     /// Removed by an include or exclude filter.
     Filtered,
-    /// Timestamp more than 14 days old.
-    TooOld,
-    /// Timestamp more than 2 hours ahead.
-    TooNew,
 }
 
 /// A byte range that produced no event, and why.
@@ -75,11 +71,12 @@ pub struct EventPipeline {
 }
 
 impl EventPipeline {
-    /// The pipeline for one `collect_list` entry.
+    /// The pipeline for one `collect_list` entry, with events of at most `max_event_bytes`
+    /// (the destination's limit, which the caller knows and `tail` does not).
     ///
     /// # Errors
     /// The timestamp format does not compile.
-    pub fn new(config: &FileConfig) -> Result<Self, String> {
+    pub fn new(config: &FileConfig, max_event_bytes: usize) -> Result<Self, String> {
         let timestamp = config
             .timestamp_format
             .as_deref()
@@ -99,7 +96,7 @@ impl EventPipeline {
         };
         Ok(Self {
             encoding: config.encoding,
-            assembler: Assembler::new(rule, MAX_EVENT_MESSAGE_BYTES),
+            assembler: Assembler::new(rule, max_event_bytes),
             timestamp,
             trim_timestamp: config.trim_timestamp,
             filters: config
@@ -204,11 +201,6 @@ impl EventPipeline {
                 return;
             }
         }
-        match time_window(timestamp_ms, now_ms) {
-            TimeWindow::TooOld => return out.push(skip(SkipReason::TooOld)),
-            TimeWindow::TooNew => return out.push(skip(SkipReason::TooNew)),
-            TimeWindow::Accepted => {}
-        }
         if let Some(trimmed) = message {
             if trimmed.is_empty() {
                 return out.push(skip(SkipReason::Empty));
@@ -251,7 +243,7 @@ mod tests {
     }
 
     fn run(config: &FileConfig, input: &[u8]) -> Vec<Output> {
-        let mut pipeline = EventPipeline::new(config).unwrap();
+        let mut pipeline = EventPipeline::new(config, 1 << 20).unwrap();
         let mut reader = super::super::line_reader::LineReader::new(0, 1024, 1 << 20);
         let mut source = input;
         let mut out = Vec::new();
@@ -353,25 +345,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_events_and_out_of_window_timestamps_are_skipped_not_sent() {
-        let mut with_format = config();
-        with_format.timestamp_format = Some("%Y-%m-%d".into());
-        let out = run(&with_format, b"\n2020-01-01 ancient\n2099-01-01 future\n");
-        let reasons: Vec<_> = out
-            .iter()
-            .filter_map(|o| {
-                if let Output::Skipped(s) = o {
-                    Some(s.reason)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        assert_eq!(
-            reasons,
-            [SkipReason::Empty, SkipReason::TooOld, SkipReason::TooNew]
-        );
-        assert!(messages(&out).is_empty());
+    fn empty_events_are_skipped_not_sent() {
+        let out = run(&config(), b"\nafter\n");
+        let reasons: Vec<_> = out.iter().filter_map(|o| if let Output::Skipped(s) = o { Some(s.reason) } else { None }).collect();
+        assert_eq!(reasons, [SkipReason::Empty]);
+        assert_eq!(messages(&out), ["after"]);
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod discovery;
 pub mod events;
 pub mod line_reader;
 pub mod multiline;
+pub mod source;
 pub mod timestamp;
 pub mod watcher;

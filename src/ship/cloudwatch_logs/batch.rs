@@ -6,7 +6,7 @@
 //! Batches are sorted by timestamp (stably, so lines with equal timestamps keep file order)
 //! before they are sent. It knows nothing of files or of how a batch is sent.
 
-use crate::tail::multiline::RawEvent;
+pub use crate::event::{EventSource, LogEvent};
 
 /// Most events in one PutLogEvents call.
 pub const MAX_EVENTS_PER_BATCH: usize = 10_000;
@@ -23,33 +23,9 @@ pub const MAX_EVENT_AGE_MS: i64 = 14 * 24 * 60 * 60 * 1000;
 /// Events further in the future than this are refused by CloudWatch.
 pub const MAX_EVENT_AHEAD_MS: i64 = 2 * 60 * 60 * 1000;
 
-/// Where an event came from, so its acknowledgement can move the right checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventSource {
-    /// Which tailed file (the tailer's key for it).
-    pub file: u64,
-    /// File offset of the event's first byte.
-    pub start_offset: u64,
-    /// File offset just past the event.
-    pub end_offset: u64,
-}
-
-/// One event to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEvent {
-    /// Milliseconds since the epoch.
-    pub timestamp_ms: i64,
-    /// The message, as slices of the read buffer.
-    pub message: RawEvent,
-    /// The file range it covers.
-    pub source: EventSource,
-}
-
-impl LogEvent {
-    /// The event's size as CloudWatch counts it.
-    pub fn billed_bytes(&self) -> usize {
-        self.message.len + EVENT_OVERHEAD_BYTES
-    }
+/// An event's size as CloudWatch counts it: message bytes plus the per-event overhead.
+pub fn billed_bytes(event: &LogEvent) -> usize {
+    event.message.len + EVENT_OVERHEAD_BYTES
 }
 
 /// Whether CloudWatch would accept an event's timestamp.
@@ -94,7 +70,7 @@ pub struct LogBatcher {
 impl LogBatcher {
     /// Adds an event; returns the batch that had to be closed first to make room, if any.
     pub fn push(&mut self, event: LogEvent) -> Option<LogBatch> {
-        let size = event.billed_bytes();
+        let size = billed_bytes(&event);
         let ts = event.timestamp_ms;
         let closed = if self.open.events.is_empty() {
             None
@@ -141,6 +117,7 @@ impl LogBatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tail::multiline::RawEvent;
     use bytes::Bytes;
 
     fn event(timestamp_ms: i64, len: usize, n: u64) -> LogEvent {

@@ -21,34 +21,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::batch::{LogBatch, LogBatcher, LogEvent};
+use super::batch::{LogBatch, LogBatcher, LogEvent, TimeWindow, time_window};
+pub use crate::event::{Ack, TailMessage};
 use super::sink::{Destination, LogsSink, Rejected};
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::queue::ByteBudget;
 use crate::ship::retry::Backoff;
-
-/// What tailers send to the shipper.
-#[derive(Debug)]
-pub enum TailMessage {
-    /// An event for a destination.
-    Event {
-        /// Where it goes.
-        destination: Arc<Destination>,
-        /// The event.
-        event: LogEvent,
-    },
-}
-
-/// A delivered (or deliberately given up) file range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ack {
-    /// The tailer's file key.
-    pub file: u64,
-    /// First byte.
-    pub start: u64,
-    /// Just past the last byte.
-    pub end: u64,
-}
 
 /// Settings of the shipper.
 #[derive(Debug, Clone)]
@@ -74,6 +52,9 @@ pub struct LogShipperStats {
     pub events_rejected: u64,
     /// Events refused as invalid and given up.
     pub events_given_up: u64,
+    /// Events not sent because CloudWatch would refuse their time (over 14 days old or over
+    /// 2 hours ahead).
+    pub events_out_of_window: u64,
 }
 
 struct DestinationState {
@@ -102,6 +83,7 @@ pub async fn run(
     let mut retention_done: HashSet<String> = HashSet::new();
     let mut sending: JoinSet<Sent> = JoinSet::new();
     let mut drain_until: Option<Instant> = None;
+    let mut window_reported: Option<Instant> = None;
     loop {
         let now = Instant::now();
         for (i, state) in destinations.iter_mut().enumerate() {
@@ -153,6 +135,23 @@ pub async fn run(
         tokio::select! {
             message = messages.recv(), if drain_until.is_none() => match message {
                 Some(TailMessage::Event { destination, event }) => {
+                    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                    if time_window(event.timestamp_ms, now_ms) != TimeWindow::Accepted {
+                        // CloudWatch would refuse it: counted and reported, acknowledged so the
+                        // checkpoint moves past it, never sent.
+                        stats.events_out_of_window += 1;
+                        let _ = acks.send(Ack { file: event.source.file, start: event.source.start_offset, end: event.source.end_offset });
+                        budget.release(event.message.len);
+                        if window_reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                            window_reported = Some(Instant::now());
+                            warn!(
+                                group = %destination.group,
+                                total = stats.events_out_of_window,
+                                "log events more than 14 days old or 2 hours ahead are not sent (CloudWatch refuses them)"
+                            );
+                        }
+                        continue;
+                    }
                     let i = *index.entry(destination.clone()).or_insert_with(|| {
                         destinations.push(DestinationState {
                             destination,
@@ -277,7 +276,7 @@ fn finish(
         Err(error) if error.gives_up() && batch.events.len() > 1 => {
             // Isolate the refused event: resend each half on its own, in order.
             let second = batch.events.split_off(batch.events.len() / 2);
-            let bytes = |events: &[LogEvent]| events.iter().map(LogEvent::billed_bytes).sum();
+            let bytes = |events: &[LogEvent]| events.iter().map(super::batch::billed_bytes).sum();
             let second = LogBatch {
                 bytes: bytes(&second),
                 events: second,

@@ -13,19 +13,7 @@ use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass as SdkClass};
 use super::batch::LogBatch;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::LogGroupClass;
-
-/// One (group, stream) destination and what to apply to a group cwlite creates.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Destination {
-    /// Log group name.
-    pub group: String,
-    /// Log stream name.
-    pub stream: String,
-    /// Class for a group cwlite creates.
-    pub class: Option<LogGroupClass>,
-    /// Retention to set once per group.
-    pub retention_days: Option<u32>,
-}
+pub use crate::event::Destination;
 
 /// Events CloudWatch accepted the call for but refused individually.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,70 @@
+//! The contract between producers and shippers: what a tailer hands on and what comes back.
+//!
+//! Owns the plain data types that cross the boundary between `tail` (which knows nothing of AWS)
+//! and `ship` (which never reads files): a log event with the file range it covers, its
+//! destination, and the acknowledgement of a delivered range. No behaviour lives here.
+
+use std::sync::Arc;
+
+use crate::config::LogGroupClass;
+use crate::tail::multiline::RawEvent;
+
+/// Where an event came from, so its acknowledgement can move the right checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSource {
+    /// Which tailed file (the tailer's key for it).
+    pub file: u64,
+    /// File offset of the event's first byte.
+    pub start_offset: u64,
+    /// File offset just past the event.
+    pub end_offset: u64,
+}
+
+/// One event to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The message, as slices of the read buffer.
+    pub message: RawEvent,
+    /// The file range it covers.
+    pub source: EventSource,
+}
+
+
+/// One (group, stream) destination and what to apply to a group cwlite creates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// Log group name.
+    pub group: String,
+    /// Log stream name.
+    pub stream: String,
+    /// Class for a group cwlite creates.
+    pub class: Option<LogGroupClass>,
+    /// Retention to set once per group.
+    pub retention_days: Option<u32>,
+}
+
+/// What tailers send to the shipper.
+#[derive(Debug)]
+pub enum TailMessage {
+    /// An event for a destination.
+    Event {
+        /// Where it goes.
+        destination: Arc<Destination>,
+        /// The event.
+        event: LogEvent,
+    },
+}
+
+/// A delivered (or deliberately given up) file range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// The tailer's file key.
+    pub file: u64,
+    /// First byte.
+    pub start: u64,
+    /// Just past the last byte.
+    pub end: u64,
+}
+

@@ -1,0 +1,223 @@
+//! The tailer: one thread that discovers files, reads them and hands events on.
+//!
+//! Owns the set of open files of every `collect_list` entry. It discovers files at start, when a
+//! watched directory changes (`notify`) and on a slow periodic rescan, instead of walking every
+//! glob every second. Each pass reads at most a fixed budget per file so a busy file cannot
+//! starve a quiet one. Before handing an event on it takes the event's bytes from the shared
+//! [`ByteBudget`]; when the shipper cannot keep up (or CloudWatch is unreachable) the budget runs
+//! out and reading pauses: nothing is dropped and memory stays bounded. Files are registered with
+//! the checkpointer before their first event, and ranges that make no event are acknowledged at
+//! once. It knows nothing of AWS; destinations are plain names.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{info, warn};
+
+use super::discovery::Pattern;
+use super::events::{EventPipeline, Output};
+use super::line_reader::Line;
+use super::watcher::{Change, TailedFile};
+use crate::config::{FileConfig, LogGroupName};
+use crate::event::{Destination, EventSource, LogEvent, TailMessage};
+use crate::queue::ByteBudget;
+use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
+
+/// How often every glob is evaluated again even without a file-system event.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
+/// Bytes read from one file per pass.
+pub const READ_BUDGET_PER_PASS: usize = 1024 * 1024;
+
+/// Everything the tailer needs.
+pub struct TailerSettings {
+    /// The `collect_list` entries.
+    pub entries: Vec<FileConfig>,
+    /// Checkpoints by path.
+    pub checkpoints: HashMap<PathBuf, FileCheckpoint>,
+    /// Largest event message in bytes (the destination's limit).
+    pub max_event_bytes: usize,
+}
+
+struct Open {
+    key: u64,
+    file: TailedFile,
+    pipeline: EventPipeline,
+    destination: Arc<Destination>,
+}
+
+/// Channels and signals the tailer talks through.
+pub struct TailerLinks {
+    /// Events to the shipper.
+    pub events: tokio::sync::mpsc::Sender<TailMessage>,
+    /// Registrations and skipped ranges to the checkpointer.
+    pub checkpoints: tokio::sync::mpsc::UnboundedSender<CheckpointMessage>,
+    /// Bytes in memory between reading and acknowledgement.
+    pub budget: Arc<ByteBudget>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Wakes the tailer (file-system events, stop).
+    pub wake: crossbeam_channel::Receiver<()>,
+}
+
+/// The destination of a file of an entry.
+fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
+    let sanitized: String = path.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || ".-_/#".contains(c) { c } else { '_' }).collect();
+    let (group, stream) = match &config.log_group_name {
+        LogGroupName::Named(group) if config.publish_multi_logs => {
+            (group.clone(), format!("{}_{}", config.log_stream_name, sanitized.replace('/', "_")))
+        }
+        LogGroupName::Named(group) => (group.clone(), config.log_stream_name.clone()),
+        LogGroupName::FromEachFilePath => (sanitized, config.log_stream_name.clone()),
+    };
+    Destination { group, stream, class: config.log_group_class, retention_days: config.retention_in_days }
+}
+
+/// Runs until `links.stop` is set. Pending multi-line events and partial lines are not sent at
+/// shutdown: they are not acknowledged either, so the next start reads them again, complete.
+pub fn run(settings: TailerSettings, links: TailerLinks) {
+    let patterns: Vec<Pattern> = settings
+        .entries
+        .iter()
+        .map(|e| Pattern { file_path: e.file_path.clone(), publish_multi_logs: e.publish_multi_logs, blacklist: e.blacklist.clone() })
+        .collect();
+    let mut open: Vec<Open> = Vec::new();
+    let mut next_key = 1u64;
+    let mut last_scan: Option<Instant> = None;
+    let mut lines: Vec<Line> = Vec::new();
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut woken = true;
+    while !links.stop.load(Ordering::Relaxed) {
+        if woken || last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL) {
+            last_scan = Some(Instant::now());
+            for (entry, pattern) in patterns.iter().enumerate() {
+                for found in pattern.discover() {
+                    if open.iter().any(|o| o.file.path() == found.path) {
+                        continue;
+                    }
+                    let checkpoint = settings.checkpoints.get(&found.path);
+                    let config = &settings.entries[entry];
+                    let pipeline = match EventPipeline::new(config, settings.max_event_bytes) {
+                        Ok(pipeline) => pipeline,
+                        Err(err) => {
+                            warn!(file = %found.path.display(), "{err}");
+                            continue;
+                        }
+                    };
+                    match TailedFile::open(
+                        &found.path,
+                        checkpoint.map_or(0, |c| c.offset),
+                        checkpoint.and_then(|c| c.identity),
+                        super::line_reader::DEFAULT_CHUNK_BYTES,
+                        settings.max_event_bytes,
+                    ) {
+                        Ok(file) => {
+                            let key = next_key;
+                            next_key += 1;
+                            info!(file = %found.path.display(), offset = file.offset(), "tailing");
+                            let _ = links.checkpoints.send(CheckpointMessage::Register {
+                                file: key,
+                                path: found.path.clone(),
+                                identity: file.identity(),
+                                offset: file.offset(),
+                            });
+                            let destination = Arc::new(destination(config, &found.path));
+                            open.push(Open { key, file, pipeline, destination });
+                        }
+                        Err(err) => warn!(file = %found.path.display(), "cannot open: {err}"),
+                    }
+                }
+            }
+        }
+        let mut progressed = false;
+        let mut finished = Vec::new();
+        for (i, tailed) in open.iter_mut().enumerate() {
+            lines.clear();
+            let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
+                Ok(change) => change,
+                Err(err) => {
+                    warn!(file = %tailed.file.path().display(), "read failed, retrying: {err}");
+                    continue;
+                }
+            };
+            progressed |= !lines.is_empty();
+            let now = Instant::now();
+            let now_ms = epoch_ms();
+            for line in lines.drain(..) {
+                tailed.pipeline.push(line, now, now_ms, &mut outputs);
+            }
+            match change {
+                Change::None => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
+                Change::Rotated | Change::Truncated | Change::Deleted => {
+                    // The old content is complete: its last event and line go out now.
+                    tailed.pipeline.flush(now_ms, &mut outputs);
+                }
+            }
+            if !hand_on(tailed, &mut outputs, &links) {
+                return;
+            }
+            match change {
+                Change::None => {}
+                Change::Deleted => finished.push(i),
+                Change::Rotated | Change::Truncated => {
+                    info!(file = %tailed.file.path().display(), ?change, "reading the new content from its start");
+                    tailed.key = next_key;
+                    next_key += 1;
+                    let _ = links.checkpoints.send(CheckpointMessage::Register {
+                        file: tailed.key,
+                        path: tailed.file.path().to_owned(),
+                        identity: tailed.file.identity(),
+                        offset: 0,
+                    });
+                    progressed = true;
+                }
+            }
+        }
+        for i in finished.into_iter().rev() {
+            let gone = open.remove(i);
+            info!(file = %gone.file.path().display(), "file deleted and fully read");
+        }
+        if !progressed {
+            // Idle: sleep until a file-system event, the next rescan, or a multi-line flush.
+            let wait = if open.is_empty() { RESCAN_INTERVAL } else { Duration::from_secs(1) };
+            woken = links.wake.recv_timeout(wait).is_ok();
+            while links.wake.try_recv().is_ok() {}
+        } else {
+            woken = false;
+        }
+    }
+}
+
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Sends the outputs on; false when the tailer must stop.
+fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> bool {
+    for output in outputs.drain(..) {
+        match output {
+            Output::Skipped(skipped) => {
+                let _ = links.checkpoints.send(CheckpointMessage::Ack { file: tailed.key, start: skipped.start_offset, end: skipped.end_offset });
+            }
+            Output::Event(event) => {
+                let bytes = event.message.len;
+                while !links.budget.acquire(bytes, Duration::from_millis(200)) {
+                    if links.stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                }
+                let source = EventSource { file: tailed.key, start_offset: event.message.start_offset, end_offset: event.message.end_offset };
+                let message = TailMessage::Event {
+                    destination: tailed.destination.clone(),
+                    event: LogEvent { timestamp_ms: event.timestamp_ms, message: event.message, source },
+                };
+                if links.events.blocking_send(message).is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
