@@ -31,7 +31,6 @@ pub struct LogEvent {
     pub source: EventSource,
 }
 
-
 /// One (group, stream) destination and what to apply to a group cwlite creates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {
@@ -67,4 +66,3 @@ pub struct Ack {
     /// Just past the last byte.
     pub end: u64,
 }
-

@@ -17,10 +17,19 @@ use tracing::{info, warn};
 
 use crate::aws::{ClientSetupError, Clients};
 use crate::collect::{Collector, Host};
+use crate::config::LogsConfig;
 use crate::config::{Config, MetricsConfig, PluginConfig};
 use crate::metrics::{DatumBuilder, MetricDatum};
+use crate::queue::{ByteBudget, DEFAULT_LOG_BUDGET_BYTES};
+use crate::ship::cloudwatch_logs::batch::MAX_EVENT_MESSAGE_BYTES;
+use crate::ship::cloudwatch_logs::shipper::{self, LogShipperSettings, LogShipperStats};
+use crate::ship::cloudwatch_logs::sink::LogsSink;
 use crate::ship::cloudwatch_metrics::{MetricsSink, Publisher, PublisherSettings, PublisherStats};
+use crate::state::checkpoint::{
+    CheckpointError, CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR,
+};
 use crate::state::spool::{Spool, SpoolError};
+use crate::tail::source::{TailerLinks, TailerSettings};
 
 /// Where cwlite keeps its state when `--state-dir` is not given.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cwlite";
@@ -32,6 +41,12 @@ pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 pub const METRIC_QUEUE_CYCLES: usize = 256;
 /// Subdirectory of the state directory holding the metric spool.
 pub const METRIC_SPOOL_DIR: &str = "metrics-spool";
+/// Subdirectory of the state directory holding log checkpoints.
+pub const LOG_STATE_DIR: &str = "logs-state";
+/// Events that may wait between the tailer and the shipper (bytes are bounded by the budget).
+pub const LOG_QUEUE_EVENTS: usize = 10_000;
+/// How often acknowledged offsets are written to disk at most.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How the process runs, as opposed to what it does (which is the configuration).
 #[derive(Debug, Clone)]
@@ -61,6 +76,9 @@ pub enum RunError {
     /// The metric spool cannot be opened.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The checkpoint directory cannot be opened.
+    #[error(transparent)]
+    Checkpoints(#[from] CheckpointError),
 }
 
 /// Runs until `shutdown` completes (a signal in production, a future in tests), then stops in
@@ -99,6 +117,10 @@ pub async fn run(
         )?),
         None => None,
     };
+    let logs = match &config.logs {
+        Some(logs) if !logs.files.is_empty() => Some(start_logs(logs, &clients, options)?),
+        _ => None,
+    };
     info!("started");
     shutdown.await;
 
@@ -108,6 +130,9 @@ pub async fn run(
     );
     // Receivers only go away when their tasks ended, which is fine to ignore here.
     let _ = stop_producers.send(true);
+    if let Some(logs) = logs {
+        logs.stop().await;
+    }
     if let Some(metrics) = metrics {
         for collector in metrics.collectors {
             let _ = collector.await;
@@ -126,6 +151,184 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+struct LogsPipeline {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    wake: crossbeam_channel::Sender<()>,
+    tailer: std::thread::JoinHandle<()>,
+    shipper: JoinHandle<LogShipperStats>,
+    checkpointer: JoinHandle<()>,
+    // Dropped at the end: its callbacks only wake the tailer.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl LogsPipeline {
+    /// Stops in order: the tailer, then the shipper drains, then the final checkpoints.
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.wake.try_send(());
+        let tailer = self.tailer;
+        let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+        match self.shipper.await {
+            Ok(stats) => info!(
+                batches = stats.batches_sent,
+                events = stats.events_sent,
+                retries = stats.retries,
+                rejected = stats.events_rejected,
+                given_up = stats.events_given_up,
+                out_of_window = stats.events_out_of_window,
+                "logs shipper stopped"
+            ),
+            Err(err) => warn!("logs shipper ended abnormally: {err}"),
+        }
+        let _ = self.checkpointer.await;
+    }
+}
+
+fn start_logs(
+    logs: &LogsConfig,
+    clients: &Clients,
+    options: &RunOptions,
+) -> Result<LogsPipeline, RunError> {
+    let (sink, store) = if options.dry_run {
+        (LogsSink::DryRun, None)
+    } else {
+        let store = CheckpointStore::open(&options.state_dir.join(LOG_STATE_DIR))?;
+        let (imported, errors) = store.import_stock(std::path::Path::new(STOCK_STATE_DIR));
+        if imported > 0 {
+            info!(
+                imported,
+                "log offsets taken over from the stock agent's state"
+            );
+        }
+        for error in errors {
+            warn!("{error}");
+        }
+        (
+            LogsSink::CloudWatch {
+                client: clients.logs.clone(),
+                endpoint: clients.logs_endpoint.clone(),
+            },
+            Some(store),
+        )
+    };
+    let checkpoints = match &store {
+        Some(store) => {
+            let (found, errors) = store.load_all();
+            for error in errors {
+                warn!("{error}; that file is read from its start");
+            }
+            found.into_iter().map(|c| (c.path.clone(), c)).collect()
+        }
+        None => std::collections::HashMap::new(),
+    };
+    let budget = Arc::new(ByteBudget::new(DEFAULT_LOG_BUDGET_BYTES));
+    let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_EVENTS);
+    let (checkpoint_tx, mut checkpoint_rx) = mpsc::unbounded_channel::<CheckpointMessage>();
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<shipper::Ack>();
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let watcher = watch_directories(logs, wake_tx.clone());
+    let settings = TailerSettings {
+        entries: logs.files.clone(),
+        checkpoints,
+        max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
+    };
+    let links = TailerLinks {
+        events: events_tx,
+        checkpoints: checkpoint_tx,
+        budget: budget.clone(),
+        stop: stop.clone(),
+        wake: wake_rx,
+    };
+    let tailer = std::thread::Builder::new()
+        .name("cwlite-tailer".into())
+        .spawn(move || crate::tail::source::run(settings, links))
+        .map_err(|err| RunError::StateDir {
+            path: options.state_dir.clone(),
+            reason: format!("cannot start the tailer thread: {err}"),
+        })?;
+    let shipper_settings = LogShipperSettings {
+        flush_interval: Duration::from_secs(logs.force_flush_interval_secs),
+        concurrency: logs.concurrency as usize,
+        drain_deadline: DRAIN_DEADLINE,
+    };
+    let shipper = tokio::spawn(shipper::run(
+        shipper_settings,
+        sink,
+        events_rx,
+        ack_tx,
+        budget,
+    ));
+    let checkpointer = tokio::spawn(async move {
+        let mut checkpointer = Checkpointer::new(store);
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut registrations_open, mut acks_open) = (true, true);
+        while registrations_open || acks_open {
+            tokio::select! {
+                message = checkpoint_rx.recv(), if registrations_open => match message {
+                    Some(message) => checkpointer.apply(message),
+                    None => registrations_open = false,
+                },
+                ack = ack_rx.recv(), if acks_open => match ack {
+                    Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
+                    None => acks_open = false,
+                },
+                _ = ticks.tick() => for error in checkpointer.flush() {
+                    warn!("{error}; shipping goes on and the checkpoint is written again later");
+                },
+            }
+        }
+        for error in checkpointer.flush() {
+            warn!("final checkpoint: {error}");
+        }
+    });
+    Ok(LogsPipeline {
+        stop,
+        wake: wake_tx,
+        tailer,
+        shipper,
+        checkpointer,
+        _watcher: watcher,
+    })
+}
+
+/// Watches each entry's directory so the tailer wakes on change instead of polling.
+fn watch_directories(
+    logs: &LogsConfig,
+    wake: crossbeam_channel::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher =
+        match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+            let _ = wake.try_send(());
+        }) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                warn!("no file-system events ({err}); files are checked every second instead");
+                return None;
+            }
+        };
+    for file in &logs.files {
+        let pattern = crate::tail::discovery::Pattern {
+            file_path: file.file_path.clone(),
+            publish_multi_logs: false,
+            blacklist: None,
+        };
+        let (root, recursive) = pattern.watch_root();
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(err) = watcher.watch(&root, mode) {
+            warn!(directory = %root.display(), "not watched ({err}); new files there are found by the periodic rescan");
+        }
+    }
+    Some(watcher)
 }
 
 struct MetricsPipeline {

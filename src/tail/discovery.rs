@@ -91,7 +91,7 @@ impl Pattern {
         for (i, part) in components.iter().enumerate() {
             let is_last = i + 1 == components.len();
             if part.contains(['*', '?', '[']) {
-                recursive = components[i..].iter().any(|p| *p == "**") || components.len() - i > 1;
+                recursive = components[i..].contains(&"**") || components.len() - i > 1;
                 break;
             }
             if is_last {

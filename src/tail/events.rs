@@ -347,7 +347,16 @@ mod tests {
     #[test]
     fn empty_events_are_skipped_not_sent() {
         let out = run(&config(), b"\nafter\n");
-        let reasons: Vec<_> = out.iter().filter_map(|o| if let Output::Skipped(s) = o { Some(s.reason) } else { None }).collect();
+        let reasons: Vec<_> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Skipped(s) = o {
+                    Some(s.reason)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(reasons, [SkipReason::Empty]);
         assert_eq!(messages(&out), ["after"]);
     }

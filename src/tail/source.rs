@@ -64,15 +64,31 @@ pub struct TailerLinks {
 
 /// The destination of a file of an entry.
 fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
-    let sanitized: String = path.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || ".-_/#".contains(c) { c } else { '_' }).collect();
+    let sanitized: String = path
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_/#".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let (group, stream) = match &config.log_group_name {
-        LogGroupName::Named(group) if config.publish_multi_logs => {
-            (group.clone(), format!("{}_{}", config.log_stream_name, sanitized.replace('/', "_")))
-        }
+        LogGroupName::Named(group) if config.publish_multi_logs => (
+            group.clone(),
+            format!("{}_{}", config.log_stream_name, sanitized.replace('/', "_")),
+        ),
         LogGroupName::Named(group) => (group.clone(), config.log_stream_name.clone()),
         LogGroupName::FromEachFilePath => (sanitized, config.log_stream_name.clone()),
     };
-    Destination { group, stream, class: config.log_group_class, retention_days: config.retention_in_days }
+    Destination {
+        group,
+        stream,
+        class: config.log_group_class,
+        retention_days: config.retention_in_days,
+    }
 }
 
 /// Runs until `links.stop` is set. Pending multi-line events and partial lines are not sent at
@@ -81,7 +97,11 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
     let patterns: Vec<Pattern> = settings
         .entries
         .iter()
-        .map(|e| Pattern { file_path: e.file_path.clone(), publish_multi_logs: e.publish_multi_logs, blacklist: e.blacklist.clone() })
+        .map(|e| Pattern {
+            file_path: e.file_path.clone(),
+            publish_multi_logs: e.publish_multi_logs,
+            blacklist: e.blacklist.clone(),
+        })
         .collect();
     let mut open: Vec<Open> = Vec::new();
     let mut next_key = 1u64;
@@ -124,7 +144,12 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
                                 offset: file.offset(),
                             });
                             let destination = Arc::new(destination(config, &found.path));
-                            open.push(Open { key, file, pipeline, destination });
+                            open.push(Open {
+                                key,
+                                file,
+                                pipeline,
+                                destination,
+                            });
                         }
                         Err(err) => warn!(file = %found.path.display(), "cannot open: {err}"),
                     }
@@ -181,7 +206,11 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
         }
         if !progressed {
             // Idle: sleep until a file-system event, the next rescan, or a multi-line flush.
-            let wait = if open.is_empty() { RESCAN_INTERVAL } else { Duration::from_secs(1) };
+            let wait = if open.is_empty() {
+                RESCAN_INTERVAL
+            } else {
+                Duration::from_secs(1)
+            };
             woken = links.wake.recv_timeout(wait).is_ok();
             while links.wake.try_recv().is_ok() {}
         } else {
@@ -191,7 +220,9 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
 }
 
 fn epoch_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Sends the outputs on; false when the tailer must stop.
@@ -199,7 +230,11 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
     for output in outputs.drain(..) {
         match output {
             Output::Skipped(skipped) => {
-                let _ = links.checkpoints.send(CheckpointMessage::Ack { file: tailed.key, start: skipped.start_offset, end: skipped.end_offset });
+                let _ = links.checkpoints.send(CheckpointMessage::Ack {
+                    file: tailed.key,
+                    start: skipped.start_offset,
+                    end: skipped.end_offset,
+                });
             }
             Output::Event(event) => {
                 let bytes = event.message.len;
@@ -208,10 +243,18 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
                         return false;
                     }
                 }
-                let source = EventSource { file: tailed.key, start_offset: event.message.start_offset, end_offset: event.message.end_offset };
+                let source = EventSource {
+                    file: tailed.key,
+                    start_offset: event.message.start_offset,
+                    end_offset: event.message.end_offset,
+                };
                 let message = TailMessage::Event {
                     destination: tailed.destination.clone(),
-                    event: LogEvent { timestamp_ms: event.timestamp_ms, message: event.message, source },
+                    event: LogEvent {
+                        timestamp_ms: event.timestamp_ms,
+                        message: event.message,
+                        source,
+                    },
                 };
                 if links.events.blocking_send(message).is_err() {
                     return false;

@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::batch::{LogBatch, LogBatcher, LogEvent, TimeWindow, time_window};
-pub use crate::event::{Ack, TailMessage};
 use super::sink::{Destination, LogsSink, Rejected};
 use crate::aws::{AwsError, AwsErrorKind};
+pub use crate::event::{Ack, TailMessage};
 use crate::queue::ByteBudget;
 use crate::ship::retry::Backoff;
 
