@@ -154,11 +154,11 @@ fn run(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(daemon::run(
-        &loaded.config,
-        &options,
-        daemon::shutdown_signal(),
-    ));
+    let shutdown = {
+        let _inside = runtime.enter();
+        daemon::shutdown_signal()
+    };
+    let result = runtime.block_on(daemon::run(&loaded.config, &options, shutdown));
     // A collection stuck in the kernel (a hung network mount) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result?;

@@ -225,7 +225,7 @@ fn run_uses_the_profile_not_environment_keys_and_stops_on_sigterm() {
     let config = common::write_json(
         dir.path(),
         "logs-only.json",
-        &json!({"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/var/log/syslog", "log_group_name": "syslog"}]}}}}),
+        &json!({"logs": {"logs_collected": {"files": {"collect_list": [{"file_path": dir.path().join("absent.log").display().to_string(), "log_group_name": "syslog"}]}}}}),
     );
     let credentials = common::write_credentials(
         dir.path(),

@@ -111,12 +111,8 @@ fn lines_arrive_exactly_once_and_in_order_across_rename_rotation() {
     let log = dir.path().join("app.log");
     let group = common::unique("cwlite-logs");
     append(&log, &format!("{}\n", lines(0, 300).join("\n")));
-    let daemon = start(dir.path(), &log, &group);
-    assert!(
-        daemon.stderr_seen.iter().any(|l| l.contains("tailing")),
-        "{:?}",
-        daemon.stderr_seen
-    );
+    let mut daemon = start(dir.path(), &log, &group);
+    daemon.wait_stderr_any("tailing");
     // A multi-line event: a start line and two indented continuation lines.
     append(
         &log,

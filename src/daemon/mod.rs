@@ -475,21 +475,26 @@ async fn collect_loop(
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called (inside the
+/// runtime), not when the future is first polled, so a signal that arrives during start-up is
+/// not lost to the default action.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => info!("SIGTERM received"),
-                _ = int.recv() => info!("SIGINT received"),
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = int.recv() => info!("SIGINT received"),
+                }
             }
+            // Without signal handlers the process can still be killed; waiting forever is the
+            // only behaviour that does not stop a daemon for no reason.
+            _ => std::future::pending::<()>().await,
         }
-        // Without signal handlers the process can still be killed; waiting forever is the
-        // only behaviour that does not stop a daemon for no reason.
-        _ => std::future::pending::<()>().await,
     }
 }

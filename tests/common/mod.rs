@@ -175,6 +175,14 @@ impl Daemon {
         }
     }
 
+    /// Like [`Daemon::wait_stderr`], but also satisfied by a line already seen.
+    pub fn wait_stderr_any(&mut self, needle: &str) -> String {
+        if let Some(line) = self.stderr_seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        self.wait_stderr(needle)
+    }
+
     /// Waits for a stdout line for which `accept` is true.
     pub fn wait_stdout(&mut self, accept: impl Fn(&str) -> bool) -> String {
         let until = std::time::Instant::now() + DEADLINE;
