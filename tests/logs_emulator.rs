@@ -171,3 +171,25 @@ fn after_kill_dash_9_a_restart_loses_no_line() {
     // order within one delivery, and never missing.
     assert!(got.len() >= expected.len());
 }
+
+/// A writer that never ends its last line: the line is sent after about five seconds of quiet
+/// instead of being held for ever.
+#[test]
+fn a_last_line_without_newline_is_sent_after_quiet() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let group = common::unique("cwlite-partial");
+    append(&log, "2026-11-25 complete line\n2026-11-25 no newline yet");
+    let daemon = start(dir.path(), &log, &group);
+    let got = common::eventually("the unterminated line delivered", || {
+        let got = received(&runtime, &group);
+        (got.len() >= 2).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(
+        got,
+        ["2026-11-25 complete line", "2026-11-25 no newline yet"]
+    );
+}

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::discovery::Pattern;
 use super::events::{EventPipeline, Output};
 use super::line_reader::Line;
+use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile};
 use crate::config::{FileConfig, LogGroupName};
 use crate::event::{Destination, EventSource, LogEvent, TailMessage};
@@ -42,6 +43,9 @@ pub struct TailerSettings {
 }
 
 struct Open {
+    /// When this file last gave a line; a final line without newline is handed on after
+    /// [`MULTI_LINE_IDLE`] of quiet, as the stock agent does.
+    last_line_at: Instant,
     key: u64,
     file: TailedFile,
     pipeline: EventPipeline,
@@ -145,6 +149,7 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
                             });
                             let destination = Arc::new(destination(config, &found.path));
                             open.push(Open {
+                                last_line_at: Instant::now(),
                                 key,
                                 file,
                                 pipeline,
@@ -170,6 +175,16 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
             progressed |= !lines.is_empty();
             let now = Instant::now();
             let now_ms = epoch_ms();
+            if !lines.is_empty() {
+                tailed.last_line_at = now;
+            } else if change == Change::None
+                && tailed.file.pending_bytes() > 0
+                && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE
+            {
+                // A writer that never ends its last line: hand it on rather than hold it for ever.
+                lines.extend(tailed.file.take_partial());
+                tailed.last_line_at = now;
+            }
             for line in lines.drain(..) {
                 tailed.pipeline.push(line, now, now_ms, &mut outputs);
             }

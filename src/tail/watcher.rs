@@ -203,6 +203,11 @@ impl TailedFile {
         Ok(())
     }
 
+    /// Bytes of a final line still waiting for its newline.
+    pub fn pending_bytes(&self) -> usize {
+        self.reader.pending_bytes()
+    }
+
     /// The held-back final line without newline, if any (idle timeout, rotation, deletion).
     pub fn take_partial(&mut self) -> Option<Line> {
         self.reader.take_partial()
