@@ -193,3 +193,64 @@ fn a_last_line_without_newline_is_sent_after_quiet() {
         ["2026-11-25 complete line", "2026-11-25 no newline yet"]
     );
 }
+
+/// The real logrotate, installed by `scripts/test`.
+fn logrotate(dir: &Path, log: &Path, mode: &str) {
+    let binary = std::env::var("CWLITE_TEST_LOGROTATE")
+        .expect("CWLITE_TEST_LOGROTATE is not set: run the tests with scripts/test");
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n    {mode}\n    rotate 3\n    nocompress\n    missingok\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(binary)
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(status.success(), "logrotate failed");
+}
+
+fn rotation_with_logrotate(mode: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let group = common::unique(&format!("cwlite-{mode}"));
+    append(&log, &format!("{}\n", lines(0, 300).join("\n")));
+    let daemon = start(dir.path(), &log, &group);
+    // logrotate's copytruncate loses what is written between its copy and its truncate, for any
+    // reader; so the rotation happens once the first part is delivered and nothing is writing.
+    common::eventually("the first part delivered", || {
+        (received(&runtime, &group).len() >= 300).then_some(())
+    });
+    logrotate(dir.path(), &log, mode);
+    assert!(
+        dir.path().join("app.log.1").exists(),
+        "logrotate rotated the file"
+    );
+    append(&log, &format!("{}\n", lines(300, 700).join("\n")));
+    let expected = lines(0, 700);
+    let got = common::eventually("every line delivered", || {
+        let got = received(&runtime, &group);
+        (got.len() >= expected.len()).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(got, expected, "every line once and in order");
+}
+
+#[test]
+fn logrotate_copytruncate_loses_and_repeats_nothing() {
+    rotation_with_logrotate("copytruncate");
+}
+
+#[test]
+fn logrotate_create_loses_and_repeats_nothing() {
+    rotation_with_logrotate("create");
+}
