@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_logs;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -272,7 +274,7 @@ impl Relay {
     }
 }
 
-async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+pub async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let mut data = Vec::new();
     let mut chunk = [0u8; 8192];

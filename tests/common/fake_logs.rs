@@ -1,0 +1,330 @@
+//! The project's own fake CloudWatch Logs endpoint (loopback only, test support).
+//!
+//! It speaks the AWS JSON 1.1 protocol the SDK uses (`X-Amz-Target: Logs_20140328.<Operation>`)
+//! and enforces every documented PutLogEvents rule the emulator does not: at most 10,000 events,
+//! at most 1,048,576 bytes counting each message's UTF-8 length plus 26, no empty message, each
+//! event at most 1 MB, chronological order, a 24-hour span; events more than 14 days old or 2
+//! hours ahead are rejected individually through `rejectedLogEventsInfo`. It records every
+//! accepted event so tests can assert no loss and no duplicates, and injects faults on demand:
+//! throttling, 5xx, slow answers, refused connections, connections reset mid-request.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// One fault, applied to the next matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// HTTP 400 ThrottlingException.
+    Throttle,
+    /// HTTP 503 ServiceUnavailableException.
+    Unavailable,
+    /// Answer normally, but only after this long.
+    Slow(Duration),
+    /// Read the request, then close the connection without answering.
+    Reset,
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub timestamp: i64,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashSet<String>,
+    streams: HashMap<(String, String), Vec<Accepted>>,
+    faults: VecDeque<Fault>,
+    put_calls: u64,
+    refused_calls: Vec<String>,
+    retention: HashMap<String, i64>,
+}
+
+/// A running fake.
+pub struct FakeLogs {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+const MAX_EVENTS: usize = 10_000;
+const MAX_BYTES: usize = 1_048_576;
+const OVERHEAD: usize = 26;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl FakeLogs {
+    /// Starts on a free loopback port.
+    pub async fn start() -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = Arc::new(Self {
+            port: listener.local_addr().unwrap().port(),
+            state: Arc::default(),
+            accept: Mutex::new(None),
+        });
+        fake.serve(listener);
+        fake
+    }
+
+    /// The endpoint URL for `logs.endpoint_override`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let state = self.state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(connection(stream, state.clone()));
+            }
+        });
+        *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// Queues faults for the next PutLogEvents calls.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Closes the listening socket: connections are refused.
+    pub async fn refuse(&self) {
+        let task = self.accept.lock().unwrap().take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn restore(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+
+    /// Every accepted event of a stream, in acceptance order.
+    pub fn events(&self, group: &str, stream: &str) -> Vec<Accepted> {
+        self.state
+            .lock()
+            .unwrap()
+            .streams
+            .get(&(group.to_owned(), stream.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// PutLogEvents calls answered (accepted or refused).
+    pub fn put_calls(&self) -> u64 {
+        self.state.lock().unwrap().put_calls
+    }
+
+    /// Why calls were refused as invalid (the fake's rule violations).
+    pub fn refusals(&self) -> Vec<String> {
+        self.state.lock().unwrap().refused_calls.clone()
+    }
+
+    /// The retention set on a group.
+    pub fn retention(&self, group: &str) -> Option<i64> {
+        self.state.lock().unwrap().retention.get(group).copied()
+    }
+}
+
+async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    loop {
+        let Some((head, body)) = super::read_http_message(&mut stream).await else {
+            return;
+        };
+        let target = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or("").to_owned();
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let fault = if operation == "PutLogEvents" {
+            state.lock().unwrap().faults.pop_front()
+        } else {
+            None
+        };
+        let (status, answer) = match fault {
+            Some(Fault::Reset) => return,
+            Some(Fault::Throttle) => (
+                400,
+                json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            ),
+            Some(Fault::Unavailable) => (
+                503,
+                json!({"__type": "ServiceUnavailableException", "message": "try again"}),
+            ),
+            Some(Fault::Slow(delay)) => {
+                tokio::time::sleep(delay).await;
+                handle(&operation, &request, &state)
+            }
+            None => handle(&operation, &request, &state),
+        };
+        let body = answer.to_string();
+        let response = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nx-amzn-RequestId: fake\r\n\r\n{body}",
+            if status == 200 { "OK" } else { "Error" },
+            body.len()
+        );
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn invalid(state: &Arc<Mutex<State>>, why: String) -> (u16, Value) {
+    state.lock().unwrap().refused_calls.push(why.clone());
+    (
+        400,
+        json!({"__type": "InvalidParameterException", "message": why}),
+    )
+}
+
+fn handle(operation: &str, request: &Value, state: &Arc<Mutex<State>>) -> (u16, Value) {
+    let group = request["logGroupName"].as_str().unwrap_or("").to_owned();
+    let stream = request["logStreamName"].as_str().unwrap_or("").to_owned();
+    match operation {
+        "CreateLogGroup" => {
+            let mut s = state.lock().unwrap();
+            if !s.groups.insert(group) {
+                return (
+                    400,
+                    json!({"__type": "ResourceAlreadyExistsException", "message": "exists"}),
+                );
+            }
+            (200, json!({}))
+        }
+        "CreateLogStream" => {
+            let mut s = state.lock().unwrap();
+            if !s.groups.contains(&group) {
+                return (
+                    400,
+                    json!({"__type": "ResourceNotFoundException", "message": "The specified log group does not exist."}),
+                );
+            }
+            if s.streams.contains_key(&(group.clone(), stream.clone())) {
+                return (
+                    400,
+                    json!({"__type": "ResourceAlreadyExistsException", "message": "exists"}),
+                );
+            }
+            s.streams.insert((group, stream), Vec::new());
+            (200, json!({}))
+        }
+        "PutRetentionPolicy" => {
+            state
+                .lock()
+                .unwrap()
+                .retention
+                .insert(group, request["retentionInDays"].as_i64().unwrap_or(0));
+            (200, json!({}))
+        }
+        "PutLogEvents" => put_log_events(group, stream, request, state),
+        other => (
+            400,
+            json!({"__type": "UnknownOperationException", "message": other}),
+        ),
+    }
+}
+
+fn put_log_events(
+    group: String,
+    stream: String,
+    request: &Value,
+    state: &Arc<Mutex<State>>,
+) -> (u16, Value) {
+    state.lock().unwrap().put_calls += 1;
+    if !state
+        .lock()
+        .unwrap()
+        .streams
+        .contains_key(&(group.clone(), stream.clone()))
+    {
+        return (
+            400,
+            json!({"__type": "ResourceNotFoundException", "message": "The specified log stream does not exist."}),
+        );
+    }
+    let events = request["logEvents"].as_array().cloned().unwrap_or_default();
+    if events.is_empty() || events.len() > MAX_EVENTS {
+        return invalid(state, format!("{} events in one call", events.len()));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let in_window = |ts: i64| ts >= now - 14 * DAY_MS && ts <= now + 2 * 3600 * 1000;
+    let mut total = 0;
+    let mut previous = i64::MIN;
+    let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
+    for (i, event) in events.iter().enumerate() {
+        let message = event["message"].as_str().unwrap_or("");
+        let timestamp = event["timestamp"].as_i64().unwrap_or(0);
+        if message.is_empty() {
+            return invalid(state, format!("logEvents.{} has an empty message", i + 1));
+        }
+        if message.len() + OVERHEAD > MAX_BYTES {
+            return invalid(state, format!("logEvents.{} is larger than 1 MB", i + 1));
+        }
+        if timestamp < previous {
+            return invalid(
+                state,
+                "log events in a single PutLogEvents request must be in chronological order".into(),
+            );
+        }
+        previous = timestamp;
+        // The 24-hour span is measured over the events CloudWatch would keep.
+        if in_window(timestamp) {
+            oldest = oldest.min(timestamp);
+            newest = newest.max(timestamp);
+        }
+        total += message.len() + OVERHEAD;
+    }
+    if total > MAX_BYTES {
+        return invalid(state, format!("batch of {total} bytes exceeds 1,048,576"));
+    }
+    if oldest <= newest && newest - oldest > DAY_MS {
+        return invalid(
+            state,
+            "a batch of log events cannot span more than 24 hours".into(),
+        );
+    }
+    let too_old_end = events
+        .iter()
+        .take_while(|e| e["timestamp"].as_i64().unwrap_or(0) < now - 14 * DAY_MS)
+        .count();
+    let too_new_start = events
+        .iter()
+        .position(|e| e["timestamp"].as_i64().unwrap_or(0) > now + 2 * 3600 * 1000);
+    let mut s = state.lock().unwrap();
+    let accepted = s.streams.get_mut(&(group, stream)).expect("checked above");
+    for event in &events[too_old_end..too_new_start.unwrap_or(events.len())] {
+        accepted.push(Accepted {
+            timestamp: event["timestamp"].as_i64().unwrap_or(0),
+            message: event["message"].as_str().unwrap_or("").to_owned(),
+        });
+    }
+    let mut answer = json!({"nextSequenceToken": "unused"});
+    if too_old_end > 0 || too_new_start.is_some() {
+        let mut info = serde_json::Map::new();
+        if too_old_end > 0 {
+            info.insert("tooOldLogEventEndIndex".into(), json!(too_old_end));
+        }
+        if let Some(start) = too_new_start {
+            info.insert("tooNewLogEventStartIndex".into(), json!(start));
+        }
+        answer["rejectedLogEventsInfo"] = Value::Object(info);
+    }
+    (200, answer)
+}

@@ -1,0 +1,311 @@
+//! cwlite against the project's own fake CloudWatch Logs endpoint, which enforces every
+//! PutLogEvents rule and injects faults: volume within the limits, faults retried, retention set,
+//! over-long lines split, and the fake itself checked against the rules it must enforce.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Daemon;
+use common::fake_logs::{FakeLogs, Fault};
+use serde_json::json;
+
+fn cwlite() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cwlite"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    command
+}
+
+fn start(dir: &Path, endpoint: &str, entry: serde_json::Value) -> Daemon {
+    let credentials =
+        common::write_credentials(dir, &[("AmazonCloudWatchAgent", "AKIDFAKE", "secret")]);
+    let common_config = common::write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
+    let config = common::write_json(
+        dir,
+        "config.json",
+        &json!({"agent": {"region": "us-east-1"},
+                "logs": {"endpoint_override": endpoint, "force_flush_interval": 1, "logs_collected": {"files": {"collect_list": [entry]}}}}),
+    );
+    let mut daemon = Daemon::spawn(
+        cwlite()
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--common-config")
+            .arg(common_config)
+            .arg("--state-dir")
+            .arg(dir.join("state")),
+    );
+    daemon.wait_stderr("started");
+    daemon
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+fn client(endpoint: &str) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::from_conf(
+        aws_sdk_cloudwatchlogs::config::Builder::new()
+            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+                "AKID", "s", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+fn messages(fake: &FakeLogs, group: &str) -> Vec<String> {
+    fake.events(group, "stream")
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
+fn entry(log: &Path, group: &str) -> serde_json::Value {
+    json!({"file_path": log.display().to_string(), "log_group_name": group, "log_stream_name": "stream"})
+}
+
+/// The fake must refuse what CloudWatch refuses, or the other tests prove nothing.
+#[test]
+fn the_fake_enforces_the_put_log_events_rules() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let fake = FakeLogs::start().await;
+        let logs = client(&fake.url());
+        logs.create_log_group()
+            .log_group_name("g")
+            .send()
+            .await
+            .unwrap();
+        logs.create_log_stream()
+            .log_group_name("g")
+            .log_stream_name("stream")
+            .send()
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let event = |ts: i64, message: &str| {
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(ts)
+                .message(message)
+                .build()
+                .unwrap()
+        };
+        let put = |events: Vec<aws_sdk_cloudwatchlogs::types::InputLogEvent>| {
+            logs.put_log_events()
+                .log_group_name("g")
+                .log_stream_name("stream")
+                .set_log_events(Some(events))
+                .send()
+        };
+        let code = |result: Result<_, aws_sdk_cloudwatchlogs::error::SdkError<_, _>>| {
+            use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+            result.err().and_then(
+                |e: aws_sdk_cloudwatchlogs::error::SdkError<
+                    aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError,
+                    _,
+                >| e.code().map(str::to_owned),
+            )
+        };
+        assert_eq!(
+            code(put((0..10_001).map(|_| event(now, "x")).collect()).await).as_deref(),
+            Some("InvalidParameterException")
+        );
+        assert_eq!(
+            code(put(vec![event(now, "b"), event(now - 1, "a")]).await).as_deref(),
+            Some("InvalidParameterException")
+        );
+        assert_eq!(
+            code(put(vec![event(now - 25 * 3600 * 1000, "a"), event(now, "b")]).await).as_deref(),
+            Some("InvalidParameterException")
+        );
+        let big = "x".repeat(600_000);
+        assert_eq!(
+            code(put(vec![event(now, &big), event(now, &big)]).await).as_deref(),
+            Some("InvalidParameterException")
+        );
+        assert!(
+            put((0..10_000).map(|_| event(now, "x")).collect())
+                .await
+                .is_ok(),
+            "exactly 10,000 events are fine"
+        );
+        let answer = put(vec![
+            event(now - 15 * 24 * 3600 * 1000, "old"),
+            event(now, "new"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            answer
+                .rejected_log_events_info()
+                .and_then(|r| r.too_old_log_event_end_index()),
+            Some(1)
+        );
+        assert_eq!(fake.events("g", "stream").last().unwrap().message, "new");
+        let missing = logs
+            .put_log_events()
+            .log_group_name("g")
+            .log_stream_name("nope")
+            .log_events(event(now, "x"))
+            .send()
+            .await;
+        assert!(missing.is_err());
+    });
+}
+
+#[test]
+fn a_large_volume_arrives_exactly_once_within_every_limit() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big.log");
+    let mut expected = Vec::new();
+    let mut text = String::new();
+    let mut rng = fastrand::Rng::with_seed(3);
+    for i in 0..40_000 {
+        let line = format!(
+            "2026-11-25 event-{i:06} {}",
+            "p".repeat(rng.usize(0..if i % 500 == 0 { 3000 } else { 80 }))
+        );
+        text.push_str(&line);
+        text.push('\n');
+        expected.push(line);
+    }
+    append(&log, &text);
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "volume"));
+    let got = common::eventually("every event at the fake", || {
+        let got = messages(&fake, "volume");
+        (got.len() >= expected.len()).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert!(
+        fake.refusals().is_empty(),
+        "a rule was broken: {:?}",
+        fake.refusals()
+    );
+    assert_eq!(got.len(), expected.len(), "no duplicates");
+    let mut sorted_got = got.clone();
+    sorted_got.sort();
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(sorted_got, sorted_expected, "every event exactly once");
+    assert!(
+        fake.put_calls() >= 4,
+        "40,000 events need several calls: {}",
+        fake.put_calls()
+    );
+}
+
+#[test]
+fn faults_are_retried_until_everything_arrives_exactly_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake: Arc<FakeLogs> = runtime.block_on(FakeLogs::start());
+    fake.inject([
+        Fault::Throttle,
+        Fault::Unavailable,
+        Fault::Reset,
+        Fault::Slow(Duration::from_secs(2)),
+        Fault::Throttle,
+        Fault::Reset,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let lines: Vec<String> = (0..3000)
+        .map(|i| format!("2026-11-25 line-{i:05}"))
+        .collect();
+    append(&log, &format!("{}\n", lines[..1500].join("\n")));
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "faults"));
+    common::eventually("the first half through the faults", || {
+        (messages(&fake, "faults").len() >= 1500).then_some(())
+    });
+    runtime.block_on(fake.refuse());
+    append(&log, &format!("{}\n", lines[1500..].join("\n")));
+    // Let cwlite meet the refused connections before the endpoint comes back.
+    let mut daemon = daemon;
+    daemon.wait_stderr("cannot reach the endpoint");
+    runtime.block_on(fake.restore());
+    let got = common::eventually("everything after the outage", || {
+        let got = messages(&fake, "faults");
+        (got.len() >= lines.len()).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(sorted, lines, "every line exactly once");
+}
+
+#[test]
+fn retention_is_set_and_over_long_lines_are_split_not_lost() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("long.log");
+    let long = format!("2026-11-25 {}", "y".repeat(3 * 1024 * 1024));
+    append(&log, &format!("{long}\nafter\n"));
+    let mut with_retention = entry(&log, "retained");
+    with_retention["retention_in_days"] = json!(7);
+    let daemon = start(dir.path(), &fake.url(), with_retention);
+    let got = common::eventually("the long line and the next", || {
+        let got = messages(&fake, "retained");
+        got.iter().any(|m| m == "after").then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert!(fake.refusals().is_empty(), "{:?}", fake.refusals());
+    assert_eq!(fake.retention("retained"), Some(7));
+    // Pieces of one line share a timestamp and may be accepted in any order (several requests
+    // are in flight per stream), so check content rather than arrival order.
+    let pieces: Vec<&String> = got.iter().filter(|m| *m != "after").collect();
+    assert!(
+        pieces.len() >= 4,
+        "3 MiB in pieces of at most 1 MB: {}",
+        pieces.len()
+    );
+    assert!(
+        pieces.iter().all(|p| p.len() + 26 <= 1024 * 1024),
+        "every piece within the event limit"
+    );
+    assert_eq!(
+        pieces.iter().map(|p| p.len()).sum::<usize>(),
+        long.len(),
+        "every byte kept"
+    );
+    assert_eq!(
+        pieces
+            .iter()
+            .filter(|p| p.starts_with("2026-11-25 y"))
+            .count(),
+        1,
+        "the head once"
+    );
+    assert!(
+        pieces
+            .iter()
+            .filter(|p| !p.starts_with("2026"))
+            .all(|p| p.bytes().all(|b| b == b'y')),
+        "the rest intact"
+    );
+}
