@@ -97,7 +97,8 @@ pub async fn run(
                 }
                 state.opened_at = None;
             }
-            if state.retry_at.is_some_and(|at| at > now) && drain_until.is_none() {
+            // Backoff holds during the drain too: a down endpoint must not be hammered.
+            if state.retry_at.is_some_and(|at| at > now) {
                 continue;
             }
             state.retry_at = None;
