@@ -242,6 +242,7 @@ fn start_logs(
         budget: budget.clone(),
         stop: stop.clone(),
         wake: wake_rx,
+        file_events: watcher.is_some(),
     };
     let tailer = std::thread::Builder::new()
         .name("cwlite-tailer".into())

@@ -140,6 +140,11 @@ impl EventPipeline {
         }
     }
 
+    /// Whether a multi-line event waits for more lines (and so for the idle flush).
+    pub fn has_pending(&self) -> bool {
+        self.assembler.has_pending()
+    }
+
     /// How long until a pending event would be flushed for idleness.
     pub fn idle_timeout() -> Duration {
         MULTI_LINE_IDLE

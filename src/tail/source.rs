@@ -64,6 +64,8 @@ pub struct TailerLinks {
     pub stop: Arc<AtomicBool>,
     /// Wakes the tailer (file-system events, stop).
     pub wake: crossbeam_channel::Receiver<()>,
+    /// Whether file-system events arrive on `wake` (otherwise the tailer polls every second).
+    pub file_events: bool,
 }
 
 /// The destination of a file of an entry.
@@ -220,12 +222,22 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
             info!(file = %gone.file.path().display(), "file deleted and fully read");
         }
         if !progressed {
-            // Idle: sleep until a file-system event, the next rescan, or a multi-line flush.
-            let wait = if open.is_empty() {
-                RESCAN_INTERVAL
-            } else {
-                Duration::from_secs(1)
-            };
+            // Idle: sleep until a file-system event, the next rescan, or the moment a pending
+            // multi-line event or unterminated line is due; no wake-ups beyond those. Without
+            // file-system events (no inotify), appends are looked for every second.
+            let now = Instant::now();
+            let due = open
+                .iter()
+                .filter(|o| o.pipeline.has_pending() || o.file.pending_bytes() > 0)
+                .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
+                .min();
+            let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
+                RESCAN_INTERVAL.saturating_sub(at.elapsed())
+            });
+            let mut wait = due.map_or(until_rescan, |d| d.min(until_rescan));
+            if !links.file_events {
+                wait = wait.min(Duration::from_secs(1));
+            }
             woken = links.wake.recv_timeout(wait).is_ok();
             while links.wake.try_recv().is_ok() {}
         } else {
