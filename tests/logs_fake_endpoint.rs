@@ -309,3 +309,29 @@ fn retention_is_set_and_over_long_lines_are_split_not_lost() {
         "the rest intact"
     );
 }
+
+#[test]
+fn a_utf16_file_arrives_as_utf8_text() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("windows-style.log");
+    let text = "\u{feff}2026-11-25 первая строка ✓\r\n2026-11-25 second\r\n";
+    std::fs::write(
+        &log,
+        text.encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut utf16 = entry(&log, "utf16");
+    utf16["encoding"] = json!("utf-16");
+    let daemon = start(dir.path(), &fake.url(), utf16);
+    let got = common::eventually("both lines", || {
+        let got = messages(&fake, "utf16");
+        (got.len() >= 2).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(got, ["2026-11-25 первая строка ✓", "2026-11-25 second"]);
+}

@@ -1184,6 +1184,12 @@ fn validate_file(
         ),
         Some(other) => diagnostics.error(&path.key("backpressure_mode"), format!("\"{other}\" is not a backpressure mode: only fd_release exists")),
     }
+    if raw.auto_removal == Some(true) {
+        diagnostics.warn(
+            &path.key("auto_removal"),
+            "not done yet: cwlite reads the file but does not delete it afterwards",
+        );
+    }
     Some(FileConfig {
         file_path: raw.file_path,
         log_group_name,

@@ -9,7 +9,7 @@
 //! nothing blocks the checkpoint forever. Whether CloudWatch accepts an event's time is the
 //! shipper's business, not this module's.
 //!
-//! UTF-16 files need framing on two-byte newlines and are not handled here yet.
+//! UTF-16 files are framed on two-byte newlines by the line reader and decoded here.
 
 use std::time::{Duration, Instant};
 
@@ -158,7 +158,8 @@ impl EventPipeline {
             }
         } else {
             let (text, _) = self.encoding.decode_without_bom_handling(&bytes);
-            Bytes::from(text.into_owned())
+            // A byte-order mark opens the file's first line; it is not part of the message.
+            Bytes::from(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
         }
     }
 
@@ -283,6 +284,27 @@ mod tests {
         latin1.encoding = encoding_rs::WINDOWS_1252;
         let out = run(&latin1, b"caf\xe9\n");
         assert_eq!(messages(&out), ["café"]);
+    }
+
+    #[test]
+    fn utf16_files_are_decoded_without_their_byte_order_mark() {
+        let mut utf16 = config();
+        utf16.encoding = encoding_rs::UTF_16LE;
+        let bytes: Vec<u8> = "\u{feff}first ✓\nsecond\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut pipeline = EventPipeline::new(&utf16, 1 << 20).unwrap();
+        let mut reader = super::super::line_reader::LineReader::new(0, 1024, 1 << 20)
+            .with_framing(super::super::line_reader::Framing::Utf16Le);
+        let mut source: &[u8] = &bytes;
+        let mut out = Vec::new();
+        reader.fill(&mut source).unwrap();
+        while let Some(line) = reader.next_line() {
+            pipeline.push(line, Instant::now(), NOW_MS, &mut out);
+        }
+        pipeline.flush(NOW_MS, &mut out);
+        assert_eq!(messages(&out), ["first ✓", "second"]);
     }
 
     #[test]

@@ -17,6 +17,40 @@ use bytes::{Bytes, BytesMut};
 /// Bytes read per `read(2)` by default: large reads amortise syscalls on busy files.
 pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
 
+/// How lines end in the file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// `\n` (UTF-8 and every ASCII-compatible encoding).
+    #[default]
+    Bytes,
+    /// `\n` as the UTF-16 little-endian unit `0A 00` at an even offset.
+    Utf16Le,
+    /// `\n` as the UTF-16 big-endian unit `00 0A` at an even offset.
+    Utf16Be,
+}
+
+impl Framing {
+    /// The framing an encoding needs.
+    pub fn for_encoding(encoding: &'static encoding_rs::Encoding) -> Self {
+        if encoding == encoding_rs::UTF_16LE {
+            Framing::Utf16Le
+        } else if encoding == encoding_rs::UTF_16BE {
+            Framing::Utf16Be
+        } else {
+            Framing::Bytes
+        }
+    }
+
+    /// Largest raw line so that its UTF-8 form stays within `max_utf8_bytes`: a UTF-16 unit
+    /// becomes up to three UTF-8 bytes.
+    pub fn max_raw_line(self, max_utf8_bytes: usize) -> usize {
+        match self {
+            Framing::Bytes => max_utf8_bytes,
+            Framing::Utf16Le | Framing::Utf16Be => (max_utf8_bytes / 3 * 2) & !1,
+        }
+    }
+}
+
 /// A line (or a piece of an over-long line) and where it sits in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
@@ -40,6 +74,7 @@ pub struct LineReader {
     searched: usize,
     chunk_bytes: usize,
     max_line_bytes: usize,
+    framing: Framing,
 }
 
 impl LineReader {
@@ -52,6 +87,40 @@ impl LineReader {
             searched: 0,
             chunk_bytes: chunk_bytes.max(1),
             max_line_bytes: max_line_bytes.max(4),
+            framing: Framing::Bytes,
+        }
+    }
+
+    /// The same reader for files whose lines end differently (UTF-16).
+    pub fn with_framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
+    }
+
+    /// Where the next line ends: (content length, bytes including the terminator).
+    fn find_line_end(&self) -> Option<(usize, usize)> {
+        let mut from = self.searched;
+        loop {
+            let at = from + memchr::memchr(b'\n', &self.buf[from..])?;
+            match self.framing {
+                Framing::Bytes => {
+                    let content = if at > 0 && self.buf[at - 1] == b'\r' {
+                        at - 1
+                    } else {
+                        at
+                    };
+                    return Some((content, at + 1));
+                }
+                Framing::Utf16Le if at % 2 == 0 && self.buf.get(at + 1) == Some(&0) => {
+                    let cr = at >= 2 && self.buf[at - 2] == b'\r' && self.buf[at - 1] == 0;
+                    return Some((if cr { at - 2 } else { at }, at + 2));
+                }
+                Framing::Utf16Be if at % 2 == 1 && self.buf[at - 1] == 0 => {
+                    let cr = at >= 3 && self.buf[at - 3] == 0 && self.buf[at - 2] == b'\r';
+                    return Some((if cr { at - 3 } else { at - 1 }, at + 1));
+                }
+                _ => from = at + 1,
+            }
         }
     }
 
@@ -61,7 +130,7 @@ impl LineReader {
     /// # Errors
     /// The read failed; the buffer is unchanged.
     pub fn fill(&mut self, reader: &mut impl Read) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < self.chunk_bytes / 4 {
+        if self.buf.capacity() - self.buf.len() < (self.chunk_bytes / 4).max(1) {
             // Either grows in place or, when earlier lines still hold the old chunk, moves only
             // the unconsumed tail (a partial line) into a new chunk.
             self.buf.reserve(self.chunk_bytes);
@@ -85,24 +154,26 @@ impl LineReader {
 
     /// The next complete line, or a piece of an over-long one.
     pub fn next_line(&mut self) -> Option<Line> {
-        let found = memchr::memchr(b'\n', &self.buf[self.searched..]).map(|i| self.searched + i);
-        if let Some(newline) = found {
-            let mut content_len = newline;
-            if content_len > 0 && self.buf[content_len - 1] == b'\r' {
-                content_len -= 1;
-            }
-            if content_len <= self.max_line_bytes {
-                let mut taken = self.buf.split_to(newline + 1);
-                taken.truncate(content_len);
-                return Some(self.emit(taken.freeze(), newline + 1, false));
-            }
+        if let Some((content_len, consumed)) = self.find_line_end()
+            && content_len <= self.max_line_bytes
+        {
+            let mut taken = self.buf.split_to(consumed);
+            taken.truncate(content_len);
+            return Some(self.emit(taken.freeze(), consumed, false));
         }
         if self.buf.len() > self.max_line_bytes {
-            let cut = utf8_cut(&self.buf[..self.max_line_bytes + 1], self.max_line_bytes);
+            let cut = match self.framing {
+                Framing::Bytes => {
+                    utf8_cut(&self.buf[..self.max_line_bytes + 1], self.max_line_bytes)
+                }
+                // Whole UTF-16 units only.
+                Framing::Utf16Le | Framing::Utf16Be => self.max_line_bytes & !1,
+            };
             let piece = self.buf.split_to(cut).freeze();
             return Some(self.emit(piece, cut, true));
         }
-        self.searched = self.buf.len();
+        // A half-seen terminator (the last byte) is looked at again after the next read.
+        self.searched = self.buf.len().saturating_sub(2);
         None
     }
 
@@ -280,6 +351,53 @@ mod tests {
         let (lines, _) = frame(&[b"abcdef\r\nz\n"], 6);
         assert_eq!(texts(&lines), [&b"abcdef"[..], b"z"]);
         assert!(!lines[0].continues);
+    }
+
+    #[test]
+    fn utf16_little_and_big_endian_lines_end_on_whole_units() {
+        let text = "héllo\r\nwörld ✓\n\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (bytes, framing, encoding) in [
+            (le, Framing::Utf16Le, encoding_rs::UTF_16LE),
+            (be, Framing::Utf16Be, encoding_rs::UTF_16BE),
+        ] {
+            let mut reader = LineReader::new(0, 3, 1 << 20).with_framing(framing);
+            let mut source: &[u8] = &bytes;
+            let mut lines = Vec::new();
+            while !source.is_empty() {
+                reader.fill(&mut source).unwrap();
+                while let Some(line) = reader.next_line() {
+                    lines.push(line);
+                }
+            }
+            let decoded: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    encoding
+                        .decode_without_bom_handling(&l.bytes)
+                        .0
+                        .into_owned()
+                })
+                .collect();
+            assert_eq!(decoded, ["héllo", "wörld ✓", ""], "{framing:?}");
+            assert_eq!(lines.last().unwrap().end_offset, bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_0x0a_byte_inside_a_utf16_character_is_not_a_newline() {
+        // U+0A41 (GURMUKHI VOWEL SIGN U) is 41 0A in little-endian: no line end there.
+        let bytes: Vec<u8> = "\u{0a41}x\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut reader = LineReader::new(0, 64, 1 << 20).with_framing(Framing::Utf16Le);
+        let mut source: &[u8] = &bytes;
+        reader.fill(&mut source).unwrap();
+        let line = reader.next_line().unwrap();
+        assert_eq!(line.bytes.len(), 4);
+        assert_eq!(reader.next_line(), None);
     }
 
     #[test]

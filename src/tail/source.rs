@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::discovery::Pattern;
 use super::events::{EventPipeline, Output};
-use super::line_reader::Line;
+use super::line_reader::{Framing, Line};
 use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile};
 use crate::config::{FileConfig, LogGroupName};
@@ -132,12 +132,14 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
                             continue;
                         }
                     };
-                    match TailedFile::open(
+                    let framing = Framing::for_encoding(config.encoding);
+                    match TailedFile::open_framed(
                         &found.path,
                         checkpoint.map_or(0, |c| c.offset),
                         checkpoint.and_then(|c| c.identity),
                         super::line_reader::DEFAULT_CHUNK_BYTES,
-                        settings.max_event_bytes,
+                        framing.max_raw_line(settings.max_event_bytes),
+                        framing,
                     ) {
                         Ok(file) => {
                             let key = next_key;

@@ -18,7 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::line_reader::{Line, LineReader};
+use super::line_reader::{Framing, Line, LineReader};
 use crate::state::checkpoint::FileIdentity;
 
 /// Head bytes covered by the fingerprint: long enough to differ between files that start with
@@ -78,6 +78,7 @@ pub struct TailedFile {
     read_offset: u64,
     chunk_bytes: usize,
     max_line_bytes: usize,
+    framing: Framing,
 }
 
 impl TailedFile {
@@ -92,6 +93,28 @@ impl TailedFile {
         expected: Option<FileIdentity>,
         chunk_bytes: usize,
         max_line_bytes: usize,
+    ) -> io::Result<Self> {
+        Self::open_framed(
+            path,
+            offset,
+            expected,
+            chunk_bytes,
+            max_line_bytes,
+            Framing::Bytes,
+        )
+    }
+
+    /// [`TailedFile::open`] for a file whose lines end as `framing` says (UTF-16 files).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_framed(
+        path: &Path,
+        offset: u64,
+        expected: Option<FileIdentity>,
+        chunk_bytes: usize,
+        max_line_bytes: usize,
+        framing: Framing,
     ) -> io::Result<Self> {
         let mut file = File::open(path)?;
         let identity = identify(&file)?;
@@ -115,10 +138,11 @@ impl TailedFile {
             path: path.to_owned(),
             file,
             identity,
-            reader: LineReader::new(start, chunk_bytes, max_line_bytes),
+            reader: LineReader::new(start, chunk_bytes, max_line_bytes).with_framing(framing),
             read_offset: start,
             chunk_bytes,
             max_line_bytes,
+            framing,
         })
     }
 
@@ -199,7 +223,8 @@ impl TailedFile {
         self.file.seek(SeekFrom::Start(0))?;
         self.identity = identify(&self.file)?;
         self.read_offset = 0;
-        self.reader = LineReader::new(0, self.chunk_bytes, self.max_line_bytes);
+        self.reader =
+            LineReader::new(0, self.chunk_bytes, self.max_line_bytes).with_framing(self.framing);
         Ok(())
     }
 
