@@ -111,11 +111,11 @@ impl LineReader {
                     };
                     return Some((content, at + 1));
                 }
-                Framing::Utf16Le if at % 2 == 0 && self.buf.get(at + 1) == Some(&0) => {
+                Framing::Utf16Le if at.is_multiple_of(2) && self.buf.get(at + 1) == Some(&0) => {
                     let cr = at >= 2 && self.buf[at - 2] == b'\r' && self.buf[at - 1] == 0;
                     return Some((if cr { at - 2 } else { at }, at + 2));
                 }
-                Framing::Utf16Be if at % 2 == 1 && self.buf[at - 1] == 0 => {
+                Framing::Utf16Be if !at.is_multiple_of(2) && self.buf[at - 1] == 0 => {
                     let cr = at >= 3 && self.buf[at - 3] == 0 && self.buf[at - 2] == b'\r';
                     return Some((if cr { at - 3 } else { at - 1 }, at + 1));
                 }
