@@ -335,3 +335,46 @@ fn a_utf16_file_arrives_as_utf8_text() {
     assert!(status.success(), "{stderr:?}");
     assert_eq!(got, ["2026-11-25 первая строка ✓", "2026-11-25 second"]);
 }
+
+/// logrotate renames the file, and the application keeps writing to the old one until it is
+/// told to reopen: those lines must not be lost.
+#[test]
+fn lines_written_to_a_renamed_file_before_its_writer_reopens_arrive() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut writer = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    writer.write_all(b"2026-11-25 before rotation\n").unwrap();
+    let mut daemon = start(dir.path(), &fake.url(), entry(&log, "late"));
+    daemon.wait_stderr_any("tailing");
+    common::eventually("the first line", || {
+        (!messages(&fake, "late").is_empty()).then_some(())
+    });
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, "2026-11-25 in the new file\n");
+    daemon.wait_stderr("the old file is read until its writer is done");
+    // The application has not reopened yet: it still writes to the renamed file.
+    writer
+        .write_all(b"2026-11-25 late, to the old file\n")
+        .unwrap();
+    let got = common::eventually("all three lines", || {
+        let mut got = messages(&fake, "late");
+        got.sort();
+        (got.len() >= 3).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(
+        got,
+        [
+            "2026-11-25 before rotation",
+            "2026-11-25 in the new file",
+            "2026-11-25 late, to the old file"
+        ]
+    );
+}

@@ -270,6 +270,9 @@ fn start_logs(
         let (mut registrations_open, mut acks_open) = (true, true);
         while registrations_open || acks_open {
             tokio::select! {
+                // A file's registration is always queued before any acknowledgement of it exists;
+                // taking registrations first means no acknowledgement meets an unknown file.
+                biased;
                 message = checkpoint_rx.recv(), if registrations_open => match message {
                     Some(message) => checkpointer.apply(message),
                     None => registrations_open = false,
@@ -304,8 +307,11 @@ fn watch_directories(
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let mut watcher =
-        match notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-            let _ = wake.try_send(());
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Opening or reading a directory (our own rescans do) is not a change.
+            if !matches!(&event, Ok(e) if matches!(e.kind, notify::EventKind::Access(_))) {
+                let _ = wake.try_send(());
+            }
         }) {
             Ok(watcher) => watcher,
             Err(err) => {

@@ -125,6 +125,13 @@ pub enum CheckpointMessage {
         /// Where reading starts.
         offset: u64,
     },
+    /// `file`'s identity changed (its fingerprint now covers more of its head).
+    Identity {
+        /// The tailer's key.
+        file: u64,
+        /// The new identity.
+        identity: FileIdentity,
+    },
     /// `[start, end)` of `file` is delivered or deliberately skipped.
     Ack {
         /// The tailer's key.
@@ -190,6 +197,12 @@ impl Checkpointer {
                         dirty: true,
                     },
                 );
+            }
+            CheckpointMessage::Identity { file, identity } => {
+                if let Some(tracked) = self.files.get_mut(&file) {
+                    tracked.identity = identity;
+                    tracked.dirty = true;
+                }
             }
             CheckpointMessage::Ack { file, start, end } => {
                 if let Some(tracked) = self.files.get_mut(&file)

@@ -68,6 +68,7 @@ pub struct EventPipeline {
     filters: Vec<(FilterKind, regex::Regex)>,
     last_timestamp_ms: Option<i64>,
     events: Vec<RawEvent>,
+    max_event_bytes: usize,
 }
 
 impl EventPipeline {
@@ -106,20 +107,49 @@ impl EventPipeline {
                 .collect(),
             last_timestamp_ms: None,
             events: Vec::new(),
+            max_event_bytes,
         })
     }
 
     /// Feeds one line read at `now`; completed events and skips are appended to `out`.
     pub fn push(&mut self, line: Line, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
         let text = self.decode(line.bytes);
-        let line = TextLine {
-            text,
-            start_offset: line.start_offset,
-            end_offset: line.end_offset,
-            continues: line.continues,
-        };
         let mut events = std::mem::take(&mut self.events);
-        self.assembler.push(line, now, &mut events);
+        if text.len() <= self.max_event_bytes {
+            let line = TextLine {
+                text,
+                start_offset: line.start_offset,
+                end_offset: line.end_offset,
+                continues: line.continues,
+            };
+            self.assembler.push(line, now, &mut events);
+        } else {
+            // Decoding grew the line past the event limit (U+FFFD for invalid bytes, a legacy
+            // encoding): cut the text on character boundaries. Each piece but the last covers one
+            // byte of the line, so the checkpoint reaches the line's end only when every piece
+            // is delivered.
+            let pieces = split_utf8(&text, self.max_event_bytes);
+            let last = pieces.len() - 1;
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let start_offset = line.start_offset + i as u64;
+                let end_offset = if i == last {
+                    line.end_offset
+                } else {
+                    start_offset + 1
+                };
+                let continues = i < last || line.continues;
+                self.assembler.push(
+                    TextLine {
+                        text: piece,
+                        start_offset,
+                        end_offset,
+                        continues,
+                    },
+                    now,
+                    &mut events,
+                );
+            }
+        }
         for event in events.drain(..) {
             self.finish(event, now_ms, out);
         }
@@ -219,6 +249,24 @@ impl EventPipeline {
             message: event,
         }));
     }
+}
+
+/// Cuts valid UTF-8 `text` into pieces of at most `max` bytes, on character boundaries.
+fn split_utf8(text: &Bytes, max: usize) -> Vec<Bytes> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + max).min(text.len());
+        while end > start && end < text.len() && (text[end] & 0b1100_0000) == 0b1000_0000 {
+            end -= 1;
+        }
+        if end == start {
+            end = (start + max).min(text.len());
+        }
+        pieces.push(text.slice(start..end));
+        start = end;
+    }
+    pieces
 }
 
 #[cfg(test)]
@@ -386,6 +434,48 @@ mod tests {
             .collect();
         assert_eq!(reasons, [SkipReason::Empty]);
         assert_eq!(messages(&out), ["after"]);
+    }
+
+    #[test]
+    fn a_line_that_grows_past_the_limit_when_decoded_is_cut_into_valid_events() {
+        // 400 invalid bytes become 400 U+FFFD, 1200 bytes of UTF-8: over a 500-byte limit.
+        let mut input = vec![0xFFu8; 400];
+        input.push(b'\n');
+        let mut pipeline = EventPipeline::new(&config(), 500).unwrap();
+        let mut reader = super::super::line_reader::LineReader::new(0, 4096, 500);
+        let mut source: &[u8] = &input;
+        let mut out = Vec::new();
+        reader.fill(&mut source).unwrap();
+        while let Some(line) = reader.next_line() {
+            pipeline.push(line, Instant::now(), NOW_MS, &mut out);
+        }
+        pipeline.flush(NOW_MS, &mut out);
+        let events: Vec<&Event> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Event(e) = o {
+                    Some(e)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(events.len(), 3);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.message.len <= 500 && std::str::from_utf8(&e.message.joined()).is_ok())
+        );
+        assert_eq!(events.iter().map(|e| e.message.len).sum::<usize>(), 1200);
+        let ranges: Vec<(u64, u64)> = events
+            .iter()
+            .map(|e| (e.message.start_offset, e.message.end_offset))
+            .collect();
+        assert_eq!(
+            ranges,
+            [(0, 1), (1, 2), (2, 401)],
+            "the last piece carries the line's end"
+        );
     }
 
     #[test]

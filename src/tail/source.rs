@@ -43,6 +43,8 @@ pub struct TailerSettings {
 }
 
 struct Open {
+    /// The identity last told to the checkpointer.
+    told_identity: crate::state::checkpoint::FileIdentity,
     /// When this file last gave a line; a final line without newline is handed on after
     /// [`MULTI_LINE_IDLE`] of quiet, as the stock agent does.
     last_line_at: Instant,
@@ -99,7 +101,7 @@ fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
 
 /// Runs until `links.stop` is set. Pending multi-line events and partial lines are not sent at
 /// shutdown: they are not acknowledged either, so the next start reads them again, complete.
-pub fn run(settings: TailerSettings, links: TailerLinks) {
+pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let patterns: Vec<Pattern> = settings
         .entries
         .iter()
@@ -115,15 +117,33 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
     let mut lines: Vec<Line> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
     let mut woken = true;
+    let mut rescan_now = false;
     while !links.stop.load(Ordering::Relaxed) {
-        if woken || last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL) {
+        if woken || rescan_now || last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL) {
             last_scan = Some(Instant::now());
+            rescan_now = false;
             for (entry, pattern) in patterns.iter().enumerate() {
                 for found in pattern.discover() {
-                    if open.iter().any(|o| o.file.path() == found.path) {
+                    if open
+                        .iter()
+                        .any(|o| !o.file.is_detached() && o.file.path() == found.path)
+                    {
                         continue;
                     }
-                    let checkpoint = settings.checkpoints.get(&found.path);
+                    // A rotated file renamed to a name the glob also matches is the same file:
+                    // reading it again from 0 would send it twice.
+                    if let Ok(meta) = std::fs::metadata(&found.path) {
+                        use std::os::unix::fs::MetadataExt;
+                        if open.iter().any(|o| {
+                            o.file.identity().device == meta.dev()
+                                && o.file.identity().inode == meta.ino()
+                        }) {
+                            continue;
+                        }
+                    }
+                    // A checkpoint loaded at start applies to the first opening only.
+                    let checkpoint = settings.checkpoints.remove(&found.path);
+                    let checkpoint = checkpoint.as_ref();
                     let config = &settings.entries[entry];
                     let pipeline = match EventPipeline::new(config, settings.max_event_bytes) {
                         Ok(pipeline) => pipeline,
@@ -153,6 +173,7 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
                             });
                             let destination = Arc::new(destination(config, &found.path));
                             open.push(Open {
+                                told_identity: file.identity(),
                                 last_line_at: Instant::now(),
                                 key,
                                 file,
@@ -169,11 +190,12 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
         let mut finished = Vec::new();
         for (i, tailed) in open.iter_mut().enumerate() {
             lines.clear();
+            // Lines framed before an error are kept and handed on; the read is tried again next pass.
             let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
                 Ok(change) => change,
                 Err(err) => {
                     warn!(file = %tailed.file.path().display(), "read failed, retrying: {err}");
-                    continue;
+                    Change::None
                 }
             };
             progressed |= !lines.is_empty();
@@ -192,23 +214,50 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
             for line in lines.drain(..) {
                 tailed.pipeline.push(line, now, now_ms, &mut outputs);
             }
+            // A renamed-away or deleted file is read until its writer has been quiet for a while
+            // (it may append until it reopens its log); then its last line and event go out.
+            let writer_done = tailed.file.is_detached()
+                && change == Change::None
+                && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE;
             match change {
-                Change::None => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
-                Change::Rotated | Change::Truncated | Change::Deleted => {
-                    // The old content is complete: its last event and line go out now.
-                    tailed.pipeline.flush(now_ms, &mut outputs);
+                // The content before the change is complete: its pending event goes out now, so
+                // it is not overtaken by the new file's lines.
+                Change::Truncated | Change::Rotated | Change::Deleted => {
+                    tailed.pipeline.flush(now_ms, &mut outputs)
                 }
+                _ if writer_done => {
+                    if let Some(line) = tailed.file.take_partial() {
+                        tailed.pipeline.push(line, now, now_ms, &mut outputs);
+                    }
+                    tailed.pipeline.flush(now_ms, &mut outputs);
+                    finished.push(i);
+                }
+                _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
             }
             if !hand_on(tailed, &mut outputs, &links) {
                 return;
             }
+            if change == Change::None && tailed.file.identity() != tailed.told_identity {
+                // The fingerprint now covers more of the head: a stronger identity for restarts.
+                tailed.told_identity = tailed.file.identity();
+                let _ = links.checkpoints.send(CheckpointMessage::Identity {
+                    file: tailed.key,
+                    identity: tailed.told_identity,
+                });
+            }
             match change {
                 Change::None => {}
-                Change::Deleted => finished.push(i),
-                Change::Rotated | Change::Truncated => {
+                Change::Rotated | Change::Deleted => {
+                    info!(file = %tailed.file.path().display(), ?change, "the old file is read until its writer is done");
+                    // The path may name a new file already: look now rather than at the next rescan.
+                    rescan_now = true;
+                    progressed = true;
+                }
+                Change::Truncated => {
                     info!(file = %tailed.file.path().display(), ?change, "reading the new content from its start");
                     tailed.key = next_key;
                     next_key += 1;
+                    tailed.told_identity = tailed.file.identity();
                     let _ = links.checkpoints.send(CheckpointMessage::Register {
                         file: tailed.key,
                         path: tailed.file.path().to_owned(),
@@ -221,7 +270,7 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
         }
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
-            info!(file = %gone.file.path().display(), "file deleted and fully read");
+            info!(file = %gone.file.path().display(), "rotated or deleted file fully read");
         }
         if !progressed {
             // Idle: sleep until a file-system event, the next rescan, or the moment a pending
@@ -230,7 +279,9 @@ pub fn run(settings: TailerSettings, links: TailerLinks) {
             let now = Instant::now();
             let due = open
                 .iter()
-                .filter(|o| o.pipeline.has_pending() || o.file.pending_bytes() > 0)
+                .filter(|o| {
+                    o.pipeline.has_pending() || o.file.pending_bytes() > 0 || o.file.is_detached()
+                })
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
             let until_rescan = last_scan.map_or(Duration::ZERO, |at| {

@@ -3,12 +3,12 @@
 //! Owns the open descriptor, its [`LineReader`] and the file's identity (device, inode and a
 //! CRC-32 of its first bytes; never the path alone). At each end of file it looks at the path
 //! again and decides:
-//! - **renamed away and recreated** (rename rotation): the old descriptor is already read to its
-//!   end, so the new file is opened and read from offset 0;
+//! - **renamed away and recreated** (rename rotation): this file is detached and its descriptor
+//!   read on while its writer may still append; the caller opens the new file from offset 0;
 //! - **shrunk** (copytruncate, `> file`): read again from 0;
 //! - **same size or larger but a different head** (truncated and rewritten past the old size
 //!   between two looks, or an inode reused by a new file): read again from 0;
-//! - **deleted**: the descriptor is read to its end and the file reported gone.
+//! - **deleted**: detached likewise, and read until its writer is done.
 //!
 //! Lines written between a copytruncate's copy and its truncate cannot be seen by anyone; that
 //! window is inherent to copytruncate. It knows nothing of events or CloudWatch.
@@ -59,11 +59,12 @@ fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
 pub enum Change {
     /// Nothing special: more lines may come later.
     None,
-    /// The path now names a new file; reading goes on from its start.
+    /// The path now names a new file. This one stays open (detached) so whatever its writer
+    /// still appends is read; the caller opens the new file.
     Rotated,
     /// The file was truncated (or rewritten); reading goes on from its start.
     Truncated,
-    /// The file is gone and fully read.
+    /// The path is gone. The file stays open (detached) until its writer is done with it.
     Deleted,
 }
 
@@ -79,6 +80,9 @@ pub struct TailedFile {
     chunk_bytes: usize,
     max_line_bytes: usize,
     framing: Framing,
+    /// The path no longer names this file (renamed away or deleted). Its descriptor is still read:
+    /// a writer may keep appending to it until it reopens its log (logrotate's postrotate HUP).
+    detached: bool,
 }
 
 impl TailedFile {
@@ -143,6 +147,7 @@ impl TailedFile {
             chunk_bytes,
             max_line_bytes,
             framing,
+            detached: false,
         })
     }
 
@@ -188,17 +193,21 @@ impl TailedFile {
     }
 
     fn at_end(&mut self, out: &mut Vec<Line>) -> io::Result<Change> {
+        if self.detached {
+            return Ok(Change::None);
+        }
         let meta = match std::fs::metadata(&self.path) {
             Ok(meta) => meta,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Change::Deleted),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                self.detached = true;
+                return Ok(Change::Deleted);
+            }
             Err(err) => return Err(err),
         };
         if meta.dev() != self.identity.device || meta.ino() != self.identity.inode {
-            // The old descriptor is read to its end. A final line without newline will never
-            // complete now, so it is handed on with the old file's lines.
-            out.extend(self.reader.take_partial());
-            self.file = File::open(&self.path)?;
-            self.restart()?;
+            // The path names a new file now. This one keeps being read through its descriptor
+            // (its writer may not have reopened yet); the caller opens the new one.
+            self.detached = true;
             return Ok(Change::Rotated);
         }
         let len = self.file.metadata()?.len();
@@ -218,7 +227,12 @@ impl TailedFile {
         Ok(Change::None)
     }
 
-    /// Reads the (new or rewritten) file from its start.
+    /// Whether the path no longer names this file (see [`Change::Rotated`] and [`Change::Deleted`]).
+    pub fn is_detached(&self) -> bool {
+        self.detached
+    }
+
+    /// Reads the rewritten file from its start.
     fn restart(&mut self) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(0))?;
         self.identity = identify(&self.file)?;
@@ -286,35 +300,27 @@ mod tests {
     }
 
     #[test]
-    fn rename_rotation_finishes_the_old_file_then_reads_the_new_one_from_zero() {
+    fn rename_rotation_keeps_reading_the_old_file_while_its_writer_appends() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
         append(&path, "old 1\n");
+        let mut writer = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         let mut file = open(&path);
         assert_eq!(drain(&mut file).0, ["old 1"]);
-        append(&path, "old 2\n");
+        writer.write_all(b"old 2\n").unwrap();
         std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
         append(&path, "new 1\n");
-        let (lines, change) = drain(&mut file);
-        assert_eq!(lines, ["old 2"], "the old file is read to its end first");
-        assert_eq!(change, Change::Rotated);
-        assert_eq!(drain(&mut file), (vec!["new 1".into()], Change::None));
-    }
-
-    #[test]
-    fn a_partial_last_line_of_a_rotated_file_is_not_lost() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.log");
-        append(&path, "complete\nno newline");
-        let mut file = open(&path);
-        assert_eq!(drain(&mut file).0, ["complete"]);
-        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
-        append(&path, "new\n");
-        assert_eq!(
-            drain(&mut file),
-            (vec!["no newline".into()], Change::Rotated)
-        );
-        assert_eq!(drain(&mut file).0, ["new"]);
+        assert_eq!(drain(&mut file), (vec!["old 2".into()], Change::Rotated));
+        assert!(file.is_detached());
+        // The writer has not reopened yet: its lines still go to the old file and are read.
+        writer.write_all(b"old 3\nno newline").unwrap();
+        assert_eq!(drain(&mut file), (vec!["old 3".into()], Change::None));
+        assert_eq!(&file.take_partial().unwrap().bytes[..], b"no newline");
+        let mut new = open(&path);
+        assert_eq!(drain(&mut new).0, ["new 1"]);
     }
 
     #[test]
@@ -373,6 +379,7 @@ mod tests {
         append(&path, "b\n");
         std::fs::remove_file(&path).unwrap();
         assert_eq!(drain(&mut file), (vec!["b".into()], Change::Deleted));
+        assert!(file.is_detached());
     }
 
     #[test]

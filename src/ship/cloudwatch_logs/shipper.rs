@@ -222,7 +222,14 @@ async fn send(
 ) -> Result<Rejected, AwsError> {
     let result = match sink.put(destination, batch).await {
         Err(err) if err.kind == AwsErrorKind::NotFound => {
-            sink.create_stream(destination).await?;
+            sink.create_stream(destination).await.map_err(|mut err| {
+                // A refused CreateLogStream/CreateLogGroup says nothing about the events: keep
+                // them and retry (loudly) rather than splitting and giving them up.
+                if err.gives_up() {
+                    err.kind = AwsErrorKind::OtherClientError;
+                }
+                err
+            })?;
             sink.put(destination, batch).await
         }
         other => other,
