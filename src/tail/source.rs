@@ -249,6 +249,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 Change::None => {}
                 Change::Rotated | Change::Deleted => {
                     info!(file = %tailed.file.path().display(), ?change, "the old file is read until its writer is done");
+                    // The writer's quiet time counts from now, not from the last line before.
+                    tailed.last_line_at = now;
                     // The path may name a new file already: look now rather than at the next rescan.
                     rescan_now = true;
                     progressed = true;

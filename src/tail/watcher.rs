@@ -172,6 +172,13 @@ impl TailedFile {
     /// # Errors
     /// A read failed; the state is unchanged and the call can be repeated.
     pub fn poll(&mut self, budget: usize, out: &mut Vec<Line>) -> io::Result<Change> {
+        // Before reading on from the old offset: a file truncated and rewritten past its old size
+        // since the last look would otherwise hand on lines from the middle of its new content.
+        if !self.detached && self.rewritten()? {
+            out.extend(self.reader.take_partial());
+            self.restart()?;
+            return Ok(Change::Truncated);
+        }
         let mut read_now = 0;
         loop {
             while let Some(line) = self.reader.next_line() {
@@ -190,6 +197,13 @@ impl TailedFile {
             self.read_offset += n as u64;
         }
         self.at_end(out)
+    }
+
+    /// Whether the open file shrank below what was read or its head is no longer the same.
+    fn rewritten(&self) -> io::Result<bool> {
+        let len = self.file.metadata()?.len();
+        Ok(len < self.read_offset
+            || head_crc(&self.file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint)
     }
 
     fn at_end(&mut self, out: &mut Vec<Line>) -> io::Result<Change> {
@@ -357,7 +371,11 @@ mod tests {
             "2026-11-25T11:00:00 a new and much longer first line\nsecond\n",
         )
         .unwrap();
-        assert_eq!(drain(&mut file).1, Change::Truncated);
+        assert_eq!(
+            drain(&mut file),
+            (vec![], Change::Truncated),
+            "no line from the middle of the new content"
+        );
         let (lines, _) = drain(&mut file);
         assert_eq!(
             lines,

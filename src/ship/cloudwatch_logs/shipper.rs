@@ -67,7 +67,8 @@ struct DestinationState {
     backoff: Backoff,
 }
 
-type Sent = (usize, LogBatch, Result<Rejected, AwsError>);
+/// What a send task returns; the batch itself stays with the loop (see `in_flight_batches`).
+type Sent = Result<Rejected, AwsError>;
 
 /// Runs until the tailers' channel closes, then drains. Returns the counters.
 pub async fn run(
@@ -82,6 +83,9 @@ pub async fn run(
     let mut index: HashMap<Arc<Destination>, usize> = HashMap::new();
     let mut retention_done: HashSet<String> = HashSet::new();
     let mut sending: JoinSet<Sent> = JoinSet::new();
+    // Batches in flight, by task: kept here rather than moved into the task, so that even a task
+    // that panics gives its batch back to be sent again instead of stalling the stream.
+    let mut in_flight_batches: HashMap<tokio::task::Id, (usize, Arc<LogBatch>)> = HashMap::new();
     let mut drain_until: Option<Instant> = None;
     let mut window_reported: Option<Instant> = None;
     loop {
@@ -112,10 +116,11 @@ pub async fn run(
                 let retention = destination
                     .retention_days
                     .filter(|_| !retention_done.contains(&destination.group.to_lowercase()));
-                sending.spawn(async move {
-                    let result = send(&sink, &destination, &batch, retention).await;
-                    (i, batch, result)
-                });
+                let batch = Arc::new(batch);
+                let shared = batch.clone();
+                let task = sending
+                    .spawn(async move { send(&sink, &destination, &shared, retention).await });
+                in_flight_batches.insert(task.id(), (i, batch));
             }
         }
         if let Some(deadline) = drain_until {
@@ -173,8 +178,17 @@ pub async fn run(
                 }
                 None => drain_until = Some(Instant::now() + settings.drain_deadline),
             },
-            Some(joined) = sending.join_next(), if !sending.is_empty() => {
-                let Ok((i, batch, result)) = joined else { continue };
+            Some(joined) = sending.join_next_with_id(), if !sending.is_empty() => {
+                let (id, result) = match joined {
+                    Ok((id, result)) => (id, result),
+                    Err(err) => {
+                        warn!("a send task failed ({err}); its batch is sent again");
+                        (err.id(), Err(AwsError { kind: AwsErrorKind::OtherClientError, code: None, message: err.to_string() }))
+                    }
+                };
+                let Some((i, batch)) = in_flight_batches.remove(&id) else { continue };
+                // The task has ended, so the loop holds the only reference.
+                let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
                 let state = &mut destinations[i];
                 state.in_flight -= 1;
                 if result.is_ok() && state.destination.retention_days.is_some() {
