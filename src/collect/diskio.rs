@@ -4,11 +4,9 @@
 //! first point dropped and a decrease treated as a reset); `iops_in_progress` is a gauge and is
 //! sent every time. Bytes are sectors × 512, as gopsutil counts them. The tag is `name`.
 
-use std::sync::Arc;
-
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{CollectError, DeltaTracker, Host, Sample, TagCache};
+use super::{CollectError, CounterSeries, Host, Sample};
 use crate::config::Resources;
 
 /// `/proc/diskstats` counts 512-byte sectors whatever the device's real sector size.
@@ -33,9 +31,7 @@ pub fn name_filter(resources: &Resources) -> Option<GlobSet> {
 #[derive(Debug)]
 pub struct DiskioCollector {
     filter: Option<GlobSet>,
-    deltas: DeltaTracker,
-    tags: TagCache,
-    names: std::collections::HashMap<String, Arc<str>>,
+    series: CounterSeries,
     buf: String,
 }
 
@@ -44,9 +40,7 @@ impl DiskioCollector {
     pub fn new(resources: &Resources) -> Self {
         Self {
             filter: name_filter(resources),
-            deltas: DeltaTracker::default(),
-            tags: TagCache::default(),
-            names: Default::default(),
+            series: CounterSeries::new("name"),
             buf: String::new(),
         }
     }
@@ -77,19 +71,11 @@ impl DiskioCollector {
                 {
                     continue;
                 }
-                let series = match self.names.get(name) {
-                    Some(series) => series.clone(),
-                    None => {
-                        let series: Arc<str> = Arc::from(name);
-                        self.names.insert(name.to_owned(), series.clone());
-                        series
-                    }
-                };
-                let tags = self.tags.get(name, || vec![("name", series.clone())]);
+                let tags = self.series.tags(name);
                 out.push(Sample {
                     field: "iops_in_progress",
                     value: counters[8] as f64,
-                    tags: tags.clone(),
+                    tags,
                 });
                 let deltas = [
                     ("reads", counters[0]),
@@ -100,23 +86,12 @@ impl DiskioCollector {
                     ("write_time", counters[7]),
                     ("io_time", counters[9]),
                 ];
-                for (field, value) in deltas {
-                    if let Some(delta) = self.deltas.delta(&series, field, value) {
-                        out.push(Sample {
-                            field,
-                            value: delta as f64,
-                            tags: tags.clone(),
-                        });
-                    }
-                }
+                self.series.push_deltas(name, &deltas, out);
             }
         }
         if result.is_ok() {
-            // Devices and interfaces that disappeared are forgotten with their counters.
-            let tags = &self.tags;
-            self.names.retain(|name, _| tags.contains(name));
-            self.deltas.retain(|series| tags.contains(series));
-            self.tags.end_cycle();
+            // Devices that disappeared are forgotten with their counters.
+            self.series.end_cycle();
         }
         self.buf = buf;
         result
@@ -178,8 +153,7 @@ mod tests {
             &fixture,
             "   8       0 sda 1100 10 22000 550 2300 20 46000 900 1 1700 2500 0 0 0 0\n",
         );
-        assert_eq!(diskio.tags.len(), 1, "loop0 is gone");
-        assert_eq!(diskio.names.len(), 1);
+        assert_eq!(diskio.series.len(), 1, "loop0 is gone");
         // Back again: its old counters are not used for a delta.
         let back = collect(&mut diskio, &fixture, SECOND);
         assert_eq!(value(&back, "reads", Some(("name", "loop0"))), None);

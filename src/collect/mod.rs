@@ -194,6 +194,82 @@ impl TagCache {
     }
 }
 
+/// Per-device counters (diskio, net): one series per name, tagged `tag_key=name`, sent as
+/// per-interval deltas, and forgotten when a name disappears.
+#[derive(Debug)]
+pub struct CounterSeries {
+    tag_key: &'static str,
+    names: HashMap<String, Arc<str>>,
+    tags: TagCache,
+    deltas: DeltaTracker,
+}
+
+impl CounterSeries {
+    /// Series tagged `tag_key`.
+    pub fn new(tag_key: &'static str) -> Self {
+        Self {
+            tag_key,
+            names: HashMap::new(),
+            tags: TagCache::default(),
+            deltas: DeltaTracker::default(),
+        }
+    }
+
+    /// The tags of series `name`, reused between cycles.
+    pub fn tags(&mut self, name: &str) -> Tags {
+        let series = match self.names.get(name) {
+            Some(series) => series.clone(),
+            None => {
+                let series: Arc<str> = Arc::from(name);
+                self.names.insert(name.to_owned(), series.clone());
+                series
+            }
+        };
+        let key = self.tag_key;
+        self.tags.get(name, || vec![(key, series)])
+    }
+
+    /// Appends the deltas of `counters` (field, cumulative value) for series `name`.
+    pub fn push_deltas(
+        &mut self,
+        name: &str,
+        counters: &[(&'static str, u64)],
+        out: &mut Vec<Sample>,
+    ) {
+        let tags = self.tags(name);
+        let Some(series) = self.names.get(name).cloned() else {
+            return;
+        };
+        for &(field, value) in counters {
+            if let Some(delta) = self.deltas.delta(&series, field, value) {
+                out.push(Sample {
+                    field,
+                    value: delta as f64,
+                    tags: tags.clone(),
+                });
+            }
+        }
+    }
+
+    /// Ends a cycle: names not seen in it are forgotten with their counters.
+    pub fn end_cycle(&mut self) {
+        let tags = &self.tags;
+        self.names.retain(|name, _| tags.contains(name));
+        self.deltas.retain(|series| tags.contains(series));
+        self.tags.end_cycle();
+    }
+
+    /// Names currently remembered.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
 /// No tags: plugins such as mem and swap report one series.
 pub fn no_tags() -> Tags {
     Arc::from(Vec::new())

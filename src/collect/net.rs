@@ -4,12 +4,9 @@
 //! default, read from `/sys/class/net/<if>/flags`); with `resources`, exactly the interfaces whose
 //! names match its globs. The tag is `interface`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use globset::GlobSet;
 
-use super::{CollectError, DeltaTracker, Host, Sample, TagCache, read_path_into};
+use super::{CollectError, CounterSeries, Host, Sample, read_path_into};
 use crate::config::Resources;
 
 const IFF_UP: u32 = 0x1;
@@ -19,9 +16,7 @@ const IFF_LOOPBACK: u32 = 0x8;
 #[derive(Debug)]
 pub struct NetCollector {
     filter: Option<GlobSet>,
-    deltas: DeltaTracker,
-    tags: TagCache,
-    names: HashMap<String, Arc<str>>,
+    series: CounterSeries,
     buf: String,
     flags_buf: String,
 }
@@ -31,9 +26,7 @@ impl NetCollector {
     pub fn new(resources: &Resources) -> Self {
         Self {
             filter: super::diskio::name_filter(resources),
-            deltas: DeltaTracker::default(),
-            tags: TagCache::default(),
-            names: HashMap::new(),
+            series: CounterSeries::new("interface"),
             buf: String::new(),
             flags_buf: String::new(),
         }
@@ -77,15 +70,6 @@ impl NetCollector {
                 if present < fields.len() {
                     continue;
                 }
-                let series = match self.names.get(name) {
-                    Some(series) => series.clone(),
-                    None => {
-                        let series: Arc<str> = Arc::from(name);
-                        self.names.insert(name.to_owned(), series.clone());
-                        series
-                    }
-                };
-                let tags = self.tags.get(name, || vec![("interface", series.clone())]);
                 let counters = [
                     ("bytes_recv", fields[0]),
                     ("packets_recv", fields[1]),
@@ -96,23 +80,12 @@ impl NetCollector {
                     ("err_out", fields[10]),
                     ("drop_out", fields[11]),
                 ];
-                for (field, value) in counters {
-                    if let Some(delta) = self.deltas.delta(&series, field, value) {
-                        out.push(Sample {
-                            field,
-                            value: delta as f64,
-                            tags: tags.clone(),
-                        });
-                    }
-                }
+                self.series.push_deltas(name, &counters, out);
             }
         }
         if result.is_ok() {
-            // Devices and interfaces that disappeared are forgotten with their counters.
-            let tags = &self.tags;
-            self.names.retain(|name, _| tags.contains(name));
-            self.deltas.retain(|series| tags.contains(series));
-            self.tags.end_cycle();
+            // Interfaces that disappeared are forgotten with their counters.
+            self.series.end_cycle();
         }
         self.buf = buf;
         result
