@@ -6,7 +6,7 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{CollectError, CounterSeries, Host, Sample};
+use super::{CollectError, CounterSeries, Host, Sample, parse_counters};
 use crate::config::Resources;
 
 /// `/proc/diskstats` counts 512-byte sectors whatever the device's real sector size.
@@ -60,15 +60,10 @@ impl DiskioCollector {
                 else {
                     continue;
                 };
-                let mut counters = [0u64; 11];
-                let mut present = 0;
-                for (slot, field) in counters.iter_mut().zip(fields) {
-                    *slot = field.parse().unwrap_or(0);
-                    present += 1;
-                }
-                if present < counters.len()
-                    || self.filter.as_ref().is_some_and(|f| !f.is_match(name))
-                {
+                let Some(counters) = parse_counters::<11>(fields) else {
+                    continue;
+                };
+                if self.filter.as_ref().is_some_and(|f| !f.is_match(name)) {
                     continue;
                 }
                 let tags = self.series.tags(name);

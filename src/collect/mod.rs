@@ -194,6 +194,20 @@ impl TagCache {
     }
 }
 
+/// The first `N` whitespace-separated numbers of `fields`; `None` when there are fewer (a line
+/// from an older kernel format). An unparsable number counts as 0, as gopsutil reads it.
+pub fn parse_counters<'a, const N: usize>(
+    fields: impl Iterator<Item = &'a str>,
+) -> Option<[u64; N]> {
+    let mut counters = [0u64; N];
+    let mut present = 0;
+    for (slot, field) in counters.iter_mut().zip(fields) {
+        *slot = field.parse().unwrap_or(0);
+        present += 1;
+    }
+    (present == N).then_some(counters)
+}
+
 /// Per-device counters (diskio, net): one series per name, tagged `tag_key=name`, sent as
 /// per-interval deltas, and forgotten when a name disappears.
 #[derive(Debug)]

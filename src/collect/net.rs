@@ -6,7 +6,7 @@
 
 use globset::GlobSet;
 
-use super::{CollectError, CounterSeries, Host, Sample, read_path_into};
+use super::{CollectError, CounterSeries, Host, Sample, parse_counters, read_path_into};
 use crate::config::Resources;
 
 const IFF_UP: u32 = 0x1;
@@ -61,15 +61,9 @@ impl NetCollector {
                 if !self.wanted(host, name) {
                     continue;
                 }
-                let mut fields = [0u64; 16];
-                let mut present = 0;
-                for (slot, field) in fields.iter_mut().zip(counters.split_ascii_whitespace()) {
-                    *slot = field.parse().unwrap_or(0);
-                    present += 1;
-                }
-                if present < fields.len() {
+                let Some(fields) = parse_counters::<16>(counters.split_ascii_whitespace()) else {
                     continue;
-                }
+                };
                 let counters = [
                     ("bytes_recv", fields[0]),
                     ("packets_recv", fields[1]),

@@ -196,7 +196,7 @@ impl TailedFile {
             read_now += n;
             self.read_offset += n as u64;
         }
-        self.at_end(out)
+        self.at_end()
     }
 
     /// Whether the open file shrank below what was read or its head is no longer the same.
@@ -206,7 +206,7 @@ impl TailedFile {
             || head_crc(&self.file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint)
     }
 
-    fn at_end(&mut self, out: &mut Vec<Line>) -> io::Result<Change> {
+    fn at_end(&mut self) -> io::Result<Change> {
         if self.detached {
             return Ok(Change::None);
         }
@@ -224,14 +224,8 @@ impl TailedFile {
             self.detached = true;
             return Ok(Change::Rotated);
         }
+        // A truncation is caught by the check at the start of the next poll, before any read.
         let len = self.file.metadata()?.len();
-        let head_changed =
-            head_crc(&self.file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint;
-        if len < self.read_offset || head_changed {
-            out.extend(self.reader.take_partial());
-            self.restart()?;
-            return Ok(Change::Truncated);
-        }
         if self.identity.fingerprint_len < FINGERPRINT_BYTES
             && len > u64::from(self.identity.fingerprint_len)
         {
