@@ -4,62 +4,24 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use common::Daemon;
+use common::{Daemon, append};
 use serde_json::json;
 
-fn cwlite() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cwlite"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY");
-    command
-}
-
 fn start(dir: &Path, log: &Path, group: &str) -> Daemon {
-    let credentials =
-        common::write_credentials(dir, &[("AmazonCloudWatchAgent", "AKIDLOGS", "secret")]);
-    let common_config = common::write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
-    let config = common::write_json(
-        dir,
-        "config.json",
-        &json!({
-            "agent": {"region": "us-east-1"},
-            "logs": {
-                "endpoint_override": common::emulator_endpoint(),
-                "force_flush_interval": 1,
-                "logs_collected": {"files": {"collect_list": [
-                    {"file_path": log.display().to_string(), "log_group_name": group, "log_stream_name": "stream"}
-                ]}}
-            }
-        }),
-    );
-    let mut daemon = Daemon::spawn(
-        cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .arg("--common-config")
-            .arg(common_config)
-            .arg("--state-dir")
-            .arg(dir.join("state")),
-    );
-    daemon.wait_stderr("started");
-    daemon
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    let config = json!({
+        "agent": {"region": "us-east-1"},
+        "logs": {
+            "endpoint_override": common::emulator_endpoint(),
+            "force_flush_interval": 1,
+            "logs_collected": {"files": {"collect_list": [
+                {"file_path": log.display().to_string(), "log_group_name": group, "log_stream_name": "stream"}
+            ]}}
+        }
+    });
+    common::start_daemon(dir, &dir.join("state"), &config, "AKIDLOGS")
 }
 
 /// Every message in the stream, oldest first.

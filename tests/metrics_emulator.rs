@@ -6,37 +6,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::{Daemon, Relay};
 use serde_json::{Value, json};
 
-fn cwlite() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cwlite"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY");
-    command
-}
-
 fn start(dir: &Path, state_dir: &Path, config: &Value) -> Daemon {
-    let credentials =
-        common::write_credentials(dir, &[("AmazonCloudWatchAgent", "AKIDMETRICS", "secret")]);
-    let common_config = common::write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
-    let config = common::write_json(dir, "config.json", config);
-    let mut daemon = Daemon::spawn(
-        cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .arg("--common-config")
-            .arg(common_config)
-            .arg("--state-dir")
-            .arg(state_dir),
-    );
-    daemon.wait_stderr("started");
-    daemon
+    common::start_daemon(dir, state_dir, config, "AKIDMETRICS")
 }
 
 fn dimensions(datum: &Value) -> Vec<String> {

@@ -108,6 +108,53 @@ pub fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// The built `cwlite` binary, run from the project root, with no AWS keys from the environment
+/// (the configured profile must be what signs).
+pub fn cwlite() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cwlite"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    command
+}
+
+/// Starts `cwlite run` with `config`, profile `AmazonCloudWatchAgent` holding `access_key`, and
+/// state in `state_dir`; returns once it logged that it started.
+pub fn start_daemon(
+    dir: &Path,
+    state_dir: &Path,
+    config: &serde_json::Value,
+    access_key: &str,
+) -> Daemon {
+    let credentials = write_credentials(dir, &[("AmazonCloudWatchAgent", access_key, "secret")]);
+    let common_config = write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
+    let config = write_json(dir, "config.json", config);
+    let mut daemon = Daemon::spawn(
+        cwlite()
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--common-config")
+            .arg(common_config)
+            .arg("--state-dir")
+            .arg(state_dir),
+    );
+    daemon.wait_stderr("started");
+    daemon
+}
+
+/// Appends `text` to `path`, creating the file if needed.
+pub fn append(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
 /// A running `cwlite` child whose stdout and stderr lines are collected by reader threads.
 pub struct Daemon {
     pub child: std::process::Child,
