@@ -79,6 +79,9 @@ pub enum RunError {
     /// The checkpoint directory cannot be opened.
     #[error(transparent)]
     Checkpoints(#[from] CheckpointError),
+    /// The tailer thread could not be started.
+    #[error("cannot start the tailer thread: {0}")]
+    Thread(String),
 }
 
 /// Runs until `shutdown` completes (a signal in production, a future in tests), then stops in
@@ -247,10 +250,7 @@ fn start_logs(
     let tailer = std::thread::Builder::new()
         .name("cwlite-tailer".into())
         .spawn(move || crate::tail::source::run(settings, links))
-        .map_err(|err| RunError::StateDir {
-            path: options.state_dir.clone(),
-            reason: format!("cannot start the tailer thread: {err}"),
-        })?;
+        .map_err(|err| RunError::Thread(err.to_string()))?;
     let shipper_settings = LogShipperSettings {
         flush_interval: Duration::from_secs(logs.force_flush_interval_secs),
         concurrency: logs.concurrency as usize,
