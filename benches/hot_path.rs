@@ -13,6 +13,7 @@ use cwlite::config::go_regex::GoRegex;
 use cwlite::config::{FileConfig, LogGroupName, MultiLineStart, Timezone};
 use cwlite::event::{EventSource, LogEvent};
 use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSAGE_BYTES};
+use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
 use cwlite::tail::events::{EventPipeline, Output};
 use cwlite::tail::line_reader::{DEFAULT_CHUNK_BYTES, LineReader};
 
@@ -70,22 +71,74 @@ fn config() -> FileConfig {
     }
 }
 
-/// The JSON body of a PutLogEvents call, as the wire protocol has it.
-fn encode(batch: &LogBatch, body: &mut Vec<u8>) {
-    body.clear();
-    body.extend_from_slice(br#"{"logGroupName":"app","logStreamName":"web-01","logEvents":["#);
-    for (i, event) in batch.events.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(br#"{"timestamp":"#);
-        body.extend_from_slice(event.timestamp_ms.to_string().as_bytes());
-        body.extend_from_slice(br#","message":"#);
-        let joined = event.message.joined();
-        serde_json::to_writer(&mut *body, std::str::from_utf8(&joined).unwrap_or("")).unwrap();
-        body.push(b'}');
+/// What the body cost before `put_log_events_body`: a `String` per event (as the SDK's
+/// `InputLogEvent` needs), then the SDK-style serialisation of those strings.
+fn encode_via_strings(batch: &LogBatch) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Event {
+        timestamp: i64,
+        message: String,
     }
-    body.extend_from_slice(b"]}");
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        log_group_name: &'a str,
+        log_stream_name: &'a str,
+        log_events: Vec<Event>,
+    }
+    let log_events = batch
+        .events
+        .iter()
+        .map(|e| Event {
+            timestamp: e.timestamp_ms,
+            message: String::from_utf8_lossy(&e.message.joined()).into_owned(),
+        })
+        .collect();
+    serde_json::to_vec(&Body {
+        log_group_name: "app",
+        log_stream_name: "web-01",
+        log_events,
+    })
+    .unwrap()
+}
+
+/// The corpus as closed batches, for the body benches.
+fn batches(data: &[u8], config: &FileConfig) -> Vec<LogBatch> {
+    let mut reader = LineReader::new(0, DEFAULT_CHUNK_BYTES, MAX_EVENT_MESSAGE_BYTES);
+    let mut pipeline = EventPipeline::new(config, MAX_EVENT_MESSAGE_BYTES).unwrap();
+    let mut batcher = LogBatcher::default();
+    let mut outputs = Vec::new();
+    let mut closed = Vec::new();
+    let mut source = data;
+    let now = Instant::now();
+    loop {
+        let more = reader.fill(&mut source).unwrap() > 0;
+        while let Some(line) = reader.next_line() {
+            pipeline.push(line, now, 1_764_000_000_000, &mut outputs);
+        }
+        if !more {
+            pipeline.flush(1_764_000_000_000, &mut outputs);
+        }
+        for output in outputs.drain(..) {
+            if let Output::Event(event) = output {
+                let source = EventSource {
+                    file: 1,
+                    start_offset: event.message.start_offset,
+                    end_offset: event.message.end_offset,
+                };
+                closed.extend(batcher.push(LogEvent {
+                    timestamp_ms: event.timestamp_ms,
+                    message: event.message,
+                    source,
+                }));
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    closed.extend(batcher.take());
+    closed
 }
 
 fn bench(c: &mut Criterion) {
@@ -100,13 +153,11 @@ fn bench(c: &mut Criterion) {
             let mut pipeline = EventPipeline::new(&config, MAX_EVENT_MESSAGE_BYTES).unwrap();
             let mut batcher = LogBatcher::default();
             let mut outputs = Vec::new();
-            let mut body = Vec::with_capacity(1 << 20);
             let mut encoded = 0usize;
             let now = Instant::now();
             let mut source: &[u8] = &data;
             let handle = |outputs: &mut Vec<Output>,
                           batcher: &mut LogBatcher,
-                          body: &mut Vec<u8>,
                           encoded: &mut usize| {
                 for output in outputs.drain(..) {
                     if let Output::Event(event) = output {
@@ -120,8 +171,7 @@ fn bench(c: &mut Criterion) {
                             message: event.message,
                             source,
                         }) {
-                            encode(&batch, body);
-                            *encoded += body.len();
+                            *encoded += put_log_events_body("app", "web-01", &batch.events).len();
                         }
                     }
                 }
@@ -130,13 +180,12 @@ fn bench(c: &mut Criterion) {
                 while let Some(line) = reader.next_line() {
                     pipeline.push(line, now, 1_764_000_000_000, &mut outputs);
                 }
-                handle(&mut outputs, &mut batcher, &mut body, &mut encoded);
+                handle(&mut outputs, &mut batcher, &mut encoded);
             }
             pipeline.flush(1_764_000_000_000, &mut outputs);
-            handle(&mut outputs, &mut batcher, &mut body, &mut encoded);
+            handle(&mut outputs, &mut batcher, &mut encoded);
             if let Some(batch) = batcher.take() {
-                encode(&batch, &mut body);
-                encoded += body.len();
+                encoded += put_log_events_body("app", "web-01", &batch.events).len();
             }
             black_box(encoded)
         })
@@ -152,6 +201,30 @@ fn bench(c: &mut Criterion) {
                 }
             }
             black_box(n)
+        })
+    });
+    group.finish();
+
+    // The request body alone: written from the read buffers (one copy per message) against the
+    // String-per-event path the SDK's own serialiser needs (two copies).
+    let closed = batches(&data, &config);
+    let mut group = c.benchmark_group("logs_request_body");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.sample_size(10);
+    group.bench_function("from_read_buffers", |b| {
+        b.iter(|| {
+            closed
+                .iter()
+                .map(|batch| put_log_events_body("app", "web-01", &batch.events).len())
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("baseline_string_per_event", |b| {
+        b.iter(|| {
+            closed
+                .iter()
+                .map(|batch| encode_via_strings(batch).len())
+                .sum::<usize>()
         })
     });
     group.finish();

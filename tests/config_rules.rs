@@ -864,8 +864,13 @@ fn keys_cwlite_does_not_honour_yet_are_warnings() {
     );
     assert_has(&found, "agent.run_as_user: not used yet");
     assert_has(&found, "agent.logfile: not used yet");
-    let found = warnings(file_entry(json!({"file_path": "/a", "auto_removal": true})));
-    assert_has(&found, "collect_list[0].auto_removal: not done yet");
+    let found = warnings(file_entry(
+        json!({"file_path": "/a*", "auto_removal": true, "publish_multi_logs": true}),
+    ));
+    assert_has(
+        &found,
+        "collect_list[0].auto_removal: ignored with publish_multi_logs",
+    );
 }
 
 #[test]

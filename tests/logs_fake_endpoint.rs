@@ -342,3 +342,207 @@ fn lines_written_to_a_renamed_file_before_its_writer_reopens_arrive() {
         ]
     );
 }
+
+fn sorted_messages(fake: &FakeLogs, group: &str) -> Vec<String> {
+    let mut got = messages(fake, group);
+    got.sort();
+    got
+}
+
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to)
+        .map(|i| format!("2026-11-27 line {i:04}"))
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    append(path, &format!("{}\n", lines.join("\n")));
+}
+
+/// The stock agent (and cwlite before) lost the end of a file that was rotated while the agent
+/// was down: its checkpoint only named the path, which now holds the new file.
+#[test]
+fn a_file_rotated_while_cwlite_was_stopped_is_finished_after_the_restart() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered(0, 3));
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "down"));
+    common::eventually("the first lines", || {
+        (messages(&fake, "down").len() == 3).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    // While cwlite is down: more lines, then a rename rotation and a new file.
+    write_lines(&log, &numbered(3, 6));
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    write_lines(&log, &numbered(6, 8));
+    let mut daemon = start(dir.path(), &fake.url(), entry(&log, "down"));
+    daemon.wait_stderr_any("resuming the undelivered tail of a rotated file");
+    let got = common::eventually("every line", || {
+        let got = sorted_messages(&fake, "down");
+        (got.len() >= 8).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(got, numbered(0, 8), "every line exactly once");
+}
+
+/// A rotated file whose last batches were still failing when the daemon was killed: its own
+/// checkpoint (by identity) brings its tail back after the restart, though the path's
+/// checkpoint already belongs to the new file.
+#[test]
+fn a_rotated_file_still_in_flight_at_kill_dash_9_is_finished_after_the_restart() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered(0, 3));
+    let mut daemon = start(dir.path(), &fake.url(), entry(&log, "inflight"));
+    common::eventually("the first lines", || {
+        (messages(&fake, "inflight").len() == 3).then_some(())
+    });
+    // From now on every put fails and is retried: nothing more is acknowledged.
+    fake.inject(std::iter::repeat_n(Fault::Unavailable, 100_000));
+    write_lines(&log, &numbered(3, 6));
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    write_lines(&log, &numbered(6, 8));
+    daemon.wait_stderr("the old file is read until its writer is done");
+    // The new file is tailed, so the path's checkpoint now names it; the old file's position
+    // lives in its rotated checkpoint.
+    let rotated = dir.path().join("state/logs-state/rotated");
+    common::eventually("a rotated checkpoint", || {
+        std::fs::read_dir(&rotated)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|_| ())
+    });
+    daemon.wait_stderr("tailing");
+    let (status, _) = daemon.stop("KILL");
+    assert!(!status.success());
+    fake.clear_faults();
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "inflight"));
+    let got = common::eventually("every line", || {
+        let got = sorted_messages(&fake, "inflight");
+        (got.len() >= 8).then_some(got)
+    });
+    assert_eq!(
+        got,
+        numbered(0, 8),
+        "nothing was acknowledged after line 2: each once"
+    );
+    // Once the old file's writer has been quiet long enough and all of it is delivered.
+    common::eventually("the rotated checkpoint removed", || {
+        std::fs::read_dir(&rotated)
+            .unwrap()
+            .next()
+            .is_none()
+            .then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+}
+
+/// A glob matching more files than cwlite keeps open: descriptors stay bounded, and a line
+/// appended to a file whose descriptor was closed is still read.
+#[test]
+fn a_glob_over_many_files_keeps_descriptors_bounded_and_misses_no_append() {
+    const FILES: usize = 400;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let many = dir.path().join("many");
+    std::fs::create_dir(&many).unwrap();
+    for i in 0..FILES {
+        append(
+            &many.join(format!("f{i:03}.log")),
+            &format!("2026-11-27 file {i} first\n"),
+        );
+    }
+    let entry = json!({
+        "file_path": format!("{}/*.log", many.display()),
+        "log_group_name": "many",
+        "log_stream_name": "s",
+        "publish_multi_logs": true,
+    });
+    let daemon = start(dir.path(), &fake.url(), entry);
+    common::eventually("a line from every file", || {
+        (fake.group_events("many").len() >= FILES).then_some(())
+    });
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.child.id()))
+            .unwrap()
+            .count()
+    };
+    let limit = cwlite::tail::source::MAX_OPEN_FILES;
+    // Sockets, the inotify descriptor, pipes, the runtime's own: well under 64.
+    assert!(
+        descriptors() < limit + 64,
+        "{} descriptors open with {FILES} files tailed",
+        descriptors()
+    );
+    // Most descriptors are closed by now: every file gets a line, closed or not.
+    for i in 0..FILES {
+        append(
+            &many.join(format!("f{i:03}.log")),
+            &format!("2026-11-27 file {i} second\n"),
+        );
+    }
+    let got = common::eventually("the appended lines", || {
+        let seconds: Vec<String> = fake
+            .group_events("many")
+            .into_iter()
+            .map(|(_, e)| e.message)
+            .filter(|m| m.ends_with("second"))
+            .collect();
+        (seconds.len() >= FILES).then_some(seconds)
+    });
+    assert_eq!(got.len(), FILES);
+    assert!(descriptors() < limit + 64);
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(fake.group_events("many").len(), 2 * FILES, "each line once");
+}
+
+/// `auto_removal`: an older file is deleted once a newer one is tailed, but only after
+/// CloudWatch acknowledged every line of it (the stock agent deletes once it has read it).
+#[test]
+fn auto_removal_deletes_an_older_file_only_after_all_of_it_is_delivered() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("app-1.log");
+    let new = dir.path().join("app-2.log");
+    write_lines(&old, &numbered(0, 3));
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    // Nothing is acknowledged until the faults are cleared.
+    fake.inject(std::iter::repeat_n(Fault::Unavailable, 100_000));
+    let entry = json!({
+        "file_path": format!("{}/app-*.log", dir.path().display()),
+        "log_group_name": "removal",
+        "log_stream_name": "stream",
+        "auto_removal": true,
+    });
+    let mut daemon = start(dir.path(), &fake.url(), entry);
+    daemon.wait_stderr_any("tailing");
+    write_lines(&new, &numbered(3, 5));
+    daemon.wait_stderr("auto_removal: a newer file is tailed");
+    assert!(old.exists(), "not one line of it is delivered yet");
+    fake.clear_faults();
+    daemon.wait_stderr("auto_removal: deleted after CloudWatch acknowledged all of it");
+    assert!(!old.exists());
+    assert!(new.exists(), "the newest file is never removed");
+    let got = common::eventually("every line", || {
+        let got = sorted_messages(&fake, "removal");
+        (got.len() >= 5).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(got, numbered(0, 5));
+}

@@ -1184,10 +1184,10 @@ fn validate_file(
         ),
         Some(other) => diagnostics.error(&path.key("backpressure_mode"), format!("\"{other}\" is not a backpressure mode: only fd_release exists")),
     }
-    if raw.auto_removal == Some(true) {
+    if raw.auto_removal == Some(true) && publish_multi_logs {
         diagnostics.warn(
             &path.key("auto_removal"),
-            "not done yet: cwlite reads the file but does not delete it afterwards",
+            "ignored with publish_multi_logs, as in the stock agent: every match is tailed, none is older",
         );
     }
     Some(FileConfig {
@@ -1202,7 +1202,7 @@ fn validate_file(
         multi_line_start,
         encoding,
         filters,
-        auto_removal: raw.auto_removal.unwrap_or(false),
+        auto_removal: raw.auto_removal.unwrap_or(false) && !publish_multi_logs,
         publish_multi_logs,
         blacklist,
     })

@@ -29,7 +29,7 @@ use crate::state::checkpoint::{
     CheckpointError, CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR,
 };
 use crate::state::spool::{Spool, SpoolError};
-use crate::tail::source::{TailerLinks, TailerSettings};
+use crate::tail::source::{ChangedPaths, TailerLinks, TailerSettings};
 
 /// Where cwlite keeps its state when `--state-dir` is not given.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cwlite";
@@ -216,15 +216,22 @@ fn start_logs(
             Some(store),
         )
     };
-    let checkpoints = match &store {
+    let (checkpoints, rotated) = match &store {
         Some(store) => {
             let (found, errors) = store.load_all();
             for error in errors {
                 warn!("{error}; that file is read from its start");
             }
-            found.into_iter().map(|c| (c.path.clone(), c)).collect()
+            let (rotated, errors) = store.load_rotated();
+            for error in errors {
+                warn!("{error}; that rotated file's tail is not resumed");
+            }
+            (
+                found.into_iter().map(|c| (c.path.clone(), c)).collect(),
+                rotated,
+            )
         }
-        None => std::collections::HashMap::new(),
+        None => (std::collections::HashMap::new(), Vec::new()),
     };
     let budget = Arc::new(ByteBudget::new(DEFAULT_LOG_BUDGET_BYTES));
     let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_EVENTS);
@@ -233,10 +240,14 @@ fn start_logs(
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
-    let watcher = watch_directories(logs, wake_tx.clone());
+    let changed = Arc::new(ChangedPaths::default());
+    let (delivered_tx, delivered_rx) = crossbeam_channel::unbounded::<u64>();
+    let tailer_wake = wake_tx.clone();
+    let watcher = watch_directories(logs, wake_tx.clone(), changed.clone());
     let settings = TailerSettings {
         entries: logs.files.clone(),
         checkpoints,
+        rotated,
         max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
     };
     let links = TailerLinks {
@@ -245,6 +256,8 @@ fn start_logs(
         budget: budget.clone(),
         stop: stop.clone(),
         wake: wake_rx,
+        changed,
+        delivered: delivered_rx,
         file_events: watcher.is_some(),
     };
     let tailer = std::thread::Builder::new()
@@ -281,9 +294,18 @@ fn start_logs(
                     Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
                     None => acks_open = false,
                 },
-                _ = ticks.tick() => for error in checkpointer.flush() {
-                    warn!("{error}; shipping goes on and the checkpoint is written again later");
-                },
+                _ = ticks.tick() => {
+                    for error in checkpointer.flush() {
+                        warn!("{error}; shipping goes on and the checkpoint is written again later");
+                    }
+                    let delivered = checkpointer.take_delivered();
+                    if !delivered.is_empty() {
+                        for file in delivered {
+                            let _ = delivered_tx.send(file);
+                        }
+                        let _ = tailer_wake.try_send(());
+                    }
+                }
             }
         }
         for error in checkpointer.flush() {
@@ -304,14 +326,29 @@ fn start_logs(
 fn watch_directories(
     logs: &LogsConfig,
     wake: crossbeam_channel::Sender<()>,
+    changed: Arc<ChangedPaths>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Opening or reading a directory (our own rescans do) is not a change.
-            if !matches!(&event, Ok(e) if matches!(e.kind, notify::EventKind::Access(_))) {
-                let _ = wake.try_send(());
+            match event {
+                // Opening or reading a file or directory (our own reads and rescans do) is not
+                // a change.
+                Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => return,
+                Ok(event) if event.need_rescan() => changed.record_all(),
+                Ok(event) => {
+                    use notify::EventKind;
+                    use notify::event::ModifyKind;
+                    let names = !matches!(
+                        event.kind,
+                        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
+                    );
+                    changed.record(&event.paths, names);
+                }
+                // Events were lost (queue overflow): look at everything.
+                Err(_) => changed.record_all(),
             }
+            let _ = wake.try_send(());
         }) {
             Ok(watcher) => watcher,
             Err(err) => {

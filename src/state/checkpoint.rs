@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::write_atomically;
 
+/// Subdirectory of a store holding the checkpoints of rotated-away files not fully delivered.
+pub const ROTATED_DIR: &str = "rotated";
+
 /// The stock agent's state folder.
 pub const STOCK_STATE_DIR: &str = "/opt/aws/amazon-cloudwatch-agent/logs/state";
 
@@ -124,6 +127,9 @@ pub enum CheckpointMessage {
         identity: FileIdentity,
         /// Where reading starts.
         offset: u64,
+        /// An older file of `path` (renamed away before its tail was delivered): it never
+        /// takes the path's own checkpoint, only a rotated one.
+        rotated: bool,
     },
     /// `file`'s identity changed (its fingerprint now covers more of its head).
     Identity {
@@ -131,6 +137,14 @@ pub enum CheckpointMessage {
         file: u64,
         /// The new identity.
         identity: FileIdentity,
+    },
+    /// Nothing of `file` beyond `end` will be handed on (it was rotated away or deleted and its
+    /// writer is done, or it was truncated): once `end` is delivered its checkpoint is done.
+    Finished {
+        /// The tailer's key.
+        file: u64,
+        /// Just past the last byte handed on.
+        end: u64,
     },
     /// `[start, end)` of `file` is delivered or deliberately skipped.
     Ack {
@@ -148,16 +162,37 @@ struct Tracked {
     identity: FileIdentity,
     tracker: AckTracker,
     dirty: bool,
+    /// Set by [`CheckpointMessage::Finished`].
+    finished_at: Option<u64>,
+}
+
+impl Tracked {
+    fn checkpoint(&self) -> FileCheckpoint {
+        FileCheckpoint {
+            path: self.path.clone(),
+            offset: self.tracker.committed(),
+            identity: Some(self.identity),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.finished_at
+            .is_some_and(|end| self.tracker.committed() >= end)
+    }
 }
 
 /// Turns acknowledgements into checkpoint files, at most every few hundred milliseconds.
 ///
 /// Only the newest file registered for a path writes that path's checkpoint, so a rotated file
 /// whose last batches are still in flight cannot overwrite the checkpoint of its successor.
+/// Older files of the path keep a rotated checkpoint of their own (by identity) until everything
+/// they handed on is delivered, so a crash or restart in between loses none of their tail.
 pub struct Checkpointer {
     store: Option<CheckpointStore>,
     files: std::collections::HashMap<u64, Tracked>,
     newest: std::collections::HashMap<PathBuf, u64>,
+    /// Finished files that became fully delivered since [`Checkpointer::take_delivered`].
+    delivered: Vec<u64>,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -175,6 +210,7 @@ impl Checkpointer {
             store,
             files: std::collections::HashMap::new(),
             newest: std::collections::HashMap::new(),
+            delivered: Vec::new(),
         }
     }
 
@@ -186,8 +222,15 @@ impl Checkpointer {
                 path,
                 identity,
                 offset,
+                rotated,
             } => {
-                self.newest.insert(path.clone(), file);
+                if !rotated
+                    && let Some(previous) = self.newest.insert(path.clone(), file)
+                    && let Some(previous) = self.files.get_mut(&previous)
+                {
+                    // Superseded: from now on its state goes to a rotated checkpoint.
+                    previous.dirty = true;
+                }
                 self.files.insert(
                     file,
                     Tracked {
@@ -195,8 +238,15 @@ impl Checkpointer {
                         identity,
                         tracker: AckTracker::new(offset),
                         dirty: true,
+                        finished_at: None,
                     },
                 );
+            }
+            CheckpointMessage::Finished { file, end } => {
+                if let Some(tracked) = self.files.get_mut(&file) {
+                    tracked.finished_at = Some(end);
+                    tracked.dirty = true;
+                }
             }
             CheckpointMessage::Identity { file, identity } => {
                 if let Some(tracked) = self.files.get_mut(&file) {
@@ -214,6 +264,11 @@ impl Checkpointer {
         }
     }
 
+    /// The keys of finished files whose every byte was delivered since the last call.
+    pub fn take_delivered(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.delivered)
+    }
+
     /// The committed offset of a file key (for tests and status).
     pub fn committed(&self, file: u64) -> Option<u64> {
         self.files.get(&file).map(|t| t.tracker.committed())
@@ -226,25 +281,48 @@ impl Checkpointer {
         let Some(store) = &self.store else {
             return errors;
         };
-        for (file, tracked) in &mut self.files {
-            if !tracked.dirty || self.newest.get(&tracked.path) != Some(file) {
+        let mut done = Vec::new();
+        // Rotated checkpoints first: if the process dies between the two writes, the older
+        // file's position is already safe when its path's checkpoint moves to the new file.
+        let mut order: Vec<(bool, u64)> = self
+            .files
+            .iter()
+            .filter(|(_, tracked)| tracked.dirty)
+            .map(|(file, tracked)| (self.newest.get(&tracked.path) == Some(file), *file))
+            .collect();
+        order.sort_unstable();
+        for (newest, file) in order {
+            let Some(tracked) = self.files.get_mut(&file) else {
                 continue;
-            }
-            let checkpoint = FileCheckpoint {
-                path: tracked.path.clone(),
-                offset: tracked.tracker.committed(),
-                identity: Some(tracked.identity),
             };
-            match store.write(&checkpoint) {
+            let checkpoint = tracked.checkpoint();
+            let written = if tracked.done() {
+                done.push(file);
+                if newest {
+                    // Deleted and fully delivered: a file that appears at the path later is new.
+                    store.remove(&checkpoint.path);
+                    Ok(())
+                } else {
+                    store.remove_rotated(&checkpoint)
+                }
+            } else if newest {
+                store.write(&checkpoint)
+            } else {
+                store.write_rotated(&checkpoint)
+            };
+            match written {
                 Ok(()) => tracked.dirty = false,
                 Err(err) => errors.push(err),
             }
         }
-        // Superseded files with nothing left in flight are done.
-        let newest = &self.newest;
-        self.files.retain(|file, tracked| {
-            newest.get(&tracked.path) == Some(file) || tracked.tracker.ahead_ranges() > 0
-        });
+        for file in done {
+            self.delivered.push(file);
+            if let Some(tracked) = self.files.remove(&file)
+                && self.newest.get(&tracked.path) == Some(&file)
+            {
+                self.newest.remove(&tracked.path);
+            }
+        }
         errors
     }
 }
@@ -363,6 +441,65 @@ impl CheckpointStore {
     /// Removes a file's checkpoint (the file is gone for good).
     pub fn remove(&self, source: &Path) {
         let _ = std::fs::remove_file(self.dir.join(state_file_name(source)));
+    }
+
+    /// Where the rotated checkpoint of an older file of `checkpoint.path` lives: its own file
+    /// per identity, in a subdirectory the stock agent's format knows nothing of.
+    fn rotated_path(&self, checkpoint: &FileCheckpoint) -> PathBuf {
+        let id = checkpoint.identity.unwrap_or(FileIdentity {
+            device: 0,
+            inode: 0,
+            fingerprint: 0,
+            fingerprint_len: 0,
+        });
+        self.dir.join(ROTATED_DIR).join(format!(
+            "{}.{}-{}",
+            state_file_name(&checkpoint.path),
+            id.device,
+            id.inode
+        ))
+    }
+
+    /// Writes the checkpoint of an older (rotated-away) file of a path, atomically.
+    ///
+    /// # Errors
+    /// The write failed; the previous checkpoint is intact.
+    pub fn write_rotated(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
+        let dir = self.dir.join(ROTATED_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| CheckpointError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let path = self.rotated_path(checkpoint);
+        write_atomically(&path, checkpoint.encode().as_bytes())
+            .map_err(|source| CheckpointError::Io { path, source })
+    }
+
+    /// Removes an older file's checkpoint once its whole content is delivered.
+    ///
+    /// # Errors
+    /// The removal failed for another reason than the file being gone already.
+    pub fn remove_rotated(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
+        let path = self.rotated_path(checkpoint);
+        match std::fs::remove_file(&path) {
+            Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                Err(CheckpointError::Io { path, source })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The checkpoints of older files whose tail may not be delivered yet.
+    pub fn load_rotated(&self) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
+        let dir = self.dir.join(ROTATED_DIR);
+        if !dir.is_dir() {
+            return (Vec::new(), Vec::new());
+        }
+        let (found, errors) = read_dir_checkpoints(&dir, true);
+        (
+            found.into_iter().filter(|c| c.identity.is_some()).collect(),
+            errors,
+        )
     }
 
     /// On first start (an empty store), copies the stock agent's offsets so that switching
@@ -566,6 +703,7 @@ mod tests {
             path: path.clone(),
             identity: id(10),
             offset: 0,
+            rotated: false,
         });
         checkpointer.apply(CheckpointMessage::Ack {
             file: 1,
@@ -581,6 +719,7 @@ mod tests {
             path: path.clone(),
             identity: id(11),
             offset: 0,
+            rotated: false,
         });
         checkpointer.apply(CheckpointMessage::Ack {
             file: 2,
@@ -597,6 +736,64 @@ mod tests {
         assert_eq!(
             (loaded[0].offset, loaded[0].identity.unwrap().inode),
             (5, 11)
+        );
+        // The old file keeps its own checkpoint until all it handed on is delivered.
+        let rotated = store.load_rotated().0;
+        assert_eq!(
+            (rotated[0].offset, rotated[0].identity.unwrap().inode),
+            (200, 10)
+        );
+        checkpointer.apply(CheckpointMessage::Finished { file: 1, end: 300 });
+        checkpointer.flush();
+        assert_eq!(store.load_rotated().0[0].offset, 200, "100 bytes in flight");
+        checkpointer.apply(CheckpointMessage::Ack {
+            file: 1,
+            start: 200,
+            end: 300,
+        });
+        checkpointer.flush();
+        assert!(store.load_rotated().0.is_empty(), "delivered: done");
+        assert_eq!(checkpointer.committed(1), None, "and forgotten");
+        // The newest file deleted and fully delivered: its checkpoint goes too.
+        checkpointer.apply(CheckpointMessage::Finished { file: 2, end: 5 });
+        checkpointer.flush();
+        assert!(store.load_all().0.is_empty());
+    }
+
+    #[test]
+    fn a_resumed_rotated_file_never_takes_the_path_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let mut checkpointer = Checkpointer::new(Some(store.clone()));
+        let path = PathBuf::from("/var/log/app.log");
+        let id = |inode| FileIdentity {
+            device: 1,
+            inode,
+            fingerprint: 7,
+            fingerprint_len: 10,
+        };
+        checkpointer.apply(CheckpointMessage::Register {
+            file: 1,
+            path: path.clone(),
+            identity: id(20),
+            offset: 0,
+            rotated: false,
+        });
+        checkpointer.apply(CheckpointMessage::Register {
+            file: 2,
+            path: path.clone(),
+            identity: id(19),
+            offset: 40,
+            rotated: true,
+        });
+        checkpointer.flush();
+        assert_eq!(store.load_all().0[0].identity.unwrap().inode, 20);
+        assert_eq!(
+            (
+                store.load_rotated().0[0].offset,
+                store.load_rotated().0[0].identity.unwrap().inode
+            ),
+            (40, 19)
         );
     }
 

@@ -14,6 +14,13 @@ use crate::config::go_regex::GoRegex;
 /// Extensions the stock agent never tails: rotated, compressed copies.
 pub const COMPRESSED_EXTENSIONS: [&str; 6] = ["tar", "zst", "gz", "zip", "bz2", "rar"];
 
+/// Glob semantics: `*` stays within a directory, hidden files match as in the stock agent.
+const MATCH_OPTIONS: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
 /// What to look for.
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -37,12 +44,7 @@ pub struct Found {
 impl Pattern {
     /// The files the pattern selects now, newest first.
     pub fn discover(&self) -> Vec<Found> {
-        let options = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
-        let mut found: Vec<Found> = match glob::glob_with(&self.file_path, options) {
+        let mut found: Vec<Found> = match glob::glob_with(&self.file_path, MATCH_OPTIONS) {
             Ok(paths) => paths
                 .filter_map(Result::ok)
                 .filter(|path| self.accepts(path))
@@ -65,6 +67,13 @@ impl Pattern {
             found.truncate(1);
         }
         found
+    }
+
+    /// Whether `path` is one of the files this pattern could select (ignoring which is newest).
+    pub fn matches(&self, path: &Path) -> bool {
+        glob::Pattern::new(&self.file_path)
+            .is_ok_and(|glob| glob.matches_path_with(path, MATCH_OPTIONS))
+            && self.accepts(path)
     }
 
     fn accepts(&self, path: &Path) -> bool {
@@ -191,6 +200,20 @@ mod tests {
             ["syslog"]
         );
         assert!(pattern(dir.path(), "missing", false).discover().is_empty());
+    }
+
+    #[test]
+    fn matches_agrees_with_discovery_and_exclusions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pattern(dir.path(), "**/app*.log*", true);
+        assert!(p.matches(&dir.path().join("x/app.log.1")));
+        assert!(!p.matches(&dir.path().join("x/app.log.2.gz")), "compressed");
+        assert!(!p.matches(&dir.path().join("x/other.log")));
+        let single = pattern(dir.path(), "*.log", false);
+        assert!(
+            !single.matches(&dir.path().join("x/a.log")),
+            "* stays in one directory"
+        );
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! the checkpointer before their first event, and ranges that make no event are acknowledged at
 //! once. It knows nothing of AWS; destinations are plain names.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
@@ -21,7 +21,7 @@ use super::discovery::Pattern;
 use super::events::{EventPipeline, Output};
 use super::line_reader::{Framing, Line};
 use super::multiline::MULTI_LINE_IDLE;
-use super::watcher::{Change, TailedFile};
+use super::watcher::{Change, TailedFile, locate};
 use crate::config::{FileConfig, LogGroupName};
 use crate::event::{Destination, EventSource, LogEvent, TailMessage};
 use crate::queue::ByteBudget;
@@ -31,6 +31,62 @@ use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
 /// Bytes read from one file per pass.
 pub const READ_BUDGET_PER_PASS: usize = 1024 * 1024;
+/// Most descriptors of tailed files kept open; the longest-idle files beyond it are closed and
+/// reopened on change (a glob may match thousands of files; systemd's default soft limit is 1024).
+pub const MAX_OPEN_FILES: usize = 256;
+/// Most distinct changed paths remembered between two passes; beyond it every file is looked at.
+pub const MAX_CHANGED_PATHS: usize = 4096;
+
+/// Paths that file-system events named since the tailer last looked, so that a pass reopens
+/// only the closed files that changed, and globs are evaluated again only when names changed.
+/// Bounded: past [`MAX_CHANGED_PATHS`] it only remembers that everything must be looked at.
+#[derive(Debug, Default)]
+pub struct ChangedPaths {
+    inner: Mutex<Changed>,
+}
+
+/// What [`ChangedPaths`] collected.
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Paths whose content or name changed.
+    pub paths: HashSet<PathBuf>,
+    /// Events were lost or too many: look at every file.
+    pub all: bool,
+    /// A file was created, renamed or removed: evaluate the globs again.
+    pub names: bool,
+}
+
+impl ChangedPaths {
+    /// Records the paths of one event; `names` when it created, renamed or removed something.
+    pub fn record(&self, paths: &[PathBuf], names: bool) {
+        let mut changed = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        changed.names |= names;
+        if changed.all {
+            return;
+        }
+        for path in paths {
+            if changed.paths.len() >= MAX_CHANGED_PATHS {
+                changed.paths.clear();
+                changed.all = true;
+                return;
+            }
+            changed.paths.insert(path.clone());
+        }
+    }
+
+    /// Records that events were lost: every file must be looked at and every glob evaluated.
+    pub fn record_all(&self) {
+        let mut changed = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        changed.paths.clear();
+        changed.all = true;
+        changed.names = true;
+    }
+
+    /// Takes what was recorded.
+    pub fn take(&self) -> Changed {
+        std::mem::take(&mut *self.inner.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 /// Everything the tailer needs.
 pub struct TailerSettings {
@@ -38,6 +94,8 @@ pub struct TailerSettings {
     pub entries: Vec<FileConfig>,
     /// Checkpoints by path.
     pub checkpoints: HashMap<PathBuf, FileCheckpoint>,
+    /// Checkpoints of older, rotated-away files whose tail may not be delivered yet.
+    pub rotated: Vec<FileCheckpoint>,
     /// Largest event message in bytes (the destination's limit).
     pub max_event_bytes: usize,
 }
@@ -49,9 +107,20 @@ struct Open {
     /// [`MULTI_LINE_IDLE`] of quiet, as the stock agent does.
     last_line_at: Instant,
     key: u64,
+    /// Index of its `collect_list` entry.
+    entry: usize,
     file: TailedFile,
     pipeline: EventPipeline,
     destination: Arc<Destination>,
+}
+
+/// An older file of an `auto_removal` entry, read to its end, waiting for CloudWatch to
+/// acknowledge all of it before it is deleted.
+struct Removal {
+    path: PathBuf,
+    identity: crate::state::checkpoint::FileIdentity,
+    end: u64,
+    entry: usize,
 }
 
 /// Channels and signals the tailer talks through.
@@ -66,6 +135,10 @@ pub struct TailerLinks {
     pub stop: Arc<AtomicBool>,
     /// Wakes the tailer (file-system events, stop).
     pub wake: crossbeam_channel::Receiver<()>,
+    /// What the file-system events named.
+    pub changed: Arc<ChangedPaths>,
+    /// Keys of finished files whose every byte is now delivered (for `auto_removal`).
+    pub delivered: crossbeam_channel::Receiver<u64>,
     /// Whether file-system events arrive on `wake` (otherwise the tailer polls every second).
     pub file_events: bool,
 }
@@ -113,82 +186,48 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         .collect();
     let mut open: Vec<Open> = Vec::new();
     let mut next_key = 1u64;
+    resume_rotated(&mut settings, &patterns, &mut open, &mut next_key, &links);
     let mut last_scan: Option<Instant> = None;
     let mut lines: Vec<Line> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
     let mut woken = true;
     let mut rescan_now = false;
+    // The newest match of each entry, as the last discovery saw it.
+    let mut newest: Vec<Option<PathBuf>> = vec![None; patterns.len()];
+    let mut removals: HashMap<u64, Removal> = HashMap::new();
     while !links.stop.load(Ordering::Relaxed) {
-        if woken || rescan_now || last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL) {
+        for key in links.delivered.try_iter() {
+            if let Some(removal) = removals.remove(&key) {
+                remove_delivered(&settings, removal, &mut open, &mut next_key, &links);
+            }
+        }
+        let changed = links.changed.take();
+        let periodic = last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL);
+        // The periodic look also catches changes to closed files that raised no event.
+        let look_at_all = changed.all || periodic || !links.file_events;
+        // Appends only need the files polled; globs are evaluated again when names changed.
+        if (woken && changed.names) || rescan_now || periodic {
             last_scan = Some(Instant::now());
             rescan_now = false;
-            for (entry, pattern) in patterns.iter().enumerate() {
-                for found in pattern.discover() {
-                    if open
-                        .iter()
-                        .any(|o| !o.file.is_detached() && o.file.path() == found.path)
-                    {
-                        continue;
-                    }
-                    // A rotated file renamed to a name the glob also matches is the same file:
-                    // reading it again from 0 would send it twice.
-                    if let Ok(meta) = std::fs::metadata(&found.path) {
-                        use std::os::unix::fs::MetadataExt;
-                        if open.iter().any(|o| {
-                            o.file.identity().device == meta.dev()
-                                && o.file.identity().inode == meta.ino()
-                        }) {
-                            continue;
-                        }
-                    }
-                    // A checkpoint loaded at start applies to the first opening only.
-                    let checkpoint = settings.checkpoints.remove(&found.path);
-                    let checkpoint = checkpoint.as_ref();
-                    let config = &settings.entries[entry];
-                    let pipeline = match EventPipeline::new(config, settings.max_event_bytes) {
-                        Ok(pipeline) => pipeline,
-                        Err(err) => {
-                            warn!(file = %found.path.display(), "{err}");
-                            continue;
-                        }
-                    };
-                    let framing = Framing::for_encoding(config.encoding);
-                    match TailedFile::open_framed(
-                        &found.path,
-                        checkpoint.map_or(0, |c| c.offset),
-                        checkpoint.and_then(|c| c.identity),
-                        super::line_reader::DEFAULT_CHUNK_BYTES,
-                        framing.max_raw_line(settings.max_event_bytes),
-                        framing,
-                    ) {
-                        Ok(file) => {
-                            let key = next_key;
-                            next_key += 1;
-                            info!(file = %found.path.display(), offset = file.offset(), "tailing");
-                            let _ = links.checkpoints.send(CheckpointMessage::Register {
-                                file: key,
-                                path: found.path.clone(),
-                                identity: file.identity(),
-                                offset: file.offset(),
-                            });
-                            let destination = Arc::new(destination(config, &found.path));
-                            open.push(Open {
-                                told_identity: file.identity(),
-                                last_line_at: Instant::now(),
-                                key,
-                                file,
-                                pipeline,
-                                destination,
-                            });
-                        }
-                        Err(err) => warn!(file = %found.path.display(), "cannot open: {err}"),
-                    }
-                }
-            }
+            discover(
+                &mut settings,
+                &patterns,
+                &mut newest,
+                &mut open,
+                &mut next_key,
+                &links,
+            );
         }
         let mut progressed = false;
         let mut finished = Vec::new();
         for (i, tailed) in open.iter_mut().enumerate() {
+            if tailed.file.is_closed()
+                && !tailed.file.is_detached()
+                && !look_at_all
+                && !changed.paths.contains(tailed.file.path())
+            {
+                continue;
+            }
             lines.clear();
             // Lines framed before an error are kept and handed on; the read is tried again next pass.
             let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
@@ -230,12 +269,19 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                         tailed.pipeline.push(line, now, now_ms, &mut outputs);
                     }
                     tailed.pipeline.flush(now_ms, &mut outputs);
-                    finished.push(i);
                 }
                 _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
             }
             if !hand_on(tailed, &mut outputs, &links) {
                 return;
+            }
+            if writer_done {
+                // Everything it will ever hand on is out: its checkpoint ends once that is delivered.
+                let _ = links.checkpoints.send(CheckpointMessage::Finished {
+                    file: tailed.key,
+                    end: tailed.file.offset(),
+                });
+                finished.push(i);
             }
             if change == Change::None && tailed.file.identity() != tailed.told_identity {
                 // The fingerprint now covers more of the head: a stronger identity for restarts.
@@ -257,6 +303,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
                 Change::Truncated => {
                     info!(file = %tailed.file.path().display(), ?change, "reading the new content from its start");
+                    let _ = links.checkpoints.send(CheckpointMessage::Finished {
+                        file: tailed.key,
+                        end: tailed.file.truncated_at(),
+                    });
                     tailed.key = next_key;
                     next_key += 1;
                     tailed.told_identity = tailed.file.identity();
@@ -265,6 +315,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                         path: tailed.file.path().to_owned(),
                         identity: tailed.file.identity(),
                         offset: 0,
+                        rotated: false,
                     });
                     progressed = true;
                 }
@@ -274,6 +325,27 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             let gone = open.remove(i);
             info!(file = %gone.file.path().display(), "rotated or deleted file fully read");
         }
+        for i in (0..open.len()).rev() {
+            if superseded_and_read(&open[i], &settings, &newest) {
+                let done = open.remove(i);
+                let end = done.file.offset();
+                info!(file = %done.file.path().display(), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
+                let _ = links.checkpoints.send(CheckpointMessage::Finished {
+                    file: done.key,
+                    end,
+                });
+                removals.insert(
+                    done.key,
+                    Removal {
+                        path: done.file.path().to_owned(),
+                        identity: done.file.identity(),
+                        end,
+                        entry: done.entry,
+                    },
+                );
+            }
+        }
+        close_idle(&mut open, MAX_OPEN_FILES);
         if !progressed {
             // Idle: sleep until a file-system event, the next rescan, or the moment a pending
             // multi-line event or unterminated line is due; no wake-ups beyond those. Without
@@ -297,6 +369,297 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             while links.wake.try_recv().is_ok() {}
         } else {
             woken = false;
+        }
+    }
+}
+
+/// Whether `o` is an older file of an `auto_removal` entry (a newer match is tailed), read to
+/// its end, with nothing pending and its writer quiet.
+fn superseded_and_read(o: &Open, settings: &TailerSettings, newest: &[Option<PathBuf>]) -> bool {
+    settings.entries[o.entry].auto_removal
+        && !o.file.is_detached()
+        && newest[o.entry]
+            .as_deref()
+            .is_some_and(|newest| newest != o.file.path())
+        && o.file.pending_bytes() == 0
+        && !o.pipeline.has_pending()
+        && o.last_line_at.elapsed() >= MULTI_LINE_IDLE
+        && std::fs::metadata(o.file.path()).is_ok_and(|m| m.len() == o.file.offset())
+}
+
+/// Deletes an `auto_removal` file now that all of it is delivered, if it is still the same file
+/// and did not grow; a file that grew is tailed again from where it ended.
+fn remove_delivered(
+    settings: &TailerSettings,
+    removal: Removal,
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    links: &TailerLinks,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(&removal.path) else {
+        return;
+    };
+    if (meta.dev(), meta.ino()) != (removal.identity.device, removal.identity.inode) {
+        return;
+    }
+    if meta.len() == removal.end {
+        match std::fs::remove_file(&removal.path) {
+            Ok(()) => {
+                info!(file = %removal.path.display(), "auto_removal: deleted after CloudWatch acknowledged all of it")
+            }
+            Err(err) => warn!(file = %removal.path.display(), "auto_removal: cannot delete: {err}"),
+        }
+        return;
+    }
+    warn!(file = %removal.path.display(), "auto_removal: not deleted, it grew after it was read; reading on");
+    let config = &settings.entries[removal.entry];
+    let framing = Framing::for_encoding(config.encoding);
+    let file = TailedFile::open_framed(
+        &removal.path,
+        removal.end,
+        Some(removal.identity),
+        super::line_reader::DEFAULT_CHUNK_BYTES,
+        framing.max_raw_line(settings.max_event_bytes),
+        framing,
+    );
+    match (file, EventPipeline::new(config, settings.max_event_bytes)) {
+        (Ok(file), Ok(pipeline)) => {
+            let destination = Arc::new(destination(config, &removal.path));
+            add(
+                open,
+                next_key,
+                removal.entry,
+                file,
+                removal.path,
+                false,
+                pipeline,
+                destination,
+                links,
+            );
+        }
+        (Err(err), _) => warn!(file = %removal.path.display(), "cannot open: {err}"),
+        (_, Err(err)) => warn!(file = %removal.path.display(), "{err}"),
+    }
+}
+
+/// Closes the descriptors of the longest-idle files while more than `limit` are open; each is
+/// reopened when an event names it or at the next rescan. Files with a partial line or a pending
+/// event, and detached files, stay open.
+fn close_idle(open: &mut [Open], limit: usize) {
+    let descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
+    if descriptors <= limit {
+        return;
+    }
+    // Close down to three quarters of the limit, so the next few new files do not each cost a
+    // sort of every open file.
+    let mut excess = descriptors - limit * 3 / 4;
+    let mut idle: Vec<usize> = (0..open.len())
+        .filter(|&i| {
+            let o = &open[i];
+            !o.file.is_closed() && !o.file.is_detached() && !o.pipeline.has_pending()
+        })
+        .collect();
+    idle.sort_by_key(|&i| open[i].last_line_at);
+    for i in idle {
+        if excess == 0 {
+            break;
+        }
+        if open[i].file.close() {
+            excess -= 1;
+        }
+    }
+}
+
+/// Opens the files the patterns select that are not open yet.
+fn discover(
+    settings: &mut TailerSettings,
+    patterns: &[Pattern],
+    newest: &mut [Option<PathBuf>],
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    links: &TailerLinks,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let mut attached: HashSet<PathBuf> = open
+        .iter()
+        .filter(|o| !o.file.is_detached())
+        .map(|o| o.file.path().to_owned())
+        .collect();
+    let mut inodes: HashSet<(u64, u64)> = open
+        .iter()
+        .map(|o| (o.file.identity().device, o.file.identity().inode))
+        .collect();
+    for (entry, pattern) in patterns.iter().enumerate() {
+        let selected = pattern.discover();
+        newest[entry] = selected.first().map(|f| f.path.clone());
+        for found in selected {
+            if attached.contains(&found.path) {
+                continue;
+            }
+            // A rotated file renamed to a name the glob also matches is the same file: reading
+            // it again from 0 would send it twice.
+            if let Ok(meta) = std::fs::metadata(&found.path)
+                && inodes.contains(&(meta.dev(), meta.ino()))
+            {
+                continue;
+            }
+            // A checkpoint loaded at start applies to the first opening only.
+            let checkpoint = settings.checkpoints.remove(&found.path);
+            let checkpoint = checkpoint.as_ref();
+            let config = &settings.entries[entry];
+            let pipeline = match EventPipeline::new(config, settings.max_event_bytes) {
+                Ok(pipeline) => pipeline,
+                Err(err) => {
+                    warn!(file = %found.path.display(), "{err}");
+                    continue;
+                }
+            };
+            let framing = Framing::for_encoding(config.encoding);
+            match TailedFile::open_framed(
+                &found.path,
+                checkpoint.map_or(0, |c| c.offset),
+                checkpoint.and_then(|c| c.identity),
+                super::line_reader::DEFAULT_CHUNK_BYTES,
+                framing.max_raw_line(settings.max_event_bytes),
+                framing,
+            ) {
+                Ok(file) => {
+                    info!(file = %found.path.display(), offset = file.offset(), "tailing");
+                    attached.insert(found.path.clone());
+                    inodes.insert((file.identity().device, file.identity().inode));
+                    let destination = Arc::new(destination(config, &found.path));
+                    add(
+                        open,
+                        next_key,
+                        entry,
+                        file,
+                        found.path,
+                        false,
+                        pipeline,
+                        destination,
+                        links,
+                    );
+                }
+                Err(err) => warn!(file = %found.path.display(), "cannot open: {err}"),
+            }
+        }
+    }
+}
+
+/// Registers an opened file with the checkpointer and starts polling it.
+#[allow(clippy::too_many_arguments)]
+fn add(
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    entry: usize,
+    file: TailedFile,
+    path: PathBuf,
+    rotated: bool,
+    pipeline: EventPipeline,
+    destination: Arc<Destination>,
+    links: &TailerLinks,
+) {
+    let key = *next_key;
+    *next_key += 1;
+    let _ = links.checkpoints.send(CheckpointMessage::Register {
+        file: key,
+        path,
+        identity: file.identity(),
+        offset: file.offset(),
+        rotated,
+    });
+    open.push(Open {
+        told_identity: file.identity(),
+        last_line_at: Instant::now(),
+        key,
+        entry,
+        file,
+        pipeline,
+        destination,
+    });
+}
+
+/// At start: finds the older files whose tail was not delivered before the last stop (rotated
+/// while cwlite was down, or while their last batches were in flight) by their identity, and
+/// reads each from its checkpoint to its end. A rotated checkpoint whose file is gone is closed.
+fn resume_rotated(
+    settings: &mut TailerSettings,
+    patterns: &[Pattern],
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    links: &TailerLinks,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let mut candidates: Vec<(FileCheckpoint, bool)> = std::mem::take(&mut settings.rotated)
+        .into_iter()
+        .map(|c| (c, true))
+        .collect();
+    // A path's own checkpoint whose file was renamed away while cwlite was down.
+    for checkpoint in settings.checkpoints.values() {
+        if let Some(identity) = checkpoint.identity
+            && std::fs::metadata(&checkpoint.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) != (identity.device, identity.inode))
+        {
+            candidates.push((checkpoint.clone(), false));
+        }
+    }
+    for (checkpoint, from_rotated) in candidates {
+        let Some(identity) = checkpoint.identity else {
+            continue;
+        };
+        let entry = patterns.iter().position(|p| p.matches(&checkpoint.path));
+        let found = locate(&checkpoint.path, identity).filter(|found| *found != checkpoint.path);
+        let resumed = match (entry, &found) {
+            (Some(entry), Some(found)) => {
+                let config = &settings.entries[entry];
+                let framing = Framing::for_encoding(config.encoding);
+                let file = TailedFile::open_rotated(
+                    found,
+                    checkpoint.offset,
+                    identity,
+                    super::line_reader::DEFAULT_CHUNK_BYTES,
+                    framing.max_raw_line(settings.max_event_bytes),
+                    framing,
+                );
+                match (file, EventPipeline::new(config, settings.max_event_bytes)) {
+                    (Ok(Some(file)), Ok(pipeline)) => {
+                        info!(file = %found.display(), path = %checkpoint.path.display(), offset = checkpoint.offset, "resuming the undelivered tail of a rotated file");
+                        let destination = Arc::new(destination(config, &checkpoint.path));
+                        add(
+                            open,
+                            next_key,
+                            entry,
+                            file,
+                            checkpoint.path.clone(),
+                            true,
+                            pipeline,
+                            destination,
+                            links,
+                        );
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !resumed && from_rotated {
+            info!(path = %checkpoint.path.display(), offset = checkpoint.offset, "a rotated file with an undelivered tail is gone; its checkpoint is dropped");
+            // Registered and finished at once: the checkpointer removes its checkpoint.
+            let key = *next_key;
+            *next_key += 1;
+            let _ = links.checkpoints.send(CheckpointMessage::Register {
+                file: key,
+                path: checkpoint.path.clone(),
+                identity,
+                offset: checkpoint.offset,
+                rotated: true,
+            });
+            let _ = links.checkpoints.send(CheckpointMessage::Finished {
+                file: key,
+                end: checkpoint.offset,
+            });
         }
     }
 }

@@ -10,6 +10,11 @@
 //!   between two looks, or an inode reused by a new file): read again from 0;
 //! - **deleted**: detached likewise, and read until its writer is done.
 //!
+//! To keep descriptors bounded when a glob matches thousands of files, an idle file can be
+//! closed: it then remembers its identity, offset and modification time, costs one `stat` per
+//! look, and is reopened when it changed. A file renamed away while closed is found again by its
+//! identity among its siblings ([`locate`]), so its tail is not lost either.
+//!
 //! Lines written between a copytruncate's copy and its truncate cannot be seen by anyone; that
 //! window is inherent to copytruncate. It knows nothing of events or CloudWatch.
 
@@ -17,6 +22,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::line_reader::{Framing, Line, LineReader};
 use crate::state::checkpoint::FileIdentity;
@@ -54,6 +60,29 @@ fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
     Ok((u64::from(crc32fast::hash(&head[..read])), read as u32))
 }
 
+/// Where the file `identity` names is now: at `path`, or under another name in the same
+/// directory (a renamed rotation such as `app.log.1` keeps the inode). `None` when it is gone.
+pub fn locate(path: &Path, identity: FileIdentity) -> Option<PathBuf> {
+    use std::os::unix::fs::DirEntryExt;
+    let is_it = |candidate: &Path| {
+        std::fs::metadata(candidate).is_ok_and(|meta| {
+            meta.is_file() && meta.dev() == identity.device && meta.ino() == identity.inode
+        }) && File::open(candidate)
+            .and_then(|file| head_crc(&file, identity.fingerprint_len))
+            .is_ok_and(|(crc, _)| crc == identity.fingerprint)
+    };
+    if is_it(path) {
+        return Some(path.to_owned());
+    }
+    std::fs::read_dir(path.parent()?)
+        .ok()?
+        .flatten()
+        // The directory entry's inode number costs no `stat`: only a likely match is opened.
+        .filter(|entry| entry.ino() == identity.inode)
+        .map(|entry| entry.path())
+        .find(|candidate| is_it(candidate))
+}
+
 /// What a poll found besides lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -72,7 +101,13 @@ pub enum Change {
 #[derive(Debug)]
 pub struct TailedFile {
     path: PathBuf,
-    file: File,
+    /// `None` while closed to save a descriptor (see [`TailedFile::close`]), or when a detached
+    /// file could not be found again.
+    file: Option<File>,
+    /// The modification time when it was closed: a change reopens it.
+    closed_mtime: Option<SystemTime>,
+    /// Where reading stood when the last truncation was noticed.
+    truncated_at: u64,
     identity: FileIdentity,
     reader: LineReader,
     /// Bytes read from the descriptor so far (the next read's offset).
@@ -140,7 +175,9 @@ impl TailedFile {
         file.seek(SeekFrom::Start(start))?;
         Ok(Self {
             path: path.to_owned(),
-            file,
+            file: Some(file),
+            closed_mtime: None,
+            truncated_at: 0,
             identity,
             reader: LineReader::new(start, chunk_bytes, max_line_bytes).with_framing(framing),
             read_offset: start,
@@ -149,6 +186,36 @@ impl TailedFile {
             framing,
             detached: false,
         })
+    }
+
+    /// Opens the older file `identity` names, found at `path` (see [`locate`]), at `offset`,
+    /// already detached: it is read to its end and until its writer is done. `None` when the
+    /// file there is not that one after all, or is shorter than `offset`.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_rotated(
+        path: &Path,
+        offset: u64,
+        identity: FileIdentity,
+        chunk_bytes: usize,
+        max_line_bytes: usize,
+        framing: Framing,
+    ) -> io::Result<Option<Self>> {
+        let mut file = Self::open_framed(
+            path,
+            offset,
+            Some(identity),
+            chunk_bytes,
+            max_line_bytes,
+            framing,
+        )?;
+        let same = file.identity.device == identity.device && file.identity.inode == identity.inode;
+        if !same || file.offset() != offset {
+            return Ok(None);
+        }
+        file.detached = true;
+        Ok(Some(file))
     }
 
     /// The file's identity (for its checkpoint).
@@ -172,13 +239,28 @@ impl TailedFile {
     /// # Errors
     /// A read failed; the state is unchanged and the call can be repeated.
     pub fn poll(&mut self, budget: usize, out: &mut Vec<Line>) -> io::Result<Change> {
+        let mut moved = Change::None;
+        if self.file.is_none() {
+            if self.detached {
+                return Ok(Change::None);
+            }
+            match self.reopen()? {
+                Some(Change::None) => {}
+                Some(change) => moved = change,
+                None => return Ok(Change::None),
+            }
+        }
         // Before reading on from the old offset: a file truncated and rewritten past its old size
         // since the last look would otherwise hand on lines from the middle of its new content.
         if !self.detached && self.rewritten()? {
             out.extend(self.reader.take_partial());
+            self.truncated_at = self.reader.offset();
             self.restart()?;
             return Ok(Change::Truncated);
         }
+        let Some(file) = &self.file else {
+            return Ok(moved);
+        };
         let mut read_now = 0;
         loop {
             while let Some(line) = self.reader.next_line() {
@@ -189,21 +271,89 @@ impl TailedFile {
             }
             let n = self
                 .reader
-                .fill(&mut (&self.file).take((budget - read_now) as u64))?;
+                .fill(&mut file.take((budget - read_now) as u64))?;
             if n == 0 {
                 break;
             }
             read_now += n;
             self.read_offset += n as u64;
         }
+        if moved != Change::None {
+            return Ok(moved);
+        }
         self.at_end()
+    }
+
+    /// Looks at a closed file's path: `None` when nothing changed (it stays closed), `Some(None)`
+    /// when it grew or changed in place (reopened), and `Some(Rotated | Deleted)` when the path
+    /// no longer names it: it is then detached and reopened wherever it went, if anywhere.
+    fn reopen(&mut self) -> io::Result<Option<Change>> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(meta) => Some(meta),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        if let Some(meta) = &meta
+            && meta.dev() == self.identity.device
+            && meta.ino() == self.identity.inode
+        {
+            if meta.len() == self.read_offset && meta.modified().ok() == self.closed_mtime {
+                return Ok(None);
+            }
+            let mut file = File::open(&self.path)?;
+            file.seek(SeekFrom::Start(self.read_offset))?;
+            self.file = Some(file);
+            self.closed_mtime = None;
+            return Ok(Some(Change::None));
+        }
+        self.detached = true;
+        if let Some(found) = locate(&self.path, self.identity) {
+            let mut file = File::open(found)?;
+            if file.metadata()?.len() >= self.read_offset {
+                file.seek(SeekFrom::Start(self.read_offset))?;
+                self.file = Some(file);
+            }
+        }
+        Ok(Some(if meta.is_some() {
+            Change::Rotated
+        } else {
+            Change::Deleted
+        }))
+    }
+
+    /// Closes the descriptor of a file that is read to its end and not detached, to keep the
+    /// number of open files bounded; the next [`TailedFile::poll`] reopens it if it changed.
+    /// Returns whether it was closed.
+    pub fn close(&mut self) -> bool {
+        if self.detached || self.reader.pending_bytes() > 0 {
+            return false;
+        }
+        let Some(file) = self.file.take() else {
+            return false;
+        };
+        self.closed_mtime = file.metadata().and_then(|m| m.modified()).ok();
+        true
+    }
+
+    /// Whether the descriptor is closed (see [`TailedFile::close`]).
+    pub fn is_closed(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Where reading stood when the last [`Change::Truncated`] was reported: everything before
+    /// it belonged to the old content.
+    pub fn truncated_at(&self) -> u64 {
+        self.truncated_at
     }
 
     /// Whether the open file shrank below what was read or its head is no longer the same.
     fn rewritten(&self) -> io::Result<bool> {
-        let len = self.file.metadata()?.len();
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let len = file.metadata()?.len();
         Ok(len < self.read_offset
-            || head_crc(&self.file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint)
+            || head_crc(file, self.identity.fingerprint_len)?.0 != self.identity.fingerprint)
     }
 
     fn at_end(&mut self) -> io::Result<Change> {
@@ -225,12 +375,12 @@ impl TailedFile {
             return Ok(Change::Rotated);
         }
         // A truncation is caught by the check at the start of the next poll, before any read.
-        let len = self.file.metadata()?.len();
-        if self.identity.fingerprint_len < FINGERPRINT_BYTES
-            && len > u64::from(self.identity.fingerprint_len)
+        if let Some(file) = &self.file
+            && self.identity.fingerprint_len < FINGERPRINT_BYTES
+            && file.metadata()?.len() > u64::from(self.identity.fingerprint_len)
         {
             // The file grew past the bytes its fingerprint covers: cover more while it is ours.
-            self.identity = identify(&self.file)?;
+            self.identity = identify(file)?;
         }
         Ok(Change::None)
     }
@@ -242,8 +392,11 @@ impl TailedFile {
 
     /// Reads the rewritten file from its start.
     fn restart(&mut self) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
-        self.identity = identify(&self.file)?;
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        file.seek(SeekFrom::Start(0))?;
+        self.identity = identify(file)?;
         self.read_offset = 0;
         self.reader =
             LineReader::new(0, self.chunk_bytes, self.max_line_bytes).with_framing(self.framing);
@@ -421,5 +574,84 @@ mod tests {
         let mut lines = Vec::new();
         assert_eq!(file.poll(110, &mut lines).unwrap(), Change::None);
         assert_eq!(lines.len(), 10);
+    }
+
+    #[test]
+    fn a_closed_file_costs_no_descriptor_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "one\n");
+        let mut file = open(&path);
+        assert_eq!(drain(&mut file).0, ["one"]);
+        assert!(file.close());
+        assert!(file.is_closed());
+        assert_eq!(drain(&mut file), (vec![], Change::None));
+        assert!(file.is_closed(), "unchanged: still closed");
+        append(&path, "two\n");
+        assert_eq!(drain(&mut file), (vec!["two".into()], Change::None));
+        assert!(!file.is_closed(), "reopened where it stopped");
+    }
+
+    #[test]
+    fn a_file_with_a_partial_line_or_detached_is_not_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "no newline yet");
+        let mut file = open(&path);
+        drain(&mut file);
+        assert!(!file.close(), "the partial line lives in its buffer");
+        append(&path, "\n");
+        drain(&mut file);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(drain(&mut file).1, Change::Deleted);
+        assert!(
+            !file.close(),
+            "detached files are read through their descriptor"
+        );
+    }
+
+    #[test]
+    fn a_file_renamed_away_while_closed_is_found_again_and_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "2026-11-27 one\n");
+        let mut file = open(&path);
+        drain(&mut file);
+        assert!(file.close());
+        // Its writer appends, then it is rotated away, all while the descriptor is closed.
+        append(&path, "2026-11-27 two\n");
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "2026-11-27 new\n");
+        assert_eq!(
+            drain(&mut file),
+            (vec!["2026-11-27 two".into()], Change::Rotated)
+        );
+        assert!(file.is_detached());
+    }
+
+    #[test]
+    fn locate_finds_a_file_by_identity_among_its_siblings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "2026-11-27 the old file\n");
+        let identity = identify(&File::open(&path).unwrap()).unwrap();
+        assert_eq!(locate(&path, identity), Some(path.clone()));
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        append(&path, "2026-11-27 the new file\n");
+        assert_eq!(locate(&path, identity), Some(dir.path().join("app.log.1")));
+        let mut rotated = TailedFile::open_rotated(
+            &dir.path().join("app.log.1"),
+            11,
+            identity,
+            64,
+            1 << 20,
+            Framing::Bytes,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(rotated.is_detached());
+        assert_eq!(drain(&mut rotated).0, ["the old file"]);
+        std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
+        assert_eq!(locate(&path, identity), None, "gone");
     }
 }

@@ -119,6 +119,24 @@ impl FakeLogs {
             .unwrap_or_default()
     }
 
+    /// Drops the faults not applied yet.
+    pub fn clear_faults(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+
+    /// Every accepted event of every stream of a group, each with its stream.
+    pub fn group_events(&self, group: &str) -> Vec<(String, Accepted)> {
+        let state = self.state.lock().unwrap();
+        let mut all: Vec<(String, Accepted)> = state
+            .streams
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .flat_map(|((_, stream), events)| events.iter().map(|e| (stream.clone(), e.clone())))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// PutLogEvents calls answered (accepted or refused).
     pub fn put_calls(&self) -> u64 {
         self.state.lock().unwrap().put_calls

@@ -4,7 +4,7 @@
 //! Owns the loop that turns [`TailMessage`]s into requests. Each (group, stream) has its own
 //! [`LogBatcher`]; a batch closes when full or `force_flush_interval` after its first event. Up
 //! to `concurrency` requests per stream are in flight (CloudWatch no longer needs sequence
-//! tokens). Each accepted event's file range is acknowledged and its bytes released from the
+//! tokens), and at most [`MAX_REQUESTS_IN_FLIGHT`] in all. Each accepted event's file range is acknowledged and its bytes released from the
 //! budget. A missing stream or group is created on the first ResourceNotFound; retention is set
 //! once per group. Failures that may pass are retried with capped, jittered backoff for as long
 //! as cwlite runs (reading pauses meanwhile, through the budget); a batch refused as invalid is
@@ -27,6 +27,10 @@ use crate::aws::{AwsError, AwsErrorKind};
 pub use crate::event::{Ack, TailMessage};
 use crate::queue::ByteBudget;
 use crate::ship::retry::Backoff;
+
+/// Most PutLogEvents calls in flight over all streams: each may hold a connection, and a glob
+/// matching thousands of files with `publish_multi_logs` makes as many streams.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
 
 /// Settings of the shipper.
 #[derive(Debug, Clone)]
@@ -88,9 +92,15 @@ pub async fn run(
     let mut in_flight_batches: HashMap<tokio::task::Id, (usize, Arc<LogBatch>)> = HashMap::new();
     let mut drain_until: Option<Instant> = None;
     let mut window_reported: Option<Instant> = None;
+    // Where the next look for batches to send starts, so that under the global cap no stream
+    // is always served last.
+    let mut first = 0usize;
     loop {
         let now = Instant::now();
-        for (i, state) in destinations.iter_mut().enumerate() {
+        let count = destinations.len();
+        first = if count == 0 { 0 } else { (first + 1) % count };
+        for i in (first..count).chain(0..first) {
+            let state = &mut destinations[i];
             if state
                 .opened_at
                 .is_some_and(|at| now.duration_since(at) >= settings.flush_interval)
@@ -106,7 +116,9 @@ pub async fn run(
                 continue;
             }
             state.retry_at = None;
-            while state.in_flight < settings.concurrency.max(1) {
+            while state.in_flight < settings.concurrency.max(1)
+                && sending.len() < MAX_REQUESTS_IN_FLIGHT
+            {
                 let Some(batch) = state.queue.pop_front() else {
                     break;
                 };

@@ -8,9 +8,11 @@
 
 use std::io::Write;
 
-use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass as SdkClass};
+use aws_sdk_cloudwatchlogs::types::LogGroupClass as SdkClass;
+use aws_smithy_types::body::SdkBody;
 
 use super::batch::LogBatch;
+use super::body::put_log_events_body;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::LogGroupClass;
 pub use crate::event::Destination;
@@ -57,44 +59,32 @@ impl LogsSink {
         destination: &Destination,
         batch: &LogBatch,
     ) -> Result<Rejected, AwsError> {
+        // The one copy of each message: from the read buffers into the body.
+        let body = put_log_events_body(&destination.group, &destination.stream, &batch.events);
         match self {
             LogsSink::DryRun => {
-                let events: Vec<serde_json::Value> = batch
-                    .events
-                    .iter()
-                    .map(|e| serde_json::json!({"timestamp": e.timestamp_ms, "message": String::from_utf8_lossy(&e.message.joined())}))
-                    .collect();
-                let line = serde_json::json!({
-                    "operation": "PutLogEvents",
-                    "logGroupName": destination.group,
-                    "logStreamName": destination.stream,
-                    "logEvents": events,
-                });
                 let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+                let _ = stdout
+                    .write_all(br#"{"operation":"PutLogEvents","#)
+                    .and_then(|()| stdout.write_all(&body[1..]))
+                    .and_then(|()| stdout.write_all(b"\n"))
+                    .and_then(|()| stdout.flush());
                 Ok(Rejected::default())
             }
             LogsSink::CloudWatch { client, endpoint } => {
-                let mut events = Vec::with_capacity(batch.events.len());
-                for event in &batch.events {
-                    // Messages are valid UTF-8 by construction (decoding happens in `tail`).
-                    let message = String::from_utf8_lossy(&event.message.joined()).into_owned();
-                    let input = InputLogEvent::builder()
-                        .timestamp(event.timestamp_ms)
-                        .message(message)
-                        .build()
-                        .map_err(|err| AwsError {
-                            kind: AwsErrorKind::InvalidRequest,
-                            code: None,
-                            message: format!("cannot build a log event: {err}"),
-                        })?;
-                    events.push(input);
-                }
+                // The SDK serialises an empty event list; the body built above replaces it
+                // before signing, so the signature covers exactly what is sent.
                 let output = client
                     .put_log_events()
                     .log_group_name(&destination.group)
                     .log_stream_name(&destination.stream)
-                    .set_log_events(Some(events))
+                    .set_log_events(Some(Vec::new()))
+                    .customize()
+                    .mutate_request(move |request| {
+                        let length = body.len().to_string();
+                        *request.body_mut() = SdkBody::from(body.clone());
+                        request.headers_mut().insert("content-length", length);
+                    })
                     .send()
                     .await
                     .map_err(|err| AwsError::from_sdk("PutLogEvents", endpoint, &err))?;
