@@ -5,6 +5,7 @@
 //! - [`aws`]: SDK clients for CloudWatch Logs and CloudWatch built from that configuration
 //!   (credentials, region, endpoints, proxy, CA) and the one place that describes SDK failures.
 //! - [`daemon`]: what `cwlite run` does with a configuration.
+//! - [`telemetry`]: the counters every part updates, and the status report built from them.
 //!
 //! `main.rs` only parses the command line and maps errors to exit codes.
 
@@ -18,3 +19,4 @@ pub mod queue;
 pub mod ship;
 pub mod state;
 pub mod tail;
+pub mod telemetry;

@@ -44,6 +44,19 @@ enum Command {
         /// default holds days of the default metric set); beyond it the oldest are dropped.
         #[arg(long, value_name = "MIB", default_value_t = cwlite::ship::cloudwatch_metrics::DEFAULT_SPOOL_BYTES / (1024 * 1024), value_parser = clap::value_parser!(u64).range(1..=65_536))]
         metric_spool_mib: u64,
+        /// Most MiB of log data held between reading and CloudWatch's acknowledgement; when it
+        /// is spent (CloudWatch slow or unreachable), reading pauses instead of dropping.
+        #[arg(long, value_name = "MIB", default_value_t = cwlite::queue::DEFAULT_LOG_BUDGET_BYTES as u64 / (1024 * 1024), value_parser = clap::value_parser!(u64).range(2..=4_096))]
+        log_buffer_mib: u64,
+    },
+    /// Show what the daemon running on a state directory is doing (from its status file).
+    Status {
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print the figures as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the configuration and print it with every default filled in.
     Validate {
@@ -62,6 +75,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Status { state_dir, json } => status(&state_dir, json),
         Command::Validate {
             mut config,
             paths,
@@ -80,11 +94,13 @@ fn main() -> ExitCode {
             state_dir,
             dry_run,
             metric_spool_mib,
+            log_buffer_mib,
         } => {
             let options = RunOptions {
                 dry_run,
                 state_dir,
                 metric_spool_bytes: metric_spool_mib * 1024 * 1024,
+                log_buffer_bytes: usize::try_from(log_buffer_mib * 1024 * 1024).unwrap_or(usize::MAX),
             };
             match run(&config, common_config.as_deref(), options) {
                 Ok(code) => code,
@@ -131,13 +147,58 @@ fn validate(paths: &[PathBuf], common_config: Option<&std::path::Path>) -> ExitC
     }
 }
 
+/// Exit code of `status` when no daemon runs on the state directory (the LSB convention).
+const EXIT_NOT_RUNNING: u8 = 3;
+
+fn status(state_dir: &std::path::Path, json: bool) -> ExitCode {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match cwlite::telemetry::read_status(state_dir) {
+        Ok((report, running)) => {
+            if json {
+                let mut value = serde_json::to_value(&report).unwrap_or_default();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("running".into(), running.into());
+                }
+                println!("{value}");
+            } else {
+                if !running {
+                    println!(
+                        "cwlite is not running on {} (the last figures, from pid {}, follow)\n",
+                        state_dir.display(),
+                        report.pid
+                    );
+                }
+                print!("{}", report.human(now));
+            }
+            if running {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_NOT_RUNNING)
+            }
+        }
+        Err(err) => {
+            eprintln!("cwlite is not running on {}: {err}", state_dir.display());
+            ExitCode::from(EXIT_NOT_RUNNING)
+        }
+    }
+}
+
+fn load_for_run(
+    paths: &[PathBuf],
+    common_config: Option<&std::path::Path>,
+) -> Result<config::Loaded, config::LoadError> {
+    let env = Environment::from_process();
+    config::load(paths, common_config, &env, RegionPolicy::Required)
+}
+
 fn run(
     paths: &[PathBuf],
     common_config: Option<&std::path::Path>,
     options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
-    let env = Environment::from_process();
-    let loaded = match config::load(paths, common_config, &env, RegionPolicy::Required) {
+    let loaded = match load_for_run(paths, common_config) {
         Ok(loaded) => loaded,
         Err(err) => {
             print_diagnostics(&err.warnings, &err.errors.0);
@@ -145,29 +206,50 @@ fn run(
             return Ok(ExitCode::from(EXIT_FAILURE));
         }
     };
-    init_logging(loaded.config.agent.debug);
+    init_logging(loaded.config.agent.debug, loaded.config.agent.logfile.as_deref());
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    // A dry run writes nothing, so it has no state directory to hand over either.
+    if let Some(user) = loaded.config.agent.run_as_user.as_ref().filter(|_| !options.dry_run) {
+        daemon::privileges::run_as(user, &options.state_dir)
+            .with_context(|| format!("agent.run_as_user {user:?}"))?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let shutdown = {
+    let signals = {
         let _inside = runtime.enter();
-        daemon::shutdown_signal()
+        daemon::Signals::install().context("cannot install the signal handlers")?
     };
-    let result = runtime.block_on(daemon::run(&loaded.config, &options, shutdown));
+    let (paths, common_config) = (paths.to_vec(), common_config.map(std::path::Path::to_path_buf));
+    let reload = move || match load_for_run(&paths, common_config.as_deref()) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(loaded.config)
+        }
+        Err(err) => {
+            for warning in &err.warnings {
+                tracing::warn!("{warning}");
+            }
+            Err(err.errors.0.iter().map(ToString::to_string).collect())
+        }
+    };
+    let result = runtime.block_on(daemon::run(loaded.config, &options, &reload, signals));
     // A collection stuck in the kernel (a hung network mount) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Logs go to stderr (journald under systemd) without colours when not on a terminal;
-/// `RUST_LOG` overrides the level that `agent.debug` sets.
-fn init_logging(debug: bool) {
+/// Logs go to stderr (journald under systemd) without colours when not on a terminal, or to
+/// `agent.logfile` when it is set and can be opened; `RUST_LOG` overrides the level that
+/// `agent.debug` sets.
+fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
     use std::io::IsTerminal;
     let default_level = if debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -175,10 +257,30 @@ fn init_logging(debug: bool) {
             "{default_level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
         ))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let file = logfile.map(|path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|err| (path, err))
+    });
+    match file {
+        Some(Ok(file)) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_target(false)
+            .init(),
+        other => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false)
+                .init();
+            if let Some(Err((path, err))) = other {
+                tracing::warn!(file = %path.display(), "agent.logfile cannot be opened ({err}); logging to stderr");
+            }
+        }
+    }
 }

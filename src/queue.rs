@@ -59,6 +59,11 @@ impl ByteBudget {
         self.freed.notify_all();
     }
 
+    /// The budget's size in bytes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Bytes held now.
     pub fn used(&self) -> usize {
         *self.used.lock().unwrap_or_else(|p| p.into_inner())

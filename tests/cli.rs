@@ -198,9 +198,16 @@ fn run_with_a_missing_profile_refuses_to_start() {
     let credentials = common::write_credentials(dir.path(), &[("default", "AKID", SECRET)]);
     let common_config =
         common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
+    // The seed configuration without its run_as_user, whose user may not exist here.
+    let mut seed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("config/cwlite.json").unwrap()).unwrap();
+    seed["agent"].as_object_mut().unwrap().remove("run_as_user");
+    let config = common::write_json(dir.path(), "cwlite.json", &seed);
     let (out, _, stderr) = output(
         cwlite()
-            .args(["run", "--config", "config/cwlite.json", "--common-config"])
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--common-config")
             .arg(&common_config)
             .arg("--state-dir")
             .arg(dir.path().join("state"))

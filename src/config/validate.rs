@@ -307,17 +307,13 @@ fn validate_agent(
         None | Some("") => None,
         Some(file) => {
             check_length(file, 1, 4096, &path.key("logfile"), diagnostics);
-            diagnostics.warn(
-                &path.key("logfile"),
-                "not used yet: cwlite logs to stderr, which journald keeps under systemd",
-            );
             Some(file.into())
         }
     };
     if raw.run_as_user.as_deref().is_some_and(|u| !u.is_empty()) {
         diagnostics.warn(
             &path.key("run_as_user"),
-            "not used yet: cwlite runs as the user that starts it; set User= in the systemd unit",
+            "honoured only when cwlite starts as root; the systemd unit's User= or DynamicUser= is preferred",
         );
     }
     AgentConfig {

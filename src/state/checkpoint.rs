@@ -269,6 +269,23 @@ impl Checkpointer {
         std::mem::take(&mut self.delivered)
     }
 
+    /// Where delivery stands for every file tracked (for status).
+    pub fn positions(&self) -> Vec<crate::telemetry::FilePosition> {
+        let mut positions: Vec<_> = self
+            .files
+            .iter()
+            .map(|(file, tracked)| crate::telemetry::FilePosition {
+                path: tracked.path.clone(),
+                delivered: tracked.tracker.committed(),
+                lag_bytes: 0,
+                rotated: self.newest.get(&tracked.path) != Some(file),
+                inode: Some((tracked.identity.device, tracked.identity.inode)),
+            })
+            .collect();
+        positions.sort_by(|a, b| (&a.path, a.rotated).cmp(&(&b.path, b.rotated)));
+        positions
+    }
+
     /// The committed offset of a file key (for tests and status).
     pub fn committed(&self, file: u64) -> Option<u64> {
         self.files.get(&file).map(|t| t.tracker.committed())

@@ -26,6 +26,7 @@ use crate::config::{FileConfig, LogGroupName};
 use crate::event::{Destination, EventSource, LogEvent, TailMessage};
 use crate::queue::ByteBudget;
 use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
+use crate::telemetry::Telemetry;
 
 /// How often every glob is evaluated again even without a file-system event.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
@@ -139,6 +140,8 @@ pub struct TailerLinks {
     pub changed: Arc<ChangedPaths>,
     /// Keys of finished files whose every byte is now delivered (for `auto_removal`).
     pub delivered: crossbeam_channel::Receiver<u64>,
+    /// Counters.
+    pub telemetry: Arc<Telemetry>,
     /// Whether file-system events arrive on `wake` (otherwise the tailer polls every second).
     pub file_events: bool,
 }
@@ -195,7 +198,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     // The newest match of each entry, as the last discovery saw it.
     let mut newest: Vec<Option<PathBuf>> = vec![None; patterns.len()];
     let mut removals: HashMap<u64, Removal> = HashMap::new();
+    let counters = &links.telemetry.tailer;
     while !links.stop.load(Ordering::Relaxed) {
+        counters.heartbeat_secs.store(epoch_secs(), Ordering::Relaxed);
         for key in links.delivered.try_iter() {
             if let Some(removal) = removals.remove(&key) {
                 remove_delivered(&settings, removal, &mut open, &mut next_key, &links);
@@ -238,6 +243,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
             };
             progressed |= !lines.is_empty();
+            if !lines.is_empty() {
+                Telemetry::bump(&counters.lines_read, lines.len() as u64);
+                let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
+                Telemetry::bump(&counters.bytes_read, bytes as u64);
+            }
             let now = Instant::now();
             let now_ms = epoch_ms();
             if !lines.is_empty() {
@@ -346,6 +356,13 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             }
         }
         close_idle(&mut open, MAX_OPEN_FILES);
+        counters
+            .files_tailed
+            .store(open.len() as u64, Ordering::Relaxed);
+        counters.files_open.store(
+            open.iter().filter(|o| !o.file.is_closed()).count() as u64,
+            Ordering::Relaxed,
+        );
         if !progressed {
             // Idle: sleep until a file-system event, the next rescan, or the moment a pending
             // multi-line event or unterminated line is due; no wake-ups beyond those. Without
@@ -664,6 +681,12 @@ fn resume_rotated(
     }
 }
 
+fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn epoch_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -675,6 +698,7 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
     for output in outputs.drain(..) {
         match output {
             Output::Skipped(skipped) => {
+                Telemetry::bump(&links.telemetry.tailer.events_skipped, 1);
                 let _ = links.checkpoints.send(CheckpointMessage::Ack {
                     file: tailed.key,
                     start: skipped.start_offset,
@@ -687,7 +711,14 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
                     if links.stop.load(Ordering::Relaxed) {
                         return false;
                     }
+                    // Waiting for CloudWatch is not being stuck: the watchdog keeps being fed.
+                    links
+                        .telemetry
+                        .tailer
+                        .heartbeat_secs
+                        .store(epoch_secs(), Ordering::Relaxed);
                 }
+                Telemetry::bump(&links.telemetry.tailer.events_read, 1);
                 let source = EventSource {
                     file: tailed.key,
                     start_offset: event.message.start_offset,

@@ -27,6 +27,7 @@ use crate::aws::{AwsError, AwsErrorKind};
 pub use crate::event::{Ack, TailMessage};
 use crate::queue::ByteBudget;
 use crate::ship::retry::Backoff;
+use crate::telemetry::Telemetry;
 
 /// Most PutLogEvents calls in flight over all streams: each may hold a connection, and a glob
 /// matching thousands of files with `publish_multi_logs` makes as many streams.
@@ -52,8 +53,16 @@ pub struct LogShipperStats {
     pub events_sent: u64,
     /// Failed attempts that were retried.
     pub retries: u64,
-    /// Events CloudWatch accepted the call for but refused (too old, too new, expired).
-    pub events_rejected: u64,
+    /// Bytes of accepted requests, as CloudWatch counts them (messages plus 26 per event).
+    pub bytes_sent: u64,
+    /// Of the retries, those answered with throttling.
+    pub throttles: u64,
+    /// Events CloudWatch accepted the call for but refused as more than 14 days old.
+    pub events_too_old: u64,
+    /// Events refused as more than 2 hours ahead.
+    pub events_too_new: u64,
+    /// Events refused as older than the group's retention.
+    pub events_expired: u64,
     /// Events refused as invalid and given up.
     pub events_given_up: u64,
     /// Events not sent because CloudWatch would refuse their time (over 14 days old or over
@@ -81,8 +90,11 @@ pub async fn run(
     mut messages: mpsc::Receiver<TailMessage>,
     acks: mpsc::UnboundedSender<Ack>,
     budget: Arc<ByteBudget>,
+    telemetry: Arc<Telemetry>,
 ) -> LogShipperStats {
-    let mut stats = LogShipperStats::default();
+    // Counting on from what a shipper before this one (before a reload or restart) counted.
+    let mut stats = telemetry.logs();
+    let mut published = stats;
     let mut destinations: Vec<DestinationState> = Vec::new();
     let mut index: HashMap<Arc<Destination>, usize> = HashMap::new();
     let mut retention_done: HashSet<String> = HashSet::new();
@@ -96,6 +108,13 @@ pub async fn run(
     // is always served last.
     let mut first = 0usize;
     loop {
+        if stats != published {
+            published = stats;
+            telemetry.set_logs(stats);
+        }
+        telemetry
+            .queued_events
+            .store(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let count = destinations.len();
         first = if count == 0 { 0 } else { (first + 1) % count };
@@ -211,6 +230,7 @@ pub async fn run(
             _ = sleep_until_opt(wake) => {}
         }
     }
+    telemetry.set_logs(stats);
     stats
 }
 
@@ -291,8 +311,11 @@ fn finish(
     match result {
         Ok(rejected) => {
             if rejected.any() {
-                let count = rejected_count(&rejected, batch.events.len());
-                stats.events_rejected += count;
+                let (too_old, too_new, expired) = rejected_split(&rejected, batch.events.len());
+                let count = too_old + too_new + expired;
+                stats.events_too_old += too_old;
+                stats.events_too_new += too_new;
+                stats.events_expired += expired;
                 warn!(
                     group = %state.destination.group,
                     stream = %state.destination.stream,
@@ -304,6 +327,7 @@ fn finish(
             }
             stats.batches_sent += 1;
             stats.events_sent += batch.events.len() as u64;
+            stats.bytes_sent += batch.bytes as u64;
             state.backoff.reset();
             acknowledge(&batch.events);
         }
@@ -335,6 +359,9 @@ fn finish(
         }
         Err(error) => {
             stats.retries += 1;
+            if error.kind == AwsErrorKind::Throttled {
+                stats.throttles += 1;
+            }
             let delay = state.backoff.next_delay();
             state.retry_at = Some(Instant::now() + delay);
             warn!(group = %state.destination.group, retry_in_ms = delay.as_millis() as u64, "{error}");
@@ -344,7 +371,9 @@ fn finish(
 }
 
 /// How many events `rejected` covers in a batch of `len`.
-fn rejected_count(rejected: &Rejected, len: usize) -> u64 {
+/// Refused events of a batch of `len` by reason, each counted once: (too old, too new, expired
+/// beyond the group's retention). An event both expired and too old counts as expired.
+fn rejected_split(rejected: &Rejected, len: usize) -> (u64, u64, u64) {
     let len = len as i64;
     let old = rejected
         .too_old_end
@@ -354,8 +383,15 @@ fn rejected_count(rejected: &Rejected, len: usize) -> u64 {
         .map_or(0, |e| i64::from(e).clamp(0, len));
     let new = rejected
         .too_new_start
-        .map_or(0, |s| len - i64::from(s).clamp(0, len));
-    (old.max(expired) + new).min(len) as u64
+        .map_or(0, |s| len - i64::from(s).clamp(0, len))
+        .min(len - old.max(expired));
+    ((old - expired).max(0) as u64, new as u64, expired as u64)
+}
+
+#[cfg(test)]
+fn rejected_count(rejected: &Rejected, len: usize) -> u64 {
+    let (old, new, expired) = rejected_split(rejected, len);
+    old + new + expired
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub struct Publisher {
     send_alone: bool,
     /// What happened so far.
     pub stats: PublisherStats,
+    telemetry: Option<std::sync::Arc<crate::telemetry::Telemetry>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -112,7 +113,16 @@ impl Publisher {
             backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
             send_alone: false,
             stats: PublisherStats::default(),
+            telemetry: None,
         }
+    }
+
+    /// Also keeps `telemetry` up to date with the counters and the spool size.
+    /// Counting goes on from what `telemetry` holds (a publisher before a reload or restart).
+    pub fn with_telemetry(mut self, telemetry: std::sync::Arc<crate::telemetry::Telemetry>) -> Self {
+        self.stats = telemetry.metrics();
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// Runs until every sender of `datums` is gone (the collectors stopped), then drains until the
@@ -125,7 +135,14 @@ impl Publisher {
         let mut in_flight: Option<InFlight> = None;
         let mut retry_at: Option<Instant> = None;
         let mut drain_until: Option<Instant> = None;
+        let mut published: Option<(PublisherStats, u64)> = None;
         loop {
+            if let Some(telemetry) = &self.telemetry
+                && published != Some((self.stats, self.spool.bytes()))
+            {
+                published = Some((self.stats, self.spool.bytes()));
+                telemetry.set_metrics(self.stats, self.spool.bytes());
+            }
             if in_flight.is_none() && retry_at.is_none() {
                 in_flight = self.start_next();
             }

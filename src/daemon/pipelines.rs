@@ -1,0 +1,597 @@
+//! The running pipelines of one configuration: start them, tell whether a part of them died,
+//! and stop them in order.
+//!
+//! Owns the wiring of each pipeline: channels, the byte budget, the tailer thread, the shipper,
+//! checkpointer, publisher and collector tasks, and the directory watches. Stopping goes
+//! producers first (collectors, tailer), then the shippers drain until their queues are empty or
+//! the deadline passes, then the last checkpoints are written. It does not decide when to start,
+//! stop, reload or restart: the control loop in `daemon` does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::{
+    CHECKPOINT_INTERVAL, DRAIN_DEADLINE, LOG_QUEUE_EVENTS, LOG_STATE_DIR, METRIC_QUEUE_CYCLES,
+    METRIC_SPOOL_DIR, RunError, RunOptions,
+};
+use crate::aws::Clients;
+use crate::collect::{Collector, Host};
+use crate::config::{Config, LogsConfig, MetricsConfig, PluginConfig};
+use crate::metrics::{DatumBuilder, MetricDatum};
+use crate::queue::ByteBudget;
+use crate::ship::cloudwatch_logs::batch::MAX_EVENT_MESSAGE_BYTES;
+use crate::ship::cloudwatch_logs::shipper::{self, LogShipperSettings, LogShipperStats};
+use crate::ship::cloudwatch_logs::sink::LogsSink;
+use crate::ship::cloudwatch_metrics::{MetricsSink, Publisher, PublisherSettings, PublisherStats};
+use crate::state::checkpoint::{CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR};
+use crate::state::spool::Spool;
+use crate::tail::source::{ChangedPaths, TailerLinks, TailerSettings};
+use crate::telemetry::{QueueReport, Telemetry};
+
+/// How often the checkpointer hands delivery positions to the status report.
+const POSITIONS_EVERY_TICKS: u32 = 10;
+
+/// Everything running for one configuration.
+pub struct Pipelines {
+    metrics: Option<MetricsPipeline>,
+    logs: Option<LogsPipeline>,
+}
+
+impl Pipelines {
+    /// Starts the pipelines `config` asks for: shippers before producers.
+    ///
+    /// # Errors
+    /// A spool, checkpoint directory or thread could not be set up; whatever started is stopped.
+    pub fn start(
+        config: &Config,
+        clients: &Clients,
+        options: &RunOptions,
+        telemetry: &Arc<Telemetry>,
+    ) -> Result<Self, RunError> {
+        let metrics = match &config.metrics {
+            Some(metrics) => Some(start_metrics(config, metrics, clients, options, telemetry)?),
+            None => None,
+        };
+        let logs = match &config.logs {
+            Some(logs) if !logs.files.is_empty() => {
+                match start_logs(logs, clients, options, telemetry) {
+                    Ok(logs) => Some(logs),
+                    Err(err) => {
+                        if let Some(metrics) = metrics {
+                            // Not left running half-started: the caller decides what runs.
+                            let stopping = metrics.stop();
+                            drop(tokio::spawn(stopping));
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(Self { metrics, logs })
+    }
+
+    /// Nothing running (for the last status report after a stop).
+    pub fn none() -> Self {
+        Self {
+            metrics: None,
+            logs: None,
+        }
+    }
+
+    /// Whether a logs pipeline runs.
+    pub fn has_logs(&self) -> bool {
+        self.logs.is_some()
+    }
+
+    /// The parts that ended although nothing asked them to (a panic, or an error they could not
+    /// get past), by name.
+    pub fn ended_parts(&self) -> Vec<&'static str> {
+        let mut ended = Vec::new();
+        if let Some(metrics) = &self.metrics {
+            if metrics.publisher.is_finished() {
+                ended.push("metrics publisher");
+            }
+            if metrics.collectors.iter().any(JoinHandle::is_finished) {
+                ended.push("metric collector");
+            }
+        }
+        if let Some(logs) = &self.logs {
+            if logs.tailer.is_finished() {
+                ended.push("log tailer");
+            }
+            if logs.shipper.is_finished() {
+                ended.push("logs shipper");
+            }
+            if logs.checkpointer.is_finished() {
+                ended.push("checkpointer");
+            }
+        }
+        ended
+    }
+
+    /// Stops and starts again each pipeline that has a part that ended.
+    ///
+    /// # Errors
+    /// A pipeline could not be started again.
+    pub async fn restart_ended(
+        &mut self,
+        config: &Config,
+        clients: &Clients,
+        options: &RunOptions,
+        telemetry: &Arc<Telemetry>,
+    ) -> Result<(), RunError> {
+        if let Some(metrics_config) = &config.metrics
+            && self.metrics.as_ref().is_some_and(MetricsPipeline::has_ended_part)
+        {
+            if let Some(metrics) = self.metrics.take() {
+                metrics.stop().await;
+            }
+            self.metrics = Some(start_metrics(config, metrics_config, clients, options, telemetry)?);
+        }
+        if let Some(logs_config) = &config.logs
+            && self.logs.as_ref().is_some_and(LogsPipeline::has_ended_part)
+        {
+            if let Some(logs) = self.logs.take() {
+                logs.stop().await;
+            }
+            self.logs = Some(start_logs(logs_config, clients, options, telemetry)?);
+        }
+        Ok(())
+    }
+
+    /// Log data between reading and acknowledgement.
+    pub fn queue(&self, telemetry: &Telemetry) -> QueueReport {
+        self.logs.as_ref().map_or(QueueReport::default(), |logs| QueueReport {
+            bytes: logs.budget.used() as u64,
+            budget_bytes: logs.budget.max() as u64,
+            events: telemetry.queued_events.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Stops in order: producers, then shippers drain, then the final checkpoints.
+    pub async fn stop(self) {
+        info!(
+            "stopping: producers first, then shippers drain (at most {}s)",
+            DRAIN_DEADLINE.as_secs()
+        );
+        // Both pipelines drain at the same time: the deadline is for the whole stop.
+        let metrics = self.metrics.map(MetricsPipeline::stop);
+        let logs = self.logs.map(LogsPipeline::stop);
+        match (metrics, logs) {
+            (Some(metrics), Some(logs)) => {
+                tokio::join!(metrics, logs);
+            }
+            (Some(metrics), None) => metrics.await,
+            (None, Some(logs)) => logs.await,
+            (None, None) => {}
+        }
+    }
+}
+
+struct LogsPipeline {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    budget: Arc<ByteBudget>,
+    wake: crossbeam_channel::Sender<()>,
+    tailer: std::thread::JoinHandle<()>,
+    shipper: JoinHandle<LogShipperStats>,
+    checkpointer: JoinHandle<()>,
+    // Dropped at the end: its callbacks only wake the tailer.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl LogsPipeline {
+    fn has_ended_part(&self) -> bool {
+        self.tailer.is_finished() || self.shipper.is_finished() || self.checkpointer.is_finished()
+    }
+
+    /// Stops in order: the tailer, then the shipper drains, then the final checkpoints.
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.wake.try_send(());
+        let tailer = self.tailer;
+        let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+        match self.shipper.await {
+            Ok(stats) => info!(
+                batches = stats.batches_sent,
+                events = stats.events_sent,
+                retries = stats.retries,
+                rejected = stats.events_too_old + stats.events_too_new + stats.events_expired,
+                given_up = stats.events_given_up,
+                out_of_window = stats.events_out_of_window,
+                "logs shipper stopped"
+            ),
+            Err(err) => warn!("logs shipper ended abnormally: {err}"),
+        }
+        let _ = self.checkpointer.await;
+    }
+}
+
+fn start_logs(
+    logs: &LogsConfig,
+    clients: &Clients,
+    options: &RunOptions,
+    telemetry: &Arc<Telemetry>,
+) -> Result<LogsPipeline, RunError> {
+    let (sink, store) = if options.dry_run {
+        (LogsSink::DryRun, None)
+    } else {
+        let store = CheckpointStore::open(&options.state_dir.join(LOG_STATE_DIR))?;
+        let (imported, errors) = store.import_stock(Path::new(STOCK_STATE_DIR));
+        if imported > 0 {
+            info!(
+                imported,
+                "log offsets taken over from the stock agent's state"
+            );
+        }
+        for error in errors {
+            warn!("{error}");
+        }
+        (
+            LogsSink::CloudWatch {
+                client: clients.logs.clone(),
+                endpoint: clients.logs_endpoint.clone(),
+            },
+            Some(store),
+        )
+    };
+    let (checkpoints, rotated) = match &store {
+        Some(store) => {
+            let (found, errors) = store.load_all();
+            for error in errors {
+                warn!("{error}; that file is read from its start");
+            }
+            let (rotated, errors) = store.load_rotated();
+            for error in errors {
+                warn!("{error}; that rotated file's tail is not resumed");
+            }
+            (
+                found.into_iter().map(|c| (c.path.clone(), c)).collect(),
+                rotated,
+            )
+        }
+        None => (std::collections::HashMap::new(), Vec::new()),
+    };
+    let budget = Arc::new(ByteBudget::new(options.log_buffer_bytes));
+    let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_EVENTS);
+    let (checkpoint_tx, mut checkpoint_rx) = mpsc::unbounded_channel::<CheckpointMessage>();
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<shipper::Ack>();
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let changed = Arc::new(ChangedPaths::default());
+    let (delivered_tx, delivered_rx) = crossbeam_channel::unbounded::<u64>();
+    let tailer_wake = wake_tx.clone();
+    let watcher = watch_directories(logs, wake_tx.clone(), changed.clone());
+    let settings = TailerSettings {
+        entries: logs.files.clone(),
+        checkpoints,
+        rotated,
+        max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
+    };
+    let links = TailerLinks {
+        events: events_tx,
+        checkpoints: checkpoint_tx,
+        budget: budget.clone(),
+        stop: stop.clone(),
+        wake: wake_rx,
+        changed,
+        delivered: delivered_rx,
+        telemetry: telemetry.clone(),
+        file_events: watcher.is_some(),
+    };
+    let tailer = std::thread::Builder::new()
+        .name("cwlite-tailer".into())
+        .spawn(move || crate::tail::source::run(settings, links))
+        .map_err(|err| RunError::Thread(err.to_string()))?;
+    let shipper_settings = LogShipperSettings {
+        flush_interval: Duration::from_secs(logs.force_flush_interval_secs),
+        concurrency: logs.concurrency as usize,
+        drain_deadline: DRAIN_DEADLINE,
+    };
+    let shipper = tokio::spawn(shipper::run(
+        shipper_settings,
+        sink,
+        events_rx,
+        ack_tx,
+        budget.clone(),
+        telemetry.clone(),
+    ));
+    let positions = telemetry.clone();
+    let checkpointer = tokio::spawn(async move {
+        let mut checkpointer = Checkpointer::new(store);
+        let mut ticks_since_positions = 0u32;
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut registrations_open, mut acks_open) = (true, true);
+        while registrations_open || acks_open {
+            tokio::select! {
+                // A file's registration is always queued before any acknowledgement of it exists;
+                // taking registrations first means no acknowledgement meets an unknown file.
+                biased;
+                message = checkpoint_rx.recv(), if registrations_open => match message {
+                    Some(message) => checkpointer.apply(message),
+                    None => registrations_open = false,
+                },
+                ack = ack_rx.recv(), if acks_open => match ack {
+                    Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
+                    None => acks_open = false,
+                },
+                _ = ticks.tick() => {
+                    for error in checkpointer.flush() {
+                        warn!("{error}; shipping goes on and the checkpoint is written again later");
+                    }
+                    ticks_since_positions += 1;
+                    if ticks_since_positions >= POSITIONS_EVERY_TICKS {
+                        ticks_since_positions = 0;
+                        positions.set_files(checkpointer.positions());
+                    }
+                    let delivered = checkpointer.take_delivered();
+                    if !delivered.is_empty() {
+                        for file in delivered {
+                            let _ = delivered_tx.send(file);
+                        }
+                        let _ = tailer_wake.try_send(());
+                    }
+                }
+            }
+        }
+        for error in checkpointer.flush() {
+            warn!("final checkpoint: {error}");
+        }
+        positions.set_files(checkpointer.positions());
+    });
+    Ok(LogsPipeline {
+        stop,
+        budget,
+        wake: wake_tx,
+        tailer,
+        shipper,
+        checkpointer,
+        _watcher: watcher,
+    })
+}
+
+/// Watches each entry's directory so the tailer wakes on change instead of polling.
+fn watch_directories(
+    logs: &LogsConfig,
+    wake: crossbeam_channel::Sender<()>,
+    changed: Arc<ChangedPaths>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            match event {
+                // Opening or reading a file or directory (our own reads and rescans do) is not
+                // a change.
+                Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => return,
+                Ok(event) if event.need_rescan() => changed.record_all(),
+                Ok(event) => {
+                    use notify::EventKind;
+                    use notify::event::ModifyKind;
+                    let names = !matches!(
+                        event.kind,
+                        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
+                    );
+                    changed.record(&event.paths, names);
+                }
+                // Events were lost (queue overflow): look at everything.
+                Err(_) => changed.record_all(),
+            }
+            let _ = wake.try_send(());
+        }) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                warn!("no file-system events ({err}); files are checked every second instead");
+                return None;
+            }
+        };
+    for file in &logs.files {
+        let pattern = crate::tail::discovery::Pattern {
+            file_path: file.file_path.clone(),
+            publish_multi_logs: false,
+            blacklist: None,
+        };
+        let (root, recursive) = pattern.watch_root();
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(err) = watcher.watch(&root, mode) {
+            warn!(directory = %root.display(), "not watched ({err}); new files there are found by the periodic rescan");
+        }
+    }
+    Some(watcher)
+}
+
+struct MetricsPipeline {
+    stop: watch::Sender<bool>,
+    collectors: Vec<JoinHandle<()>>,
+    publisher: JoinHandle<PublisherStats>,
+}
+
+impl MetricsPipeline {
+    fn has_ended_part(&self) -> bool {
+        self.publisher.is_finished() || self.collectors.iter().any(JoinHandle::is_finished)
+    }
+
+    /// Stops the collectors, then lets the publisher drain.
+    async fn stop(self) {
+        // Receivers only go away when their tasks ended, which is fine to ignore here.
+        let _ = self.stop.send(true);
+        for collector in self.collectors {
+            let _ = collector.await;
+        }
+        match self.publisher.await {
+            Ok(stats) => info!(
+                batches = stats.batches_sent,
+                datums = stats.datums_sent,
+                retries = stats.retries,
+                refused = stats.batches_refused,
+                dropped_spool_full = stats.batches_dropped_spool_full,
+                "metrics publisher stopped"
+            ),
+            Err(err) => warn!("metrics publisher ended abnormally: {err}"),
+        }
+    }
+}
+
+fn start_metrics(
+    config: &Config,
+    metrics: &MetricsConfig,
+    clients: &Clients,
+    options: &RunOptions,
+    telemetry: &Arc<Telemetry>,
+) -> Result<MetricsPipeline, RunError> {
+    let (stop_tx, stop) = watch::channel(false);
+    let (sink, spool) = if options.dry_run {
+        (
+            MetricsSink::DryRun,
+            Spool::in_memory(options.metric_spool_bytes),
+        )
+    } else {
+        let sink = MetricsSink::CloudWatch {
+            client: clients.metrics.clone(),
+            endpoint: clients.metrics_endpoint.clone(),
+        };
+        (
+            sink,
+            Spool::open(
+                &options.state_dir.join(METRIC_SPOOL_DIR),
+                options.metric_spool_bytes,
+            )?,
+        )
+    };
+    let settings = PublisherSettings {
+        namespace: metrics.namespace.clone(),
+        flush_interval: Duration::from_secs(metrics.force_flush_interval_secs),
+        drain_deadline: DRAIN_DEADLINE,
+    };
+    let (sender, receiver) = mpsc::channel(METRIC_QUEUE_CYCLES);
+    let publisher = tokio::spawn(
+        Publisher::new(settings, sink, spool)
+            .with_telemetry(telemetry.clone())
+            .run(receiver),
+    );
+    let host = Arc::new(Host::real());
+    let collectors = metrics
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let builder = DatumBuilder::new(plugin, &config.agent, &metrics.aggregation_dimensions);
+            tokio::spawn(collect_loop(
+                plugin.clone(),
+                builder,
+                host.clone(),
+                sender.clone(),
+                stop.clone(),
+                telemetry.clone(),
+            ))
+        })
+        .collect();
+    Ok(MetricsPipeline {
+        stop: stop_tx,
+        collectors,
+        publisher,
+    })
+}
+
+/// Samples one plugin every interval until told to stop, sending each cycle's datums on.
+async fn collect_loop(
+    plugin: PluginConfig,
+    mut builder: DatumBuilder,
+    host: Arc<Host>,
+    sender: mpsc::Sender<Vec<MetricDatum>>,
+    mut stop: watch::Receiver<bool>,
+    telemetry: Arc<Telemetry>,
+) {
+    let name = plugin.kind.name();
+    let mut state = Some((Collector::for_plugin(&plugin), Vec::new()));
+    let mut ticks = tokio::time::interval(Duration::from_secs(plugin.interval_secs));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    let mut dropped_cycles = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let timestamp_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        // Reads run off the runtime: a hung network filesystem can block `statfs` for ever, and
+        // must not stall a runtime thread or hold up shutdown.
+        let Some((mut collector, mut samples)) = state.take() else {
+            break;
+        };
+        let reader = host.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            samples.clear();
+            let result = collector.collect(&reader, &mut samples);
+            (collector, samples, result)
+        });
+        let (collector, samples, result) = tokio::select! {
+            joined = job => match joined {
+                Ok(done) => done,
+                Err(err) => {
+                    warn!(plugin = name, "collector stopped: {err}");
+                    break;
+                }
+            },
+            _ = stop.changed() => {
+                info!(plugin = name, "stopping without waiting for a collection still in progress");
+                break;
+            }
+        };
+        match result {
+            Ok(()) if failing => {
+                info!(plugin = name, "collection works again");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(err) if !failing => {
+                warn!(plugin = name, "{err}; retrying every interval");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        let mut datums = Vec::with_capacity(samples.len());
+        let invalid_before = builder.stats.dropped_invalid_values;
+        builder.build(&samples, timestamp_ms, &mut datums);
+        state = Some((collector, samples));
+        if builder.stats.dropped_invalid_values > invalid_before {
+            Telemetry::bump(
+                &telemetry.collectors.values_invalid,
+                builder.stats.dropped_invalid_values - invalid_before,
+            );
+            warn!(
+                plugin = name,
+                total = builder.stats.dropped_invalid_values,
+                "values CloudWatch refuses (NaN, infinite) were dropped, not sent"
+            );
+        }
+        if datums.is_empty() {
+            continue;
+        }
+        match sender.try_send(datums) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped_cycles += 1;
+                Telemetry::bump(&telemetry.collectors.cycles_dropped, 1);
+                warn!(
+                    plugin = name,
+                    dropped_cycles, "metric queue full: this cycle's datums are dropped"
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        }
+    }
+}
+

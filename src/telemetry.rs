@@ -1,0 +1,426 @@
+//! Self-telemetry: what cwlite is doing, counted where it happens, and the status report.
+//!
+//! Owns [`Telemetry`], the counters and gauges that the tailer, the shippers, the collectors
+//! and the checkpointer update (relaxed atomics, or a small snapshot under a lock that its one
+//! writer replaces when it changed: nothing on the hot path blocks or allocates), and
+//! [`StatusReport`], the snapshot the daemon writes to `<state-dir>/status.json` for
+//! `cwlite status` and summarises for systemd's `STATUS=`. It does not decide anything and
+//! knows nothing of AWS or files beyond the names it is given.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ship::cloudwatch_logs::shipper::LogShipperStats;
+use crate::ship::cloudwatch_metrics::PublisherStats;
+
+/// Name of the status file in the state directory.
+pub const STATUS_FILE: &str = "status.json";
+
+/// The tailer's counters.
+#[derive(Debug, Default)]
+pub struct TailerCounters {
+    /// Lines framed.
+    pub lines_read: AtomicU64,
+    /// Bytes of those lines, as read from the files.
+    pub bytes_read: AtomicU64,
+    /// Events handed on to the shipper.
+    pub events_read: AtomicU64,
+    /// Events not sent on purpose: filtered out, or empty (CloudWatch refuses empty messages).
+    pub events_skipped: AtomicU64,
+    /// Files being tailed now.
+    pub files_tailed: AtomicU64,
+    /// Of those, files holding a descriptor now.
+    pub files_open: AtomicU64,
+    /// When the tailer's loop last went round (seconds since the epoch): a stuck tailer stops
+    /// the watchdog pings.
+    pub heartbeat_secs: AtomicU64,
+}
+
+/// The collectors' counters.
+#[derive(Debug, Default)]
+pub struct CollectorCounters {
+    /// Collection cycles whose datums were dropped because the publisher's queue was full.
+    pub cycles_dropped: AtomicU64,
+    /// Values CloudWatch refuses (NaN, infinite), dropped.
+    pub values_invalid: AtomicU64,
+}
+
+/// One tailed file's delivery position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilePosition {
+    /// The path (as configured or matched).
+    pub path: PathBuf,
+    /// Every byte before this offset was delivered.
+    pub delivered: u64,
+    /// Bytes of the file beyond `delivered` (read or not): how far delivery is behind.
+    pub lag_bytes: u64,
+    /// An older, rotated-away file of the path being finished.
+    pub rotated: bool,
+    /// Device and inode of the file, to tell whether the path still names it.
+    #[serde(skip)]
+    pub inode: Option<(u64, u64)>,
+}
+
+/// Everything counted, shared by every part.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    /// The tailer.
+    pub tailer: TailerCounters,
+    /// The collectors.
+    pub collectors: CollectorCounters,
+    /// Events waiting between the tailer and the logs shipper.
+    pub queued_events: AtomicU64,
+    logs: Mutex<LogShipperStats>,
+    metrics: Mutex<PublisherStats>,
+    metric_spool_bytes: AtomicU64,
+    files: Mutex<Vec<FilePosition>>,
+}
+
+impl Telemetry {
+    /// Replaces the logs shipper's counters (its only writer).
+    pub fn set_logs(&self, stats: LogShipperStats) {
+        *self.logs.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    }
+
+    /// Replaces the metric publisher's counters and spool size (its only writer).
+    pub fn set_metrics(&self, stats: PublisherStats, spool_bytes: u64) {
+        *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+        self.metric_spool_bytes.store(spool_bytes, Ordering::Relaxed);
+    }
+
+    /// Replaces the delivery positions (the checkpointer is the only writer).
+    pub fn set_files(&self, files: Vec<FilePosition>) {
+        *self.files.lock().unwrap_or_else(PoisonError::into_inner) = files;
+    }
+
+    /// The metric publisher's counters.
+    pub fn metrics(&self) -> PublisherStats {
+        *self.metrics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The logs shipper's counters.
+    pub fn logs(&self) -> LogShipperStats {
+        *self.logs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// The delivery positions, each with how far the file at its path has grown beyond it
+    /// (when the path still names that file; a rotated file's lag is not known by path).
+    fn positions_with_lag(&self) -> Vec<FilePosition> {
+        use std::os::unix::fs::MetadataExt;
+        let mut files = self
+            .files
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for file in &mut files {
+            if let Ok(meta) = std::fs::metadata(&file.path)
+                && Some((meta.dev(), meta.ino())) == file.inode
+            {
+                file.lag_bytes = meta.len().saturating_sub(file.delivered);
+            }
+        }
+        files
+    }
+
+    /// A snapshot for the status file.
+    pub fn report(&self, pid: u32, started_at: u64, now: u64, queue: QueueReport) -> StatusReport {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let logs = self.logs();
+        let metrics = *self.metrics.lock().unwrap_or_else(PoisonError::into_inner);
+        StatusReport {
+            pid,
+            started_at,
+            updated_at: now,
+            logs: LogsReport {
+                files_tailed: load(&self.tailer.files_tailed),
+                files_open: load(&self.tailer.files_open),
+                lines_read: load(&self.tailer.lines_read),
+                bytes_read: load(&self.tailer.bytes_read),
+                events_read: load(&self.tailer.events_read),
+                events_skipped: load(&self.tailer.events_skipped),
+                events_shipped: logs.events_sent,
+                bytes_shipped: logs.bytes_sent,
+                batches: logs.batches_sent,
+                retries: logs.retries,
+                throttles: logs.throttles,
+                rejected_too_old: logs.events_too_old,
+                rejected_too_new: logs.events_too_new,
+                rejected_expired: logs.events_expired,
+                not_sent_out_of_window: logs.events_out_of_window,
+                given_up_invalid: logs.events_given_up,
+                queue,
+                files: self.positions_with_lag(),
+            },
+            metrics: MetricsReport {
+                datums_sent: metrics.datums_sent,
+                batches: metrics.batches_sent,
+                retries: metrics.retries,
+                datums_refused: metrics.datums_refused,
+                batches_refused: metrics.batches_refused,
+                batches_dropped_spool_full: metrics.batches_dropped_spool_full,
+                batches_unreadable: metrics.batches_unreadable,
+                cycles_dropped_queue_full: load(&self.collectors.cycles_dropped),
+                values_dropped_invalid: load(&self.collectors.values_invalid),
+                spool_bytes: self.metric_spool_bytes.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// Log data between reading and acknowledgement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueReport {
+    /// Bytes held (the backpressure budget in use).
+    pub bytes: u64,
+    /// The budget.
+    pub budget_bytes: u64,
+    /// Events waiting between the tailer and the shipper.
+    pub events: u64,
+}
+
+/// The logs part of a status report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct LogsReport {
+    pub files_tailed: u64,
+    pub files_open: u64,
+    pub lines_read: u64,
+    pub bytes_read: u64,
+    pub events_read: u64,
+    pub events_skipped: u64,
+    pub events_shipped: u64,
+    pub bytes_shipped: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub throttles: u64,
+    pub rejected_too_old: u64,
+    pub rejected_too_new: u64,
+    pub rejected_expired: u64,
+    pub not_sent_out_of_window: u64,
+    pub given_up_invalid: u64,
+    pub queue: QueueReport,
+    pub files: Vec<FilePosition>,
+}
+
+/// The metrics part of a status report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct MetricsReport {
+    pub datums_sent: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub datums_refused: u64,
+    pub batches_refused: u64,
+    pub batches_dropped_spool_full: u64,
+    pub batches_unreadable: u64,
+    pub cycles_dropped_queue_full: u64,
+    pub values_dropped_invalid: u64,
+    pub spool_bytes: u64,
+}
+
+/// What `status.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When it started (seconds since the epoch).
+    pub started_at: u64,
+    /// When this report was written (seconds since the epoch).
+    pub updated_at: u64,
+    /// Logs.
+    pub logs: LogsReport,
+    /// Metrics.
+    pub metrics: MetricsReport,
+}
+
+impl StatusReport {
+    /// One line for systemd's `STATUS=`, with the event rate since `previous`.
+    pub fn summary(&self, previous: Option<&StatusReport>) -> String {
+        let rate = previous
+            .filter(|p| self.updated_at > p.updated_at)
+            .map_or(0.0, |p| {
+                self.logs.events_shipped.saturating_sub(p.logs.events_shipped) as f64
+                    / (self.updated_at - p.updated_at) as f64
+            });
+        format!(
+            "{} files tailed, {:.0} events/s, backlog {:.1} MiB, metric spool {:.1} MiB, {} retries",
+            self.logs.files_tailed,
+            rate,
+            self.logs.queue.bytes as f64 / 1_048_576.0,
+            self.metrics.spool_bytes as f64 / 1_048_576.0,
+            self.logs.retries + self.metrics.retries,
+        )
+    }
+
+    /// The report as text for people.
+    pub fn human(&self, now: u64) -> String {
+        let l = &self.logs;
+        let m = &self.metrics;
+        let mut out = format!(
+            "cwlite pid {}, up {}s, status written {}s ago\n\n\
+             logs\n  files tailed       {} ({} open)\n  read               {} lines, {} bytes, {} events ({} skipped: filtered or empty)\n  \
+             shipped            {} events, {} bytes in {} batches\n  retries            {} ({} throttled)\n  \
+             not delivered      {} too old, {} too new, {} expired, {} outside the time window, {} refused as invalid\n  \
+             queue              {} events, {} of {} bytes\n",
+            self.pid,
+            self.updated_at.saturating_sub(self.started_at),
+            now.saturating_sub(self.updated_at),
+            l.files_tailed,
+            l.files_open,
+            l.lines_read,
+            l.bytes_read,
+            l.events_read,
+            l.events_skipped,
+            l.events_shipped,
+            l.bytes_shipped,
+            l.batches,
+            l.retries,
+            l.throttles,
+            l.rejected_too_old,
+            l.rejected_too_new,
+            l.rejected_expired,
+            l.not_sent_out_of_window,
+            l.given_up_invalid,
+            l.queue.events,
+            l.queue.bytes,
+            l.queue.budget_bytes,
+        );
+        for file in &l.files {
+            out.push_str(&format!(
+                "  {}{}: delivered to {}, {} bytes behind\n",
+                file.path.display(),
+                if file.rotated { " (rotated)" } else { "" },
+                file.delivered,
+                file.lag_bytes
+            ));
+        }
+        out.push_str(&format!(
+            "\nmetrics\n  shipped            {} datums in {} batches\n  retries            {}\n  \
+             dropped            {} datums and {} batches refused, {} batches for a full spool, {} unreadable, \
+             {} cycles for a full queue, {} invalid values\n  spool              {} bytes\n",
+            m.datums_sent,
+            m.batches,
+            m.retries,
+            m.datums_refused,
+            m.batches_refused,
+            m.batches_dropped_spool_full,
+            m.batches_unreadable,
+            m.cycles_dropped_queue_full,
+            m.values_dropped_invalid,
+            m.spool_bytes,
+        ));
+        out
+    }
+}
+
+/// Why no status could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No status file (no daemon ever ran on this state directory, or it cannot be read).
+    #[error("{path}: {source}")]
+    Unreadable {
+        /// The status file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a status report.
+    #[error("{path}: not a status report: {source}")]
+    Malformed {
+        /// The status file.
+        path: PathBuf,
+        /// The error.
+        source: serde_json::Error,
+    },
+}
+
+/// The last status report written on `state_dir`, and whether the daemon that wrote it still
+/// runs (its process exists and the report is at most [`STATUS_STALE_SECS`] old).
+///
+/// # Errors
+/// The file is missing, unreadable or not a report.
+pub fn read_status(state_dir: &std::path::Path) -> Result<(StatusReport, bool), StatusError> {
+    let path = state_dir.join(STATUS_FILE);
+    let text = std::fs::read(&path).map_err(|source| StatusError::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
+    let report: StatusReport =
+        serde_json::from_slice(&text).map_err(|source| StatusError::Malformed { path, source })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let alive = std::path::Path::new(&format!("/proc/{}", report.pid)).exists();
+    let fresh = now.saturating_sub(report.updated_at) <= STATUS_STALE_SECS;
+    Ok((report, alive && fresh))
+}
+
+/// A status file older than this (seconds) was not written by a running daemon: it writes one
+/// every few seconds.
+pub const STATUS_STALE_SECS: u64 = 60;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_gathers_every_part_and_round_trips_as_json() {
+        let telemetry = Telemetry::default();
+        Telemetry::bump(&telemetry.tailer.lines_read, 10);
+        telemetry.set_logs(LogShipperStats {
+            events_sent: 7,
+            throttles: 2,
+            ..LogShipperStats::default()
+        });
+        telemetry.set_metrics(
+            PublisherStats {
+                datums_sent: 30,
+                ..PublisherStats::default()
+            },
+            4096,
+        );
+        telemetry.set_files(vec![FilePosition {
+            path: "/var/log/syslog".into(),
+            delivered: 100,
+            lag_bytes: 5,
+            rotated: false,
+            inode: None,
+        }]);
+        let report = telemetry.report(42, 1_000, 1_010, QueueReport::default());
+        assert_eq!(report.logs.lines_read, 10);
+        assert_eq!(report.logs.events_shipped, 7);
+        assert_eq!(report.logs.throttles, 2);
+        assert_eq!(report.metrics.datums_sent, 30);
+        assert_eq!(report.metrics.spool_bytes, 4096);
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<StatusReport>(&json).unwrap(), report);
+        assert!(report.human(1_012).contains("/var/log/syslog: delivered to 100, 5 bytes behind"));
+    }
+
+    #[test]
+    fn the_summary_gives_the_event_rate_since_the_previous_report() {
+        let mut before = StatusReport {
+            updated_at: 100,
+            ..StatusReport::default()
+        };
+        before.logs.events_shipped = 1_000;
+        let mut now = before.clone();
+        now.updated_at = 110;
+        now.logs.events_shipped = 3_000;
+        now.logs.files_tailed = 3;
+        assert!(
+            now.summary(Some(&before))
+                .starts_with("3 files tailed, 200 events/s"),
+            "{}",
+            now.summary(Some(&before))
+        );
+    }
+}
