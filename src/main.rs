@@ -100,7 +100,8 @@ fn main() -> ExitCode {
                 dry_run,
                 state_dir,
                 metric_spool_bytes: metric_spool_mib * 1024 * 1024,
-                log_buffer_bytes: usize::try_from(log_buffer_mib * 1024 * 1024).unwrap_or(usize::MAX),
+                log_buffer_bytes: usize::try_from(log_buffer_mib * 1024 * 1024)
+                    .unwrap_or(usize::MAX),
             };
             match run(&config, common_config.as_deref(), options) {
                 Ok(code) => code,
@@ -206,12 +207,21 @@ fn run(
             return Ok(ExitCode::from(EXIT_FAILURE));
         }
     };
-    init_logging(loaded.config.agent.debug, loaded.config.agent.logfile.as_deref());
+    init_logging(
+        loaded.config.agent.debug,
+        loaded.config.agent.logfile.as_deref(),
+    );
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
     // A dry run writes nothing, so it has no state directory to hand over either.
-    if let Some(user) = loaded.config.agent.run_as_user.as_ref().filter(|_| !options.dry_run) {
+    if let Some(user) = loaded
+        .config
+        .agent
+        .run_as_user
+        .as_ref()
+        .filter(|_| !options.dry_run)
+    {
         daemon::privileges::run_as(user, &options.state_dir)
             .with_context(|| format!("agent.run_as_user {user:?}"))?;
     }
@@ -224,7 +234,10 @@ fn run(
         let _inside = runtime.enter();
         daemon::Signals::install().context("cannot install the signal handlers")?
     };
-    let (paths, common_config) = (paths.to_vec(), common_config.map(std::path::Path::to_path_buf));
+    let (paths, common_config) = (
+        paths.to_vec(),
+        common_config.map(std::path::Path::to_path_buf),
+    );
     let reload = move || match load_for_run(&paths, common_config.as_deref()) {
         Ok(loaded) => {
             for warning in &loaded.warnings {

@@ -88,7 +88,8 @@ impl Telemetry {
     /// Replaces the metric publisher's counters and spool size (its only writer).
     pub fn set_metrics(&self, stats: PublisherStats, spool_bytes: u64) {
         *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = stats;
-        self.metric_spool_bytes.store(spool_bytes, Ordering::Relaxed);
+        self.metric_spool_bytes
+            .store(spool_bytes, Ordering::Relaxed);
     }
 
     /// Replaces the delivery positions (the checkpointer is the only writer).
@@ -247,7 +248,9 @@ impl StatusReport {
         let rate = previous
             .filter(|p| self.updated_at > p.updated_at)
             .map_or(0.0, |p| {
-                self.logs.events_shipped.saturating_sub(p.logs.events_shipped) as f64
+                self.logs
+                    .events_shipped
+                    .saturating_sub(p.logs.events_shipped) as f64
                     / (self.updated_at - p.updated_at) as f64
             });
         format!(
@@ -402,7 +405,11 @@ mod tests {
         assert_eq!(report.metrics.spool_bytes, 4096);
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<StatusReport>(&json).unwrap(), report);
-        assert!(report.human(1_012).contains("/var/log/syslog: delivered to 100, 5 bytes behind"));
+        assert!(
+            report
+                .human(1_012)
+                .contains("/var/log/syslog: delivered to 100, 5 bytes behind")
+        );
     }
 
     #[test]

@@ -862,7 +862,10 @@ fn keys_honoured_only_in_part_are_warnings() {
     let found = warnings(
         json!({"agent": {"run_as_user": "cwagent", "logfile": "/var/log/cw.log"}, "metrics": {"metrics_collected": {"mem": {"measurement": ["used_percent"]}}}}),
     );
-    assert_has(&found, "agent.run_as_user: honoured only when cwlite starts as root");
+    assert_has(
+        &found,
+        "agent.run_as_user: honoured only when cwlite starts as root",
+    );
     let found = warnings(file_entry(
         json!({"file_path": "/a*", "auto_removal": true, "publish_multi_logs": true}),
     ));

@@ -14,6 +14,15 @@ use super::expand::Environment;
 
 /// The profile the stock agent uses on premises when none is configured.
 pub const DEFAULT_PROFILE: &str = "AmazonCloudWatchAgent";
+/// The name of the systemd credential (`LoadCredential=aws-credentials:/path`) holding a shared
+/// credentials file. When systemd passes it (`$CREDENTIALS_DIRECTORY`), it is the file read.
+pub const SYSTEMD_CREDENTIAL: &str = "aws-credentials";
+
+/// The credentials file systemd passed to the service, if any.
+fn systemd_credential(env: &Environment) -> Option<PathBuf> {
+    let file = Path::new(&env.var("CREDENTIALS_DIRECTORY")?).join(SYSTEMD_CREDENTIAL);
+    file.is_file().then_some(file)
+}
 
 /// Where credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,9 +143,16 @@ impl CommonConfig {
     ) -> Result<(Self, Vec<Diagnostic>), ConfigErrors> {
         let mut warnings = Vec::new();
         let Some(path) = path else {
+            let credentials = match systemd_credential(env) {
+                Some(file) => CredentialsSource::Profile {
+                    profile: DEFAULT_PROFILE.to_owned(),
+                    file,
+                },
+                None => CredentialsSource::DefaultChain,
+            };
             let config = Self {
                 file: None,
-                credentials: CredentialsSource::DefaultChain,
+                credentials,
                 proxy: proxy_from_env(env),
                 ca_bundle_path: env.var("AWS_CA_BUNDLE").map(PathBuf::from),
             };
@@ -168,9 +184,25 @@ impl CommonConfig {
         let credentials = raw.credentials.unwrap_or_default();
         let profile = non_empty(credentials.shared_credential_profile)
             .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
-        let file = non_empty(credentials.shared_credential_file)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| env.home().join(".aws").join("credentials"));
+        let configured = non_empty(credentials.shared_credential_file).map(PathBuf::from);
+        let file = match (systemd_credential(env), configured) {
+            (Some(systemd), configured) => {
+                if let Some(configured) = configured {
+                    warnings.push(Diagnostic {
+                        file: Some(path.to_owned()),
+                        path: JsonPath::parse_dotted("credentials.shared_credential_file"),
+                        position: None,
+                        message: format!(
+                            "{} is not read: systemd passes the credential {SYSTEMD_CREDENTIAL}, which is used instead",
+                            configured.display()
+                        ),
+                    });
+                }
+                systemd
+            }
+            (None, Some(configured)) => configured,
+            (None, None) => env.home().join(".aws").join("credentials"),
+        };
         let proxy = match raw.proxy {
             Some(p) => ProxySettings {
                 http_proxy: non_empty(p.http_proxy),
@@ -372,5 +404,44 @@ ca_bundle_path = "/etc/pki/private-ca.pem"
             ..Default::default()
         };
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_systemd_credential_is_the_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SYSTEMD_CREDENTIAL),
+            "[AmazonCloudWatchAgent]\n",
+        )
+        .unwrap();
+        let credentials_dir = dir.path().to_str().unwrap();
+        let (config, warnings) = load_text(
+            "[credentials]\nshared_credential_file = \"/root/.aws/credentials\"\n",
+            &[("CREDENTIALS_DIRECTORY", credentials_dir)],
+        )
+        .unwrap();
+        assert_eq!(
+            config.credentials,
+            CredentialsSource::Profile {
+                profile: DEFAULT_PROFILE.into(),
+                file: dir.path().join(SYSTEMD_CREDENTIAL),
+            }
+        );
+        assert!(
+            warnings[0].to_string().contains(
+                "/root/.aws/credentials is not read: systemd passes the credential aws-credentials"
+            ),
+            "{}",
+            warnings[0]
+        );
+        // Without the credential, the configured file stays.
+        let (config, _) = load_text(
+            "[credentials]\nshared_credential_file = \"/root/.aws/credentials\"\n",
+            &[("CREDENTIALS_DIRECTORY", "/nonexistent")],
+        )
+        .unwrap();
+        assert!(
+            matches!(config.credentials, CredentialsSource::Profile { file, .. } if file == Path::new("/root/.aws/credentials"))
+        );
     }
 }

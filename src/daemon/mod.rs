@@ -154,7 +154,9 @@ pub async fn run(
     let mut pipelines = Pipelines::start(&config, &clients, options, &telemetry)?;
     info!("started");
     let watchdog = sd_notify::watchdog_enabled();
-    let tick_every = watchdog.map_or(STATUS_INTERVAL, |timeout| (timeout / 2).min(STATUS_INTERVAL));
+    let tick_every = watchdog.map_or(STATUS_INTERVAL, |timeout| {
+        (timeout / 2).min(STATUS_INTERVAL)
+    });
     if let Some(timeout) = watchdog {
         info!(
             timeout_ms = timeout.as_millis() as u64,
@@ -232,7 +234,9 @@ pub async fn run(
     // A second signal means "now": the drain is skipped, nothing is corrupted.
     tokio::spawn(async move {
         if let Control::Stop(signal) = signals.next().await {
-            warn!("{signal} received again: exiting without draining; unacknowledged data is read again at the next start");
+            warn!(
+                "{signal} received again: exiting without draining; unacknowledged data is read again at the next start"
+            );
             std::process::exit(EXIT_INTERRUPTED);
         }
     });

@@ -128,12 +128,21 @@ impl Pipelines {
         telemetry: &Arc<Telemetry>,
     ) -> Result<(), RunError> {
         if let Some(metrics_config) = &config.metrics
-            && self.metrics.as_ref().is_some_and(MetricsPipeline::has_ended_part)
+            && self
+                .metrics
+                .as_ref()
+                .is_some_and(MetricsPipeline::has_ended_part)
         {
             if let Some(metrics) = self.metrics.take() {
                 metrics.stop().await;
             }
-            self.metrics = Some(start_metrics(config, metrics_config, clients, options, telemetry)?);
+            self.metrics = Some(start_metrics(
+                config,
+                metrics_config,
+                clients,
+                options,
+                telemetry,
+            )?);
         }
         if let Some(logs_config) = &config.logs
             && self.logs.as_ref().is_some_and(LogsPipeline::has_ended_part)
@@ -148,11 +157,13 @@ impl Pipelines {
 
     /// Log data between reading and acknowledgement.
     pub fn queue(&self, telemetry: &Telemetry) -> QueueReport {
-        self.logs.as_ref().map_or(QueueReport::default(), |logs| QueueReport {
-            bytes: logs.budget.used() as u64,
-            budget_bytes: logs.budget.max() as u64,
-            events: telemetry.queued_events.load(Ordering::Relaxed),
-        })
+        self.logs
+            .as_ref()
+            .map_or(QueueReport::default(), |logs| QueueReport {
+                bytes: logs.budget.used() as u64,
+                budget_bytes: logs.budget.max() as u64,
+                events: telemetry.queued_events.load(Ordering::Relaxed),
+            })
     }
 
     /// Stops in order: producers, then shippers drain, then the final checkpoints.
@@ -594,4 +605,3 @@ async fn collect_loop(
         }
     }
 }
-

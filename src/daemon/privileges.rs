@@ -64,7 +64,11 @@ pub fn run_as(user: &str, state_dir: &Path) -> Result<(), PrivilegeError> {
     nix::unistd::initgroups(&name, account.gid).map_err(system("setting the user's groups"))?;
     nix::unistd::setgid(account.gid).map_err(system("setting the group"))?;
     nix::unistd::setuid(account.uid).map_err(system("setting the user"))?;
-    info!(user, uid = account.uid.as_raw(), "running as agent.run_as_user");
+    info!(
+        user,
+        uid = account.uid.as_raw(),
+        "running as agent.run_as_user"
+    );
     Ok(())
 }
 

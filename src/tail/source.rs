@@ -200,7 +200,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let mut removals: HashMap<u64, Removal> = HashMap::new();
     let counters = &links.telemetry.tailer;
     while !links.stop.load(Ordering::Relaxed) {
-        counters.heartbeat_secs.store(epoch_secs(), Ordering::Relaxed);
+        counters
+            .heartbeat_secs
+            .store(epoch_secs(), Ordering::Relaxed);
         for key in links.delivered.try_iter() {
             if let Some(removal) = removals.remove(&key) {
                 remove_delivered(&settings, removal, &mut open, &mut next_key, &links);

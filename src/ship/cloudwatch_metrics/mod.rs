@@ -119,7 +119,10 @@ impl Publisher {
 
     /// Also keeps `telemetry` up to date with the counters and the spool size.
     /// Counting goes on from what `telemetry` holds (a publisher before a reload or restart).
-    pub fn with_telemetry(mut self, telemetry: std::sync::Arc<crate::telemetry::Telemetry>) -> Self {
+    pub fn with_telemetry(
+        mut self,
+        telemetry: std::sync::Arc<crate::telemetry::Telemetry>,
+    ) -> Self {
         self.stats = telemetry.metrics();
         self.telemetry = Some(telemetry);
         self
