@@ -48,6 +48,10 @@ enum Command {
         /// is spent (CloudWatch slow or unreachable), reading pauses instead of dropping.
         #[arg(long, value_name = "MIB", default_value_t = cwlite::queue::DEFAULT_LOG_BUDGET_BYTES as u64 / (1024 * 1024), value_parser = clap::value_parser!(u64).range(2..=4_096))]
         log_buffer_mib: u64,
+        /// Also publish cwlite's own health (cwlite_up, backlog, lag, retries, what was not
+        /// delivered) with the host metrics, so a fleet can alarm on a stuck agent.
+        #[arg(long)]
+        self_metrics: bool,
     },
     /// Show what the daemon running on a state directory is doing (from its status file).
     Status {
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             dry_run,
             metric_spool_mib,
             log_buffer_mib,
+            self_metrics,
         } => {
             let options = RunOptions {
                 dry_run,
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
                 metric_spool_bytes: metric_spool_mib * 1024 * 1024,
                 log_buffer_bytes: usize::try_from(log_buffer_mib * 1024 * 1024)
                     .unwrap_or(usize::MAX),
+                self_metrics,
             };
             match run(&config, common_config.as_deref(), options) {
                 Ok(code) => code,

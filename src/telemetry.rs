@@ -324,6 +324,83 @@ impl StatusReport {
     }
 }
 
+/// cwlite's own health as datums (`--self-metrics`), so a fleet can alarm on a stuck agent:
+/// `cwlite_up` (1 while it runs; missing data means stopped or stuck), the log backlog and the
+/// largest delivery lag in bytes, the metric spool, and since `previous` the events shipped, the
+/// retries, and what was not delivered (refused, out of the time window, dropped).
+pub fn self_datums(
+    report: &StatusReport,
+    previous: &StatusReport,
+    host: Option<&str>,
+    timestamp_ms: i64,
+) -> Vec<crate::metrics::MetricDatum> {
+    use std::sync::Arc;
+    let dimensions: crate::metrics::Dimensions = match host {
+        Some(host) => Arc::from(vec![(Arc::from("host"), Arc::from(host))]),
+        None => Arc::from(Vec::new()),
+    };
+    let not_delivered = |r: &StatusReport| {
+        r.logs.rejected_too_old
+            + r.logs.rejected_too_new
+            + r.logs.rejected_expired
+            + r.logs.not_sent_out_of_window
+            + r.logs.given_up_invalid
+            + r.metrics.datums_refused
+            + r.metrics.batches_dropped_spool_full
+            + r.metrics.cycles_dropped_queue_full
+    };
+    let delta = |now: u64, before: u64| now.saturating_sub(before) as f64;
+    let max_lag = report
+        .logs
+        .files
+        .iter()
+        .map(|f| f.lag_bytes)
+        .max()
+        .unwrap_or(0);
+    [
+        ("cwlite_up", 1.0, "None"),
+        (
+            "cwlite_log_backlog_bytes",
+            report.logs.queue.bytes as f64,
+            "Bytes",
+        ),
+        ("cwlite_log_max_lag_bytes", max_lag as f64, "Bytes"),
+        (
+            "cwlite_metric_spool_bytes",
+            report.metrics.spool_bytes as f64,
+            "Bytes",
+        ),
+        (
+            "cwlite_log_events_shipped",
+            delta(report.logs.events_shipped, previous.logs.events_shipped),
+            "Count",
+        ),
+        (
+            "cwlite_retries",
+            delta(
+                report.logs.retries + report.metrics.retries,
+                previous.logs.retries + previous.metrics.retries,
+            ),
+            "Count",
+        ),
+        (
+            "cwlite_not_delivered",
+            delta(not_delivered(report), not_delivered(previous)),
+            "Count",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value, unit)| crate::metrics::MetricDatum {
+        metric_name: Arc::from(name),
+        dimensions: dimensions.clone(),
+        value,
+        unit: Arc::from(unit),
+        timestamp_ms,
+        storage_resolution: 60,
+    })
+    .collect()
+}
+
 /// Why no status could be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -409,6 +486,37 @@ mod tests {
             report
                 .human(1_012)
                 .contains("/var/log/syslog: delivered to 100, 5 bytes behind")
+        );
+    }
+
+    #[test]
+    fn self_metrics_report_levels_and_the_counts_since_the_previous_report() {
+        let mut before = StatusReport::default();
+        before.logs.events_shipped = 100;
+        before.logs.retries = 1;
+        let mut now = before.clone();
+        now.logs.events_shipped = 130;
+        now.logs.retries = 3;
+        now.logs.rejected_too_old = 2;
+        now.logs.queue.bytes = 4096;
+        let datums = self_datums(&now, &before, Some("web-01"), 7);
+        let value = |name: &str| {
+            datums
+                .iter()
+                .find(|d| &*d.metric_name == name)
+                .map(|d| (d.value, d.unit.to_string(), d.dimensions.len()))
+                .unwrap()
+        };
+        assert_eq!(value("cwlite_up"), (1.0, "None".into(), 1));
+        assert_eq!(
+            value("cwlite_log_events_shipped"),
+            (30.0, "Count".into(), 1)
+        );
+        assert_eq!(value("cwlite_retries").0, 2.0);
+        assert_eq!(value("cwlite_not_delivered").0, 2.0);
+        assert_eq!(
+            value("cwlite_log_backlog_bytes"),
+            (4096.0, "Bytes".into(), 1)
         );
     }
 

@@ -460,3 +460,66 @@ fn nix_uid() -> u32 {
         .parse()
         .unwrap()
 }
+
+/// `--self-metrics`: cwlite's own health goes out with the host metrics, with their `host`
+/// dimension, so a fleet can alarm on `cwlite_up` going missing.
+#[test]
+fn self_metrics_are_published_with_the_host_metrics() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = common::unique("CWLiteSelf");
+    let config = json!({
+        "agent": {"region": "us-east-1", "metrics_collection_interval": 1, "hostname": "edge-7"},
+        "metrics": {
+            "namespace": namespace,
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
+        }
+    });
+    let credentials = common::write_credentials(
+        dir.path(),
+        &[("AmazonCloudWatchAgent", "AKIDSELF", "secret")],
+    );
+    let common_config =
+        common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
+    let config_file = common::write_json(dir.path(), "config.json", &config);
+    let mut daemon = Daemon::spawn(
+        common::cwlite()
+            .arg("run")
+            .arg("--self-metrics")
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--common-config")
+            .arg(&common_config)
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+    );
+    daemon.wait_stderr("started");
+    let up = common::eventually("cwlite_up in the namespace", || {
+        common::metric_data(&namespace)
+            .into_iter()
+            .find(|d| d["MetricName"] == "cwlite_up")
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(up["Value"], 1.0);
+    assert_eq!(
+        up["Dimensions"],
+        json!([{"Name": "host", "Value": "edge-7"}])
+    );
+    let names: Vec<String> = common::metric_data(&namespace)
+        .iter()
+        .filter_map(|d| d["MetricName"].as_str().map(str::to_owned))
+        .collect();
+    for name in [
+        "mem_used_percent",
+        "cwlite_log_backlog_bytes",
+        "cwlite_retries",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+}

@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub metric_spool_bytes: u64,
     /// Most bytes of log data read but not yet acknowledged (the backpressure budget).
     pub log_buffer_bytes: usize,
+    /// Publish cwlite's own health as metrics, every `metrics_collection_interval`.
+    pub self_metrics: bool,
 }
 
 /// Why `run` stopped with an error.
@@ -169,6 +171,7 @@ pub async fn run(
     let mut ticks = tokio::time::interval(tick_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut restarts = Backoff::new(RESTART_BACKOFF_BASE, RESTART_BACKOFF_CAP);
+    let mut own = OwnMetrics::new(options.self_metrics, &config);
     let mut restart_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
@@ -185,6 +188,7 @@ pub async fn run(
                         match Pipelines::start(&new_config, &new_clients, options, &telemetry) {
                             Ok(started) => {
                                 pipelines = started;
+                                own = OwnMetrics::new(options.self_metrics, &new_config);
                                 config = new_config;
                                 clients = new_clients;
                                 info!("reloaded: the new configuration runs");
@@ -218,6 +222,7 @@ pub async fn run(
                     restarts.reset();
                 }
                 status.write(&telemetry, &pipelines);
+                own.publish(&status, &pipelines);
                 let alive = ended.is_empty() && tailer_goes_round(&telemetry, &pipelines);
                 if watchdog.is_some() && alive {
                     notify(&[NotifyState::Watchdog, NotifyState::Status(&status.summary)]);
@@ -331,6 +336,49 @@ fn notify_reloading() {
     match NotifyState::monotonic_usec_now() {
         Ok(now) => notify(&[NotifyState::Reloading, now]),
         Err(_) => notify(&[NotifyState::Reloading]),
+    }
+}
+
+/// `--self-metrics`: cwlite's own health into the metric publisher, every
+/// `metrics_collection_interval`, with the `host` dimension the host metrics carry.
+struct OwnMetrics {
+    every: Option<Duration>,
+    host: Option<String>,
+    last: Option<(tokio::time::Instant, StatusReport)>,
+    warned: bool,
+}
+
+impl OwnMetrics {
+    fn new(enabled: bool, config: &Config) -> Self {
+        Self {
+            every: enabled
+                .then(|| Duration::from_secs(config.agent.metrics_collection_interval_secs.max(1))),
+            host: (!config.agent.omit_hostname).then(|| config.agent.hostname.clone()),
+            last: None,
+            warned: false,
+        }
+    }
+
+    fn publish(&mut self, status: &StatusWriter, pipelines: &Pipelines) {
+        let (Some(every), Some(report)) = (self.every, &status.previous) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let previous = match &self.last {
+            Some((at, _)) if now.duration_since(*at) < every => return,
+            Some((_, previous)) => previous.clone(),
+            None => report.clone(),
+        };
+        let timestamp_ms = (epoch_secs() * 1000) as i64;
+        let datums =
+            crate::telemetry::self_datums(report, &previous, self.host.as_deref(), timestamp_ms);
+        if !pipelines.publish_own(datums) && !self.warned {
+            self.warned = true;
+            warn!(
+                "--self-metrics needs a metrics section (its namespace and endpoint): nothing is published"
+            );
+        }
+        self.last = Some((now, report.clone()));
     }
 }
 

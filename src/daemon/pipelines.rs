@@ -155,6 +155,17 @@ impl Pipelines {
         Ok(())
     }
 
+    /// Hands cwlite's own datums to the metric publisher; false when there is none (no
+    /// `metrics` section, or `--self-metrics` not given). A full queue drops them: the next
+    /// period sends fresh ones.
+    pub fn publish_own(&self, datums: Vec<MetricDatum>) -> bool {
+        let Some(own) = self.metrics.as_ref().and_then(|m| m.own.as_ref()) else {
+            return false;
+        };
+        let _ = own.try_send(datums);
+        true
+    }
+
     /// Log data between reading and acknowledgement.
     pub fn queue(&self, telemetry: &Telemetry) -> QueueReport {
         self.logs
@@ -424,6 +435,9 @@ fn watch_directories(
 
 struct MetricsPipeline {
     stop: watch::Sender<bool>,
+    /// Where cwlite's own datums go (`--self-metrics`); dropped first at stop, so the publisher
+    /// sees its queue close once the collectors are done.
+    own: Option<mpsc::Sender<Vec<MetricDatum>>>,
     collectors: Vec<JoinHandle<()>>,
     publisher: JoinHandle<PublisherStats>,
 }
@@ -435,6 +449,7 @@ impl MetricsPipeline {
 
     /// Stops the collectors, then lets the publisher drain.
     async fn stop(self) {
+        drop(self.own);
         // Receivers only go away when their tasks ended, which is fine to ignore here.
         let _ = self.stop.send(true);
         for collector in self.collectors {
@@ -509,6 +524,7 @@ fn start_metrics(
         .collect();
     Ok(MetricsPipeline {
         stop: stop_tx,
+        own: options.self_metrics.then(|| sender.clone()),
         collectors,
         publisher,
     })
@@ -603,5 +619,68 @@ async fn collect_loop(
             }
             Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::expand::{Environment, HostFacts};
+
+    async fn dry_run_metrics(dir: &Path) -> (Config, Clients, RunOptions) {
+        let file = dir.join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"agent": {"region": "us-east-1", "metrics_collection_interval": 60},
+                "metrics": {"metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}}}"#,
+        )
+        .unwrap();
+        let host = HostFacts {
+            hostname: "h".into(),
+            ip_address: None,
+            date: "2026-11-27".into(),
+        };
+        let loaded = crate::config::load(
+            &[file],
+            None,
+            &Environment::fixed(&[], host),
+            crate::config::RegionPolicy::Required,
+        )
+        .unwrap();
+        let clients = Clients::build(&loaded.config).await.unwrap();
+        let options = RunOptions {
+            dry_run: true,
+            state_dir: dir.join("state"),
+            metric_spool_bytes: 1 << 20,
+            log_buffer_bytes: 1 << 20,
+            self_metrics: false,
+        };
+        (loaded.config, clients, options)
+    }
+
+    #[tokio::test]
+    async fn a_part_that_ended_is_reported_and_its_pipeline_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, clients, options) = dry_run_metrics(dir.path()).await;
+        let telemetry = Arc::new(Telemetry::default());
+        let mut pipelines = Pipelines::start(&config, &clients, &options, &telemetry).unwrap();
+        assert!(pipelines.ended_parts().is_empty());
+        // The publisher dies as a panicking task would.
+        let metrics = pipelines.metrics.as_mut().unwrap();
+        let panicked = tokio::spawn(async { panic!("injected") });
+        std::mem::replace(&mut metrics.publisher, panicked).abort();
+        while !metrics.publisher.is_finished() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pipelines.ended_parts(), ["metrics publisher"]);
+        pipelines
+            .restart_ended(&config, &clients, &options, &telemetry)
+            .await
+            .unwrap();
+        assert!(
+            pipelines.ended_parts().is_empty(),
+            "a new publisher and new collectors run"
+        );
+        pipelines.stop().await;
     }
 }
