@@ -290,6 +290,23 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
             .with_ansi(false)
             .with_target(false)
             .init(),
+        // Under systemd, stderr goes to the journal (JOURNAL_STREAM is set): it stamps the time
+        // itself and takes the priority from a `<N>` prefix, so `journalctl -p warning` works.
+        other if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .event_format(JournalPriority(
+                    tracing_subscriber::fmt::format()
+                        .without_time()
+                        .with_target(false),
+                ))
+                .init();
+            if let Some(Err((path, err))) = other {
+                tracing::warn!(file = %path.display(), "agent.logfile cannot be opened ({err}); logging to the journal");
+            }
+        }
         other => {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
@@ -301,5 +318,32 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
                 tracing::warn!(file = %path.display(), "agent.logfile cannot be opened ({err}); logging to stderr");
             }
         }
+    }
+}
+
+/// Prefixes each line with its syslog priority (`<3>` error … `<7>` debug), which the journal
+/// reads from a service's stderr (sd-daemon(3)).
+struct JournalPriority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JournalPriority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
     }
 }

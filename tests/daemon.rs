@@ -523,3 +523,23 @@ fn self_metrics_are_published_with_the_host_metrics() {
         );
     }
 }
+
+/// Under systemd (JOURNAL_STREAM set) each line carries its syslog priority for the journal and
+/// no timestamp of its own.
+#[test]
+fn log_lines_carry_their_priority_for_the_journal() {
+    let mut daemon = Daemon::spawn(
+        common::cwlite()
+            .args(["run", "--dry-run", "--config", "config/demo.json"])
+            .env("JOURNAL_STREAM", "8:12345")
+            .env_remove("RUST_LOG"),
+    );
+    let started = daemon.wait_stderr("started");
+    assert_eq!(started, "<6> INFO started");
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert!(
+        stderr.iter().all(|l| l.starts_with('<')),
+        "every line prefixed: {stderr:?}"
+    );
+}
