@@ -10,13 +10,71 @@
 
 #![allow(dead_code)]
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// How the fake keeps what it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Every event, in order (tests that compare messages).
+    Messages,
+    /// Per group only a count, the bytes and an order-independent sum of message hashes, so a
+    /// gigabyte can be checked for loss and duplicates in constant memory (the benches).
+    Digest,
+}
+
+/// What a group received, in [`Record::Digest`] mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Digest {
+    /// Events accepted.
+    pub events: u64,
+    /// Their message bytes.
+    pub bytes: u64,
+    /// The wrapping sum of [`message_hash`] over them.
+    pub sum: u64,
+}
+
+impl Digest {
+    /// Adds one message.
+    pub fn add(&mut self, message: &str) {
+        self.events += 1;
+        self.bytes += message.len() as u64;
+        self.sum = self.sum.wrapping_add(message_hash(message));
+    }
+}
+
+/// The hash a [`Digest`] sums: the same in the fake and in whoever checks it.
+pub fn message_hash(message: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A PutLogEvents body, borrowed from the request where no escapes forced a copy.
+#[derive(serde::Deserialize)]
+struct PutRequest<'a> {
+    #[serde(rename = "logGroupName", borrow, default)]
+    group: Cow<'a, str>,
+    #[serde(rename = "logStreamName", borrow, default)]
+    stream: Cow<'a, str>,
+    #[serde(rename = "logEvents", borrow, default)]
+    events: Vec<PutEvent<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PutEvent<'a> {
+    #[serde(default)]
+    timestamp: i64,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+}
 
 /// One fault, applied to the next matching request.
 #[derive(Debug, Clone)]
@@ -46,13 +104,25 @@ struct State {
     put_calls: u64,
     refused_calls: Vec<String>,
     retention: HashMap<String, i64>,
+    record: Option<Record>,
+    digests: HashMap<String, Digest>,
+    /// Per group, for some events (1 in [`LATENCY_SAMPLE_EVERY`]): arrival time minus the
+    /// event's timestamp, in milliseconds ([`Record::Digest`] mode).
+    latencies: HashMap<String, Vec<i64>>,
+    metric_calls: u64,
 }
+
+/// One event in this many gives a latency sample; at most [`LATENCY_SAMPLES`] are kept.
+pub const LATENCY_SAMPLE_EVERY: u64 = 16;
+/// Most latency samples kept per group.
+pub const LATENCY_SAMPLES: usize = 200_000;
 
 /// A running fake.
 pub struct FakeLogs {
     pub port: u16,
     state: Arc<Mutex<State>>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 const MAX_EVENTS: usize = 10_000;
@@ -63,11 +133,24 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 impl FakeLogs {
     /// Starts on a free loopback port.
     pub async fn start() -> Arc<Self> {
+        Self::start_with(None, Record::Messages).await
+    }
+
+    /// Starts over TLS with `server` (a certificate for `localhost`), recording as `record` says.
+    pub async fn start_with(
+        server: Option<tokio_rustls::rustls::ServerConfig>,
+        record: Record,
+    ) -> Arc<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let state = State {
+            record: Some(record),
+            ..State::default()
+        };
         let fake = Arc::new(Self {
             port: listener.local_addr().unwrap().port(),
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             accept: Mutex::new(None),
+            tls: server.map(|s| tokio_rustls::TlsAcceptor::from(Arc::new(s))),
         });
         fake.serve(listener);
         fake
@@ -75,17 +158,62 @@ impl FakeLogs {
 
     /// The endpoint URL for `logs.endpoint_override`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls {
+            Some(_) => format!("https://localhost:{}", self.port),
+            None => format!("http://127.0.0.1:{}", self.port),
+        }
     }
 
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(connection(stream, state.clone()));
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                match tls.clone() {
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                connection(stream, state).await;
+                            }
+                        });
+                    }
+                    None => {
+                        tokio::spawn(connection(stream, state));
+                    }
+                }
             }
         });
         *self.accept.lock().unwrap() = Some(task);
+    }
+
+    /// Latency samples of a group (arrival minus event timestamp, ms), in arrival order.
+    pub fn latencies(&self, group: &str) -> Vec<i64> {
+        self.state
+            .lock()
+            .unwrap()
+            .latencies
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// PutMetricData calls answered (the fake accepts and drops them, so a metrics pipeline
+    /// pointed here has somewhere to go).
+    pub fn metric_calls(&self) -> u64 {
+        self.state.lock().unwrap().metric_calls
+    }
+
+    /// What a group received ([`Record::Digest`] mode).
+    pub fn digest(&self, group: &str) -> Digest {
+        self.state
+            .lock()
+            .unwrap()
+            .digests
+            .get(group)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Queues faults for the next PutLogEvents calls.
@@ -153,7 +281,7 @@ impl FakeLogs {
     }
 }
 
-async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mutex<State>>) {
     loop {
         let Some((head, body)) = super::read_http_message(&mut stream).await else {
             return;
@@ -166,8 +294,22 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_default();
+        if target.is_empty() && head.contains("/operation/PutMetricData") {
+            // CloudWatch's RPC v2 CBOR protocol: an empty CBOR map is a successful answer.
+            state.lock().unwrap().metric_calls += 1;
+            let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: 1\r\nx-amzn-RequestId: fake\r\n\r\n".to_vec();
+            bytes.push(0xa0);
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let operation = target.rsplit('.').next().unwrap_or("").to_owned();
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let request: Value = if operation == "PutLogEvents" {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        };
         let fault = if operation == "PutLogEvents" {
             state.lock().unwrap().faults.pop_front()
         } else {
@@ -185,9 +327,9 @@ async fn connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             ),
             Some(Fault::Slow(delay)) => {
                 tokio::time::sleep(delay).await;
-                handle(&operation, &request, &state)
+                handle(&operation, &request, &body, &state)
             }
-            None => handle(&operation, &request, &state),
+            None => handle(&operation, &request, &body, &state),
         };
         let body = answer.to_string();
         let response = format!(
@@ -209,7 +351,12 @@ fn invalid(state: &Arc<Mutex<State>>, why: String) -> (u16, Value) {
     )
 }
 
-fn handle(operation: &str, request: &Value, state: &Arc<Mutex<State>>) -> (u16, Value) {
+fn handle(
+    operation: &str,
+    request: &Value,
+    body: &[u8],
+    state: &Arc<Mutex<State>>,
+) -> (u16, Value) {
     let group = request["logGroupName"].as_str().unwrap_or("").to_owned();
     let stream = request["logStreamName"].as_str().unwrap_or("").to_owned();
     match operation {
@@ -248,7 +395,10 @@ fn handle(operation: &str, request: &Value, state: &Arc<Mutex<State>>) -> (u16, 
                 .insert(group, request["retentionInDays"].as_i64().unwrap_or(0));
             (200, json!({}))
         }
-        "PutLogEvents" => put_log_events(group, stream, request, state),
+        "PutLogEvents" => match serde_json::from_slice::<PutRequest<'_>>(body) {
+            Ok(request) => put_log_events(request, state),
+            Err(err) => invalid(state, format!("malformed PutLogEvents body: {err}")),
+        },
         other => (
             400,
             json!({"__type": "UnknownOperationException", "message": other}),
@@ -256,12 +406,10 @@ fn handle(operation: &str, request: &Value, state: &Arc<Mutex<State>>) -> (u16, 
     }
 }
 
-fn put_log_events(
-    group: String,
-    stream: String,
-    request: &Value,
-    state: &Arc<Mutex<State>>,
-) -> (u16, Value) {
+fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, Value) {
+    let group = request.group.into_owned();
+    let stream = request.stream.into_owned();
+    let events = request.events;
     state.lock().unwrap().put_calls += 1;
     if !state
         .lock()
@@ -274,7 +422,6 @@ fn put_log_events(
             json!({"__type": "ResourceNotFoundException", "message": "The specified log stream does not exist."}),
         );
     }
-    let events = request["logEvents"].as_array().cloned().unwrap_or_default();
     if events.is_empty() || events.len() > MAX_EVENTS {
         return invalid(state, format!("{} events in one call", events.len()));
     }
@@ -287,8 +434,8 @@ fn put_log_events(
     let mut previous = i64::MIN;
     let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
     for (i, event) in events.iter().enumerate() {
-        let message = event["message"].as_str().unwrap_or("");
-        let timestamp = event["timestamp"].as_i64().unwrap_or(0);
+        let message = &event.message;
+        let timestamp = event.timestamp;
         if message.is_empty() {
             return invalid(state, format!("logEvents.{} has an empty message", i + 1));
         }
@@ -320,18 +467,33 @@ fn put_log_events(
     }
     let too_old_end = events
         .iter()
-        .take_while(|e| e["timestamp"].as_i64().unwrap_or(0) < now - 14 * DAY_MS)
+        .take_while(|e| e.timestamp < now - 14 * DAY_MS)
         .count();
     let too_new_start = events
         .iter()
-        .position(|e| e["timestamp"].as_i64().unwrap_or(0) > now + 2 * 3600 * 1000);
+        .position(|e| e.timestamp > now + 2 * 3600 * 1000);
+    let kept = &events[too_old_end..too_new_start.unwrap_or(events.len())];
     let mut s = state.lock().unwrap();
-    let accepted = s.streams.get_mut(&(group, stream)).expect("checked above");
-    for event in &events[too_old_end..too_new_start.unwrap_or(events.len())] {
-        accepted.push(Accepted {
-            timestamp: event["timestamp"].as_i64().unwrap_or(0),
-            message: event["message"].as_str().unwrap_or("").to_owned(),
-        });
+    if s.record == Some(Record::Digest) {
+        let digest = s.digests.entry(group.clone()).or_default();
+        let mut samples = Vec::new();
+        for event in kept {
+            digest.add(&event.message);
+            if digest.events.is_multiple_of(LATENCY_SAMPLE_EVERY) {
+                samples.push(now - event.timestamp);
+            }
+        }
+        let latencies = s.latencies.entry(group).or_default();
+        let room = LATENCY_SAMPLES.saturating_sub(latencies.len());
+        latencies.extend(samples.into_iter().take(room));
+    } else {
+        let accepted = s.streams.get_mut(&(group, stream)).expect("checked above");
+        for event in kept {
+            accepted.push(Accepted {
+                timestamp: event.timestamp,
+                message: event.message.clone().into_owned(),
+            });
+        }
     }
     let mut answer = json!({"nextSequenceToken": "unused"});
     if too_old_end > 0 || too_new_start.is_some() {

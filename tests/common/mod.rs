@@ -5,6 +5,9 @@
 
 pub mod fake_logs;
 
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio_rustls::rustls::{self, pki_types::CertificateDer, pki_types::PrivateKeyDer};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -321,10 +324,12 @@ impl Relay {
     }
 }
 
-pub async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+pub async fn read_http_message<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Option<(String, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let mut data = Vec::new();
-    let mut chunk = [0u8; 8192];
+    let mut chunk = vec![0u8; 64 * 1024];
     let head_end = loop {
         if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
@@ -344,6 +349,7 @@ pub async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<(St
                 .map(|(_, v)| v.trim().parse().unwrap_or(0))
         })
         .unwrap_or(0);
+    data.reserve((head_end + length).saturating_sub(data.len()));
     while data.len() < head_end + length {
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
@@ -416,5 +422,47 @@ pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         // Polling an external service for a state it reaches on its own schedule; the deadline
         // above, not this pause, decides failure.
         std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A private CA generated here, and a `localhost` certificate signed by it.
+pub struct TestPki {
+    /// The CA, for `ca_bundle_path`.
+    pub ca_pem: String,
+    /// A server configuration with the certificate.
+    pub server: rustls::ServerConfig,
+}
+
+pub fn test_pki() -> TestPki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name
+        .push(DnType::CommonName, "cwlite test private CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(leaf.der().to_vec())],
+            PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        server,
     }
 }
