@@ -43,6 +43,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 const MIB: f64 = 1024.0 * 1024.0;
 
 struct Options {
+    /// `cargo test` runs bench targets without `--bench`: then a tiny bulk run checks that the
+    /// harness still works, in seconds.
+    smoke: bool,
     quick: bool,
     only: Option<String>,
     readme: bool,
@@ -51,6 +54,7 @@ struct Options {
 
 fn options() -> Options {
     let mut options = Options {
+        smoke: !std::env::args().any(|a| a == "--bench"),
         quick: false,
         only: None,
         readme: false,
@@ -63,10 +67,10 @@ fn options() -> Options {
             "--readme" => options.readme = true,
             "--only" => options.only = args.next(),
             "--agent" => {
-                if let Some((name, command)) = args.next().and_then(|a| {
-                    a.split_once('=')
-                        .map(|(n, c)| (n.to_owned(), c.to_owned()))
-                }) {
+                if let Some((name, command)) = args
+                    .next()
+                    .and_then(|a| a.split_once('=').map(|(n, c)| (n.to_owned(), c.to_owned())))
+                {
                     options.agents.push((name, command));
                 }
             }
@@ -93,7 +97,12 @@ fn proc_cpu_secs(pid: u32) -> f64 {
     // Fields after the command name (which may hold spaces) start at ") ".
     let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
     (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND
 }
@@ -122,7 +131,11 @@ fn proc_context_switches(pid: u32) -> u64 {
             status
                 .lines()
                 .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+                .filter_map(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
                 .sum::<u64>()
         })
         .sum()
@@ -275,7 +288,15 @@ fn start_cwlite(setup: &Setup, name: &str, config: &serde_json::Value) -> Child 
         .arg(&setup.common_config)
         .arg("--state-dir")
         .arg(setup.dir.path().join(format!("state-{name}")))
-        .env("RUST_LOG", "warn")
+        .args(
+            std::env::var("CWLITE_E2E_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
+        .env(
+            "RUST_LOG",
+            std::env::var("CWLITE_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .stdout(Stdio::null())
@@ -292,8 +313,10 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Polls until the group holds `expected`; returns the measurement at that moment, or `None`
-/// after `limit` (then prints what arrived).
+/// Polls until the group holds `expected`; returns the measurement taken when all but the
+/// last event had arrived (the last one waits for the 5 s multi-line quiet period, as in the
+/// stock agent: only the next line or quiet can tell it is complete), or `None` after `limit`
+/// (then prints what arrived).
 fn wait_delivered(
     fake: &FakeLogs,
     group: &str,
@@ -302,16 +325,28 @@ fn wait_delivered(
     started: Instant,
     limit: Duration,
 ) -> Option<Measured> {
+    let mut all_but_last = None;
     loop {
         let got = fake.digest(group);
+        if all_but_last.is_none() && got.events + 1 >= expected.events {
+            all_but_last = Some(measure(pid, started));
+        }
         if got.events >= expected.events {
-            return Some(measure(pid, started));
+            let mut measured = all_but_last.unwrap_or_else(|| measure(pid, started));
+            // Resources over the whole run, time to the bulk of the data.
+            let end = measure(pid, started);
+            measured.cpu_secs = end.cpu_secs;
+            measured.peak_rss_kib = end.peak_rss_kib;
+            return Some(measured);
         }
         if started.elapsed() > limit {
-            eprintln!("  timed out: {} of {} events arrived", got.events, expected.events);
+            eprintln!(
+                "  timed out: {} of {} events arrived",
+                got.events, expected.events
+            );
             return None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -337,7 +372,13 @@ fn verdict(expected: &Digest, got: &Digest) -> String {
 
 /// The bulk file: read a pre-written file to the end and ship it.
 fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row>) {
-    let size: u64 = if options.quick { 128 << 20 } else { 1 << 30 };
+    let size: u64 = if options.smoke {
+        2 << 20
+    } else if options.quick {
+        128 << 20
+    } else {
+        1 << 30
+    };
     let setup = setup(runtime);
     let file = setup.dir.path().join("bulk.log");
     eprintln!("bulk: generating {} MiB", size >> 20);
@@ -363,6 +404,7 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let mut run = |agent: &str, child: Child, group: &str| {
         let pid = child.id();
         let started = Instant::now();
+        let threads = std::thread::spawn(move || thread_profile(pid));
         let measured = wait_delivered(
             &setup.fake,
             group,
@@ -372,6 +414,9 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             Duration::from_secs(if options.quick { 300 } else { 1200 }),
         );
         stop(child);
+        if std::env::var_os("CWLITE_E2E_THREADS").is_some() {
+            eprintln!("{}", threads.join().unwrap_or_default());
+        }
         let got = setup.fake.digest(group);
         let figures = match measured {
             Some(m) => {
@@ -379,9 +424,18 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
                 vec![
                     ("MB/s".into(), format!("{mbps:.0}")),
                     ("x baseline".into(), format!("{:.2}", mbps / baseline_mbps)),
-                    ("lines/s".into(), format!("{:.0}", lines as f64 / m.wall.as_secs_f64())),
-                    ("CPU ms/MB".into(), format!("{:.2}", m.cpu_secs * 1000.0 / mb)),
-                    ("peak RSS MB".into(), format!("{:.1}", m.peak_rss_kib as f64 / 1024.0)),
+                    (
+                        "lines/s".into(),
+                        format!("{:.0}", lines as f64 / m.wall.as_secs_f64()),
+                    ),
+                    (
+                        "CPU ms/MB".into(),
+                        format!("{:.2}", m.cpu_secs * 1000.0 / mb),
+                    ),
+                    (
+                        "peak RSS MB".into(),
+                        format!("{:.1}", m.peak_rss_kib as f64 / 1024.0),
+                    ),
                     ("fds".into(), m.fds.to_string()),
                 ]
             }
@@ -424,6 +478,41 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             .expect("the agent's command");
         run(name, child, name);
     }
+}
+
+/// CPU seconds per thread name, sampled until the process ends (`CWLITE_E2E_THREADS=1`
+/// prints it: which thread a scenario is bound by).
+fn thread_profile(pid: u32) -> String {
+    let mut last: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    while Path::new(&format!("/proc/{pid}/stat")).exists() {
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            let mut now: std::collections::BTreeMap<String, f64> =
+                std::collections::BTreeMap::new();
+            for task in tasks.flatten() {
+                let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+                let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or(0);
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                let ticks = |i: usize| {
+                    fields
+                        .get(i)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                *now.entry(format!("{} ({tid})", comm.trim())).or_default() +=
+                    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND;
+            }
+            if !now.is_empty() {
+                last = now;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last.iter()
+        .map(|(name, secs)| format!("  {name}: {secs:.2} s"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn count_lines(path: &Path) -> u64 {
@@ -550,7 +639,10 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     std::thread::sleep(Duration::from_secs(2));
     let cpu_before = proc_cpu_secs(pid);
     eprintln!("live: {} MB/s for {seconds} s", rate_bytes / 1_000_000);
-    let mut writer = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
     let mut generator = Generator::new(11);
     let mut expected = Digest::default();
     let started = Instant::now();
@@ -571,7 +663,14 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         }
     }
     let written_for = started.elapsed();
-    let measured = wait_delivered(&setup.fake, "live", &expected, pid, started, Duration::from_secs(120));
+    let measured = wait_delivered(
+        &setup.fake,
+        "live",
+        &expected,
+        pid,
+        started,
+        Duration::from_secs(120),
+    );
     let cpu = proc_cpu_secs(pid) - cpu_before;
     stop(child);
     let got = setup.fake.digest("live");
@@ -593,7 +692,10 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         ("flush interval ms".into(), "1000".into()),
     ];
     if let Some(m) = measured {
-        figures.push(("peak RSS MB".into(), format!("{:.1}", m.peak_rss_kib as f64 / 1024.0)));
+        figures.push((
+            "peak RSS MB".into(),
+            format!("{:.1}", m.peak_rss_kib as f64 / 1024.0),
+        ));
     }
     rows.push(Row {
         scenario: format!("live {} MB/s", rate_bytes / 1_000_000),
@@ -630,7 +732,14 @@ fn idle(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let child = start_cwlite(&setup, "idle", &config);
     let pid = child.id();
     let started = Instant::now();
-    wait_delivered(&setup.fake, "idle", &expected, pid, started, Duration::from_secs(60));
+    wait_delivered(
+        &setup.fake,
+        "idle",
+        &expected,
+        pid,
+        started,
+        Duration::from_secs(60),
+    );
     let before = measure(pid, started);
     std::thread::sleep(window);
     let after = measure(pid, started);
@@ -640,7 +749,10 @@ fn idle(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         scenario: "idle, default config".into(),
         agent: "cwlite".into(),
         figures: vec![
-            ("RSS MB".into(), format!("{:.1}", after.rss_kib as f64 / 1024.0)),
+            (
+                "RSS MB".into(),
+                format!("{:.1}", after.rss_kib as f64 / 1024.0),
+            ),
             (
                 "CPU s/min".into(),
                 format!("{:.3}", (after.cpu_secs - before.cpu_secs) / minutes),
@@ -686,7 +798,14 @@ fn many(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let child = start_cwlite(&setup, "many", &config);
     let pid = child.id();
     let started = Instant::now();
-    let caught_up = wait_delivered(&setup.fake, "many", &expected, pid, started, Duration::from_secs(600));
+    let caught_up = wait_delivered(
+        &setup.fake,
+        "many",
+        &expected,
+        pid,
+        started,
+        Duration::from_secs(600),
+    );
     // Then a few files stay active, one line every 100 ms each.
     let window = Duration::from_secs(if options.quick { 15 } else { 60 });
     let before = measure(pid, started);
@@ -710,7 +829,14 @@ fn many(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = measure(pid, started);
-    wait_delivered(&setup.fake, "many", &expected, pid, started, Duration::from_secs(120));
+    wait_delivered(
+        &setup.fake,
+        "many",
+        &expected,
+        pid,
+        started,
+        Duration::from_secs(120),
+    );
     stop(child);
     rows.push(Row {
         scenario: format!("{count} files, 5 active"),
@@ -718,7 +844,9 @@ fn many(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         figures: vec![
             (
                 "catch-up s".into(),
-                caught_up.map_or("timed out".into(), |m| format!("{:.1}", m.wall.as_secs_f64())),
+                caught_up.map_or("timed out".into(), |m| {
+                    format!("{:.1}", m.wall.as_secs_f64())
+                }),
             ),
             (
                 "CPU % of a core".into(),
@@ -728,7 +856,10 @@ fn many(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
                 ),
             ),
             ("peak fds".into(), peak_fds.to_string()),
-            ("RSS MB".into(), format!("{:.1}", after.rss_kib as f64 / 1024.0)),
+            (
+                "RSS MB".into(),
+                format!("{:.1}", after.rss_kib as f64 / 1024.0),
+            ),
         ],
         complete: verdict(&expected, &setup.fake.digest("many")),
     });
@@ -767,7 +898,10 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
         scenario: "metrics only, 8 plugins at 10 s".into(),
         agent: "cwlite".into(),
         figures: vec![
-            ("RSS MB".into(), format!("{:.1}", after.rss_kib as f64 / 1024.0)),
+            (
+                "RSS MB".into(),
+                format!("{:.1}", after.rss_kib as f64 / 1024.0),
+            ),
             (
                 "CPU s/min".into(),
                 format!(
@@ -775,7 +909,10 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
                     (after.cpu_secs - before.cpu_secs) / (window.as_secs_f64() / 60.0)
                 ),
             ),
-            ("PutMetricData calls".into(), setup.fake.metric_calls().to_string()),
+            (
+                "PutMetricData calls".into(),
+                setup.fake.metric_calls().to_string(),
+            ),
         ],
         complete: "n/a".into(),
     });
@@ -787,13 +924,22 @@ fn table(rows: &[Row], options: &Options) -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     let memory = proc_meminfo_gib();
     let _ = writeln!(
         out,
         "Machine: {cpus} cores ({model}), {memory:.0} GiB; fake endpoint on the same machine, over TLS; {} run.\n",
-        if options.quick { "a --quick" } else { "a full" }
+        if options.smoke {
+            "a smoke (cargo test)"
+        } else if options.quick {
+            "a --quick"
+        } else {
+            "a full"
+        }
     );
     let _ = writeln!(out, "| Scenario | Agent | Figures | Delivery |");
     let _ = writeln!(out, "|---|---|---|---|");
@@ -820,7 +966,11 @@ fn proc_meminfo_gib() -> f64 {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()))
+        .and_then(|v| {
+            v.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / MIB)
 }
 
@@ -855,12 +1005,25 @@ fn main() {
         ("metrics", metrics),
     ];
     for (name, scenario) in scenarios {
-        if options.only.as_deref().is_none_or(|only| only == name) {
+        let only = if options.smoke {
+            Some("bulk")
+        } else {
+            options.only.as_deref()
+        };
+        if only.is_none_or(|only| only == name) {
             scenario(&options, &runtime, &mut rows);
         }
     }
     let table = table(&rows, &options);
     println!("\n{table}");
+    if options.smoke {
+        // As a test: every row must have delivered every line once.
+        assert!(
+            rows.iter().all(|r| r.complete == "every line once"),
+            "{table}"
+        );
+        return;
+    }
     if options.readme {
         write_readme(&table);
     }

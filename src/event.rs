@@ -44,15 +44,20 @@ pub struct Destination {
     pub retention_days: Option<u32>,
 }
 
+/// Most events in one [`TailMessage`]: handing events over in chunks costs one channel
+/// operation (and at most one wake-up) per chunk instead of per event.
+pub const MAX_EVENTS_PER_HANDOFF: usize = 4096;
+
 /// What tailers send to the shipper.
 #[derive(Debug)]
 pub enum TailMessage {
-    /// An event for a destination.
-    Event {
-        /// Where it goes.
+    /// Events of one file, in file order, for one destination (at most
+    /// [`MAX_EVENTS_PER_HANDOFF`]).
+    Events {
+        /// Where they go.
         destination: Arc<Destination>,
-        /// The event.
-        event: LogEvent,
+        /// The events.
+        events: Vec<LogEvent>,
     },
 }
 

@@ -543,3 +543,78 @@ fn log_lines_carry_their_priority_for_the_journal() {
         "every line prefixed: {stderr:?}"
     );
 }
+
+/// The secret key never shows: not at debug level (cwlite's and the SDK's), not in validate's
+/// effective configuration, not in `status`, not on reload.
+#[test]
+fn the_secret_key_never_appears_in_any_output() {
+    const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY1";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered("secret", 0, 3));
+    let state = dir.path().join("state");
+    let credentials = common::write_credentials(
+        dir.path(),
+        &[("AmazonCloudWatchAgent", "AKIDSECRETTEST", SECRET)],
+    );
+    let common_config =
+        common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
+    let config_file = common::write_json(
+        dir.path(),
+        "config.json",
+        &config(&fake.url(), &[(&log, "secret")], 1),
+    );
+    let mut daemon = Daemon::spawn(
+        common::cwlite()
+            .arg("run")
+            .arg("--config")
+            .arg(&config_file)
+            .arg("--common-config")
+            .arg(&common_config)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("RUST_LOG", "debug"),
+    );
+    daemon.wait_stderr("started");
+    common::eventually("the lines", || {
+        (messages(&fake, "secret").len() == 3).then_some(())
+    });
+    kill(&daemon, "HUP");
+    daemon.wait_stderr("reloaded");
+    let status = common::cwlite()
+        .args(["status", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let validate = common::cwlite()
+        .arg("validate")
+        .arg(&config_file)
+        .arg("--common-config")
+        .arg(&common_config)
+        .output()
+        .unwrap();
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success());
+    let mut everything = stderr.join("\n");
+    everything.push_str(&daemon_stdout(&status));
+    everything.push_str(&daemon_stdout(&validate));
+    assert!(
+        stderr.iter().any(|l| l.contains("DEBUG")),
+        "debug logging was on"
+    );
+    assert!(!everything.contains(SECRET), "the secret leaked");
+    assert!(
+        !everything.contains(&SECRET[..16]),
+        "part of the secret leaked"
+    );
+}
+
+fn daemon_stdout(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use common::test_pki;
 use cwlite::aws::{AwsError, AwsErrorKind, Clients};
 use cwlite::config::expand::HostFacts;
 use cwlite::config::{self, Environment, RegionPolicy};
@@ -14,7 +15,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-use common::test_pki;
 
 /// Terminates TLS on a loopback port and relays the plain bytes to the emulator.
 async fn start_tls_endpoint(server: rustls::ServerConfig) -> u16 {

@@ -39,8 +39,10 @@ pub const METRIC_QUEUE_CYCLES: usize = 256;
 pub const METRIC_SPOOL_DIR: &str = "metrics-spool";
 /// Subdirectory of the state directory holding log checkpoints.
 pub const LOG_STATE_DIR: &str = "logs-state";
-/// Events that may wait between the tailer and the shipper (bytes are bounded by the budget).
-pub const LOG_QUEUE_EVENTS: usize = 10_000;
+/// Chunks of events that may wait between the tailer and the shipper: with at most
+/// `MAX_EVENTS_PER_HANDOFF` (4,096) events each, at most 65,536 events; their bytes are bounded
+/// by the budget.
+pub const LOG_QUEUE_CHUNKS: usize = 16;
 /// How often acknowledged offsets are written to disk at most.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 

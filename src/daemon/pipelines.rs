@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{
-    CHECKPOINT_INTERVAL, DRAIN_DEADLINE, LOG_QUEUE_EVENTS, LOG_STATE_DIR, METRIC_QUEUE_CYCLES,
+    CHECKPOINT_INTERVAL, DRAIN_DEADLINE, LOG_QUEUE_CHUNKS, LOG_STATE_DIR, METRIC_QUEUE_CYCLES,
     METRIC_SPOOL_DIR, RunError, RunOptions,
 };
 use crate::aws::Clients;
@@ -281,7 +281,7 @@ fn start_logs(
         None => (std::collections::HashMap::new(), Vec::new()),
     };
     let budget = Arc::new(ByteBudget::new(options.log_buffer_bytes));
-    let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_EVENTS);
+    let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_CHUNKS);
     let (checkpoint_tx, mut checkpoint_rx) = mpsc::unbounded_channel::<CheckpointMessage>();
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<shipper::Ack>();
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);

@@ -23,7 +23,7 @@ use super::line_reader::{Framing, Line};
 use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile, locate};
 use crate::config::{FileConfig, LogGroupName};
-use crate::event::{Destination, EventSource, LogEvent, TailMessage};
+use crate::event::{Destination, EventSource, LogEvent, MAX_EVENTS_PER_HANDOFF, TailMessage};
 use crate::queue::ByteBudget;
 use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
 use crate::telemetry::Telemetry;
@@ -695,8 +695,10 @@ fn epoch_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Sends the outputs on; false when the tailer must stop.
+/// Sends the outputs on, events in chunks; false when the tailer must stop.
 fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> bool {
+    let mut chunk: Vec<LogEvent> = Vec::new();
+    let mut chunk_bytes = 0;
     for output in outputs.drain(..) {
         match output {
             Output::Skipped(skipped) => {
@@ -708,37 +710,58 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
                 });
             }
             Output::Event(event) => {
-                let bytes = event.message.len;
-                while !links.budget.acquire(bytes, Duration::from_millis(200)) {
-                    if links.stop.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    // Waiting for CloudWatch is not being stuck: the watchdog keeps being fed.
-                    links
-                        .telemetry
-                        .tailer
-                        .heartbeat_secs
-                        .store(epoch_secs(), Ordering::Relaxed);
-                }
-                Telemetry::bump(&links.telemetry.tailer.events_read, 1);
+                chunk_bytes += event.message.len;
                 let source = EventSource {
                     file: tailed.key,
                     start_offset: event.message.start_offset,
                     end_offset: event.message.end_offset,
                 };
-                let message = TailMessage::Event {
-                    destination: tailed.destination.clone(),
-                    event: LogEvent {
-                        timestamp_ms: event.timestamp_ms,
-                        message: event.message,
-                        source,
-                    },
-                };
-                if links.events.blocking_send(message).is_err() {
+                chunk.push(LogEvent {
+                    timestamp_ms: event.timestamp_ms,
+                    message: event.message,
+                    source,
+                });
+                if chunk.len() >= MAX_EVENTS_PER_HANDOFF
+                    && !send_chunk(tailed, &mut chunk, &mut chunk_bytes, links)
+                {
                     return false;
                 }
             }
         }
     }
-    true
+    chunk.is_empty() || send_chunk(tailed, &mut chunk, &mut chunk_bytes, links)
+}
+
+/// Takes the chunk's bytes from the budget (waiting while CloudWatch catches up: reading
+/// pauses), then hands the chunk to the shipper; false when the tailer must stop.
+fn send_chunk(
+    tailed: &Open,
+    chunk: &mut Vec<LogEvent>,
+    chunk_bytes: &mut usize,
+    links: &TailerLinks,
+) -> bool {
+    while !links
+        .budget
+        .acquire(*chunk_bytes, Duration::from_millis(200))
+    {
+        if links.stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        // Waiting for CloudWatch is not being stuck: the watchdog keeps being fed.
+        links
+            .telemetry
+            .tailer
+            .heartbeat_secs
+            .store(epoch_secs(), Ordering::Relaxed);
+    }
+    let events = std::mem::take(chunk);
+    *chunk_bytes = 0;
+    let count = events.len() as u64;
+    Telemetry::bump(&links.telemetry.tailer.events_read, count);
+    Telemetry::bump(&links.telemetry.queued_events, count);
+    let message = TailMessage::Events {
+        destination: tailed.destination.clone(),
+        events,
+    };
+    links.events.blocking_send(message).is_ok()
 }

@@ -188,6 +188,16 @@ fn lines_of(reader: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Rec
     receiver
 }
 
+/// A test that fails half-way must not leave its daemon running.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Daemon {
     /// Starts `command` with piped output.
     pub fn spawn(command: &mut std::process::Command) -> Self {
@@ -267,7 +277,7 @@ impl Daemon {
         // The pipes close at exit, so the reader threads finish and the channels drain.
         self.stderr_seen.extend(self.stderr.iter());
         self.stdout_seen.extend(self.stdout.iter());
-        (status, self.stderr_seen)
+        (status, std::mem::take(&mut self.stderr_seen))
     }
 }
 

@@ -171,27 +171,14 @@ pub async fn run(
         let wake = next_wake(&destinations, settings.flush_interval, drain_until);
         tokio::select! {
             message = messages.recv(), if drain_until.is_none() => match message {
-                Some(TailMessage::Event { destination, event }) => {
+                Some(TailMessage::Events { destination, events }) => {
+                    telemetry
+                        .queued_events
+                        .fetch_sub(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-                    if time_window(event.timestamp_ms, now_ms) != TimeWindow::Accepted {
-                        // CloudWatch would refuse it: counted and reported, acknowledged so the
-                        // checkpoint moves past it, never sent.
-                        stats.events_out_of_window += 1;
-                        let _ = acks.send(Ack { file: event.source.file, start: event.source.start_offset, end: event.source.end_offset });
-                        budget.release(event.message.len);
-                        if window_reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                            window_reported = Some(Instant::now());
-                            warn!(
-                                group = %destination.group,
-                                total = stats.events_out_of_window,
-                                "log events more than 14 days old or 2 hours ahead are not sent (CloudWatch refuses them)"
-                            );
-                        }
-                        continue;
-                    }
                     let i = *index.entry(destination.clone()).or_insert_with(|| {
                         destinations.push(DestinationState {
-                            destination,
+                            destination: destination.clone(),
                             batcher: LogBatcher::default(),
                             opened_at: None,
                             queue: VecDeque::new(),
@@ -202,10 +189,31 @@ pub async fn run(
                         destinations.len() - 1
                     });
                     let state = &mut destinations[i];
-                    if let Some(full) = state.batcher.push(event) {
-                        state.queue.push_back(full);
+                    let mut outside = Vec::new();
+                    for event in events {
+                        if time_window(event.timestamp_ms, now_ms) != TimeWindow::Accepted {
+                            outside.push(event);
+                            continue;
+                        }
+                        if let Some(full) = state.batcher.push(event) {
+                            state.queue.push_back(full);
+                        }
+                        state.opened_at.get_or_insert_with(Instant::now);
                     }
-                    state.opened_at.get_or_insert_with(Instant::now);
+                    if !outside.is_empty() {
+                        // CloudWatch would refuse them: counted and reported, acknowledged so
+                        // the checkpoint moves past them, never sent.
+                        stats.events_out_of_window += outside.len() as u64;
+                        acknowledge(&outside, &acks, &budget);
+                        if window_reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                            window_reported = Some(Instant::now());
+                            warn!(
+                                group = %destination.group,
+                                total = stats.events_out_of_window,
+                                "log events more than 14 days old or 2 hours ahead are not sent (CloudWatch refuses them)"
+                            );
+                        }
+                    }
                 }
                 None => drain_until = Some(Instant::now() + settings.drain_deadline),
             },
@@ -232,6 +240,37 @@ pub async fn run(
     }
     telemetry.set_logs(stats);
     stats
+}
+
+/// Acknowledges delivered (or given-up) events: adjacent ranges of one file merged into one
+/// acknowledgement, and their bytes given back to the budget at once.
+fn acknowledge(events: &[LogEvent], acks: &mpsc::UnboundedSender<Ack>, budget: &ByteBudget) {
+    let mut pending: Option<Ack> = None;
+    let mut bytes = 0;
+    for event in events {
+        bytes += event.message.len;
+        let source = event.source;
+        match &mut pending {
+            Some(ack) if ack.file == source.file && ack.end == source.start_offset => {
+                ack.end = source.end_offset;
+            }
+            _ => {
+                // The checkpointer outlives the shipper; a send error only happens at exit.
+                if let Some(ack) = pending.take() {
+                    let _ = acks.send(ack);
+                }
+                pending = Some(Ack {
+                    file: source.file,
+                    start: source.start_offset,
+                    end: source.end_offset,
+                });
+            }
+        }
+    }
+    if let Some(ack) = pending {
+        let _ = acks.send(ack);
+    }
+    budget.release(bytes);
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -297,17 +336,7 @@ fn finish(
     budget: &ByteBudget,
     stats: &mut LogShipperStats,
 ) {
-    let acknowledge = |events: &[LogEvent]| {
-        for event in events {
-            // The checkpointer outlives the shipper; a send error only happens at exit.
-            let _ = acks.send(Ack {
-                file: event.source.file,
-                start: event.source.start_offset,
-                end: event.source.end_offset,
-            });
-            budget.release(event.message.len);
-        }
-    };
+    let acknowledge = |events: &[LogEvent]| acknowledge(events, acks, budget);
     match result {
         Ok(rejected) => {
             if rejected.any() {
@@ -397,6 +426,47 @@ fn rejected_count(rejected: &Rejected, len: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(file: u64, start: u64, end: u64) -> LogEvent {
+        LogEvent {
+            timestamp_ms: 0,
+            message: crate::tail::multiline::RawEvent {
+                parts: vec![bytes::Bytes::from(vec![b'x'; (end - start - 1) as usize])],
+                len: (end - start - 1) as usize,
+                start_offset: start,
+                end_offset: end,
+            },
+            source: crate::event::EventSource {
+                file,
+                start_offset: start,
+                end_offset: end,
+            },
+        }
+    }
+
+    #[test]
+    fn acknowledgements_merge_adjacent_ranges_and_give_the_bytes_back_at_once() {
+        let (acks, mut received) = mpsc::unbounded_channel();
+        let budget = ByteBudget::new(1 << 20);
+        assert!(budget.acquire(100, Duration::ZERO));
+        acknowledge(
+            &[
+                event(1, 0, 10),
+                event(1, 10, 30),
+                event(2, 0, 5),
+                event(1, 30, 40),
+                event(1, 50, 60),
+            ],
+            &acks,
+            &budget,
+        );
+        let mut got = Vec::new();
+        while let Ok(ack) = received.try_recv() {
+            got.push((ack.file, ack.start, ack.end));
+        }
+        assert_eq!(got, [(1, 0, 30), (2, 0, 5), (1, 30, 40), (1, 50, 60)]);
+        assert_eq!(budget.used(), 100 - (9 + 19 + 4 + 9 + 9));
+    }
 
     #[test]
     fn rejected_ranges_are_counted_without_overlap() {
