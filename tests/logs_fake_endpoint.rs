@@ -546,3 +546,69 @@ fn auto_removal_deletes_an_older_file_only_after_all_of_it_is_delivered() {
     assert!(status.success(), "{stderr:?}");
     assert_eq!(got, numbered(0, 5));
 }
+
+/// Hostile files under one glob: a FIFO (opening it would block the tailer for ever), a
+/// directory, a symlink loop, a binary file with NULs and invalid UTF-8, and a file of 200,000
+/// empty lines. The good files arrive whole, the binary one as text with replacement
+/// characters, empty lines are skipped, and the daemon stays responsive and stops cleanly.
+#[test]
+fn hostile_files_under_a_glob_do_not_stop_the_good_ones() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    write_lines(&logs.join("good.log"), &numbered(0, 3));
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(logs.join("fifo.log"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::create_dir(logs.join("directory.log")).unwrap();
+    std::os::unix::fs::symlink(logs.join("loop.log"), logs.join("loop.log")).unwrap();
+    std::fs::write(
+        logs.join("binary.log"),
+        b"2026-11-27 bin\x00ary \xff\xfe text\n\x00\x00\x00\n",
+    )
+    .unwrap();
+    let mut empty = "\n".repeat(200_000);
+    empty.push_str("2026-11-27 after the empty lines\n");
+    append(&logs.join("empty.log"), &empty);
+    let entry = json!({
+        "file_path": format!("{}/*.log", logs.display()),
+        "log_group_name": "hostile",
+        "log_stream_name": "s",
+        "publish_multi_logs": true,
+    });
+    let daemon = start(dir.path(), &fake.url(), entry);
+    let messages_of = |fake: &FakeLogs| -> Vec<String> {
+        let mut got: Vec<String> = fake
+            .group_events("hostile")
+            .into_iter()
+            .map(|(_, e)| e.message)
+            .collect();
+        got.sort();
+        got
+    };
+    common::eventually("the good, binary and empty-lines files", || {
+        (messages_of(&fake).len() >= 6).then_some(())
+    });
+    // Still responsive: a new line in the good file arrives.
+    write_lines(&logs.join("good.log"), &numbered(3, 4));
+    common::eventually("a line appended afterwards", || {
+        (messages_of(&fake).len() >= 7).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    let got = messages_of(&fake);
+    let mut expected = numbered(0, 4);
+    expected.extend([
+        "\u{0}\u{0}\u{0}".to_owned(),
+        "2026-11-27 after the empty lines".to_owned(),
+        "2026-11-27 bin\u{0}ary \u{fffd}\u{fffd} text".to_owned(),
+    ]);
+    expected.sort();
+    assert_eq!(got, expected);
+}

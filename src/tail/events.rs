@@ -11,6 +11,7 @@
 //!
 //! UTF-16 files are framed on two-byte newlines by the line reader and decoded here.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -65,7 +66,8 @@ pub struct EventPipeline {
     assembler: Assembler,
     timestamp: Option<TimestampFormat>,
     trim_timestamp: bool,
-    filters: Vec<(FilterKind, regex::Regex)>,
+    /// Shared with every file of the entry (see `fresh`).
+    filters: Arc<[(FilterKind, regex::Regex)]>,
     last_timestamp_ms: Option<i64>,
     events: Vec<RawEvent>,
     max_event_bytes: usize,
@@ -89,7 +91,7 @@ impl EventPipeline {
             {
                 StartRule::NonSpace
             }
-            MultiLineStart::Pattern(p) => StartRule::Pattern(p.regex().clone()),
+            MultiLineStart::Pattern(p) => StartRule::Pattern(Arc::new(p.regex().clone())),
             MultiLineStart::TimestampFormat => match &timestamp {
                 Some(t) => StartRule::Pattern(t.regex().clone()),
                 None => StartRule::NonSpace,
@@ -104,11 +106,28 @@ impl EventPipeline {
                 .filters
                 .iter()
                 .map(|f| (f.kind, f.expression.regex().clone()))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             last_timestamp_ms: None,
             events: Vec::new(),
             max_event_bytes,
         })
+    }
+
+    /// A pipeline for another file of the same entry: the compiled timestamp format, start
+    /// pattern and filters are shared (a glob over thousands of files compiles them once, not
+    /// per file), the state is new.
+    pub fn fresh(&self) -> Self {
+        Self {
+            encoding: self.encoding,
+            assembler: self.assembler.fresh(),
+            timestamp: self.timestamp.clone(),
+            trim_timestamp: self.trim_timestamp,
+            filters: self.filters.clone(),
+            last_timestamp_ms: None,
+            events: Vec::new(),
+            max_event_bytes: self.max_event_bytes,
+        }
     }
 
     /// Feeds one line read at `now`; completed events and skips are appended to `out`.
@@ -226,7 +245,7 @@ impl EventPipeline {
             _ => None,
         };
         let final_text: &str = message.as_deref().unwrap_or(&text);
-        for (kind, regex) in &self.filters {
+        for (kind, regex) in self.filters.iter() {
             let matched = regex.is_match(final_text);
             let passes = match kind {
                 FilterKind::Include => matched,

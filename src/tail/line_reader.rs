@@ -64,6 +64,9 @@ pub struct Line {
     pub continues: bool,
 }
 
+/// Smallest chunk allocated for a read: small appends share one page-sized chunk.
+pub const MIN_CHUNK_BYTES: usize = 4096;
+
 /// Splits a stream into lines.
 #[derive(Debug)]
 pub struct LineReader {
@@ -130,15 +133,32 @@ impl LineReader {
     /// # Errors
     /// The read failed; the buffer is unchanged.
     pub fn fill(&mut self, reader: &mut impl Read) -> io::Result<usize> {
-        if self.buf.capacity() - self.buf.len() < (self.chunk_bytes / 4).max(1) {
+        self.fill_from(reader, usize::MAX)
+    }
+
+    /// Like [`LineReader::fill`], reading at most `available` bytes (what the file holds beyond
+    /// the offset read so far). Only that much of the buffer is prepared, and a small append
+    /// gets a small chunk: an idle or slowly written file does not cost a 256 KiB chunk.
+    ///
+    /// # Errors
+    /// The read failed; the buffer is unchanged.
+    pub fn fill_from(&mut self, reader: &mut impl Read, available: usize) -> io::Result<usize> {
+        if available == 0 {
+            return Ok(0);
+        }
+        let want = available.min(self.chunk_bytes);
+        if self.buf.capacity() - self.buf.len() < want.min((self.chunk_bytes / 4).max(1)) {
             // Either grows in place or, when earlier lines still hold the old chunk, moves only
             // the unconsumed tail (a partial line) into a new chunk.
-            self.buf.reserve(self.chunk_bytes);
+            self.buf.reserve(
+                want.max(MIN_CHUNK_BYTES)
+                    .min(self.chunk_bytes.max(MIN_CHUNK_BYTES)),
+            );
         }
         let start = self.buf.len();
-        let spare = self.buf.capacity() - start;
-        // SAFETY-free zeroing: `resize` initialises the spare bytes once per chunk, which costs
-        // far less than the read itself and keeps this module free of unsafe code.
+        let spare = (self.buf.capacity() - start).min(available);
+        // SAFETY-free zeroing: `resize` initialises only the bytes this read may fill, which
+        // costs far less than the read itself and keeps this module free of unsafe code.
         self.buf.resize(start + spare, 0);
         match reader.read(&mut self.buf[start..]) {
             Ok(n) => {
@@ -197,6 +217,14 @@ impl LineReader {
         let len = self.buf.len();
         let bytes = self.buf.split_to(len).freeze();
         Some(self.emit(bytes, len, false))
+    }
+
+    /// Lets go of the read chunk when nothing is held back, so an idle file keeps no buffer
+    /// (the chunk itself is freed once the events cut from it are delivered).
+    pub fn release_idle(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = BytesMut::new();
+        }
     }
 
     /// Bytes held back as an incomplete line.

@@ -23,7 +23,8 @@ pub enum StartRule {
     /// The stock default `^[\S]` (Go's ASCII `\S`), checked on the first byte without a regex.
     NonSpace,
     /// A configured pattern (already translated from Go syntax), or the timestamp regex.
-    Pattern(Regex),
+    /// Shared, not cloned, for the same reason as `TimestampFormat`'s.
+    Pattern(std::sync::Arc<Regex>),
 }
 
 impl StartRule {
@@ -103,6 +104,12 @@ pub struct Assembler {
 }
 
 impl Assembler {
+    /// An assembler with the same rule and nothing pending (the rule's compiled pattern is
+    /// shared, not compiled again).
+    pub fn fresh(&self) -> Self {
+        Self::new(self.rule.clone(), self.max_event_bytes)
+    }
+
     /// An assembler with `rule`, emitting events of at most `max_event_bytes`.
     pub fn new(rule: StartRule, max_event_bytes: usize) -> Self {
         Self {
@@ -219,7 +226,9 @@ mod tests {
 
     #[test]
     fn a_configured_pattern_decides_what_starts_an_event() {
-        let rule = StartRule::Pattern(Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap());
+        let rule = StartRule::Pattern(std::sync::Arc::new(
+            Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap(),
+        ));
         let text = "2026-11-25 first\nnot indented but continued\n2026-11-25 second\n";
         assert_eq!(
             assemble(rule, text, 1 << 20),

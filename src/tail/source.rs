@@ -110,6 +110,8 @@ struct Open {
     key: u64,
     /// Index of its `collect_list` entry.
     entry: usize,
+    /// The last poll gave lines: there may be more, so the next pass polls it without an event.
+    hot: bool,
     file: TailedFile,
     pipeline: EventPipeline,
     destination: Arc<Destination>,
@@ -189,7 +191,20 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         .collect();
     let mut open: Vec<Open> = Vec::new();
     let mut next_key = 1u64;
-    resume_rotated(&mut settings, &patterns, &mut open, &mut next_key, &links);
+    // Each entry's patterns compiled once; every file of the entry gets a fresh copy.
+    let templates: Vec<Result<EventPipeline, String>> = settings
+        .entries
+        .iter()
+        .map(|config| EventPipeline::new(config, settings.max_event_bytes))
+        .collect();
+    resume_rotated(
+        &mut settings,
+        &templates,
+        &patterns,
+        &mut open,
+        &mut next_key,
+        &links,
+    );
     let mut last_scan: Option<Instant> = None;
     let mut lines: Vec<Line> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
@@ -205,7 +220,14 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             .store(epoch_secs(), Ordering::Relaxed);
         for key in links.delivered.try_iter() {
             if let Some(removal) = removals.remove(&key) {
-                remove_delivered(&settings, removal, &mut open, &mut next_key, &links);
+                remove_delivered(
+                    &settings,
+                    &templates,
+                    removal,
+                    &mut open,
+                    &mut next_key,
+                    &links,
+                );
             }
         }
         let changed = links.changed.take();
@@ -218,6 +240,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             rescan_now = false;
             discover(
                 &mut settings,
+                &templates,
                 &patterns,
                 &mut newest,
                 &mut open,
@@ -228,11 +251,17 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         let mut progressed = false;
         let mut finished = Vec::new();
         for (i, tailed) in open.iter_mut().enumerate() {
-            if tailed.file.is_closed()
-                && !tailed.file.is_detached()
-                && !look_at_all
-                && !changed.paths.contains(tailed.file.path())
-            {
+            // With file-system events, a file is only looked at when an event named it, when it
+            // may hold more (it gave lines last pass), when something of it is pending or it is
+            // detached, and at the periodic look: a glob over thousands of quiet files costs
+            // nothing while a few of them are written.
+            let due = look_at_all
+                || tailed.hot
+                || tailed.file.is_detached()
+                || tailed.file.pending_bytes() > 0
+                || tailed.pipeline.has_pending()
+                || changed.paths.contains(tailed.file.path());
+            if !due {
                 continue;
             }
             lines.clear();
@@ -245,6 +274,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
             };
             progressed |= !lines.is_empty();
+            tailed.hot = !lines.is_empty();
             if !lines.is_empty() {
                 Telemetry::bump(&counters.lines_read, lines.len() as u64);
                 let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
@@ -392,6 +422,17 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     }
 }
 
+/// A pipeline for a new file of entry `entry`, sharing the entry's compiled patterns.
+fn fresh_pipeline(
+    templates: &[Result<EventPipeline, String>],
+    entry: usize,
+) -> Result<EventPipeline, String> {
+    match &templates[entry] {
+        Ok(template) => Ok(template.fresh()),
+        Err(err) => Err(err.clone()),
+    }
+}
+
 /// Whether `o` is an older file of an `auto_removal` entry (a newer match is tailed), read to
 /// its end, with nothing pending and its writer quiet.
 fn superseded_and_read(o: &Open, settings: &TailerSettings, newest: &[Option<PathBuf>]) -> bool {
@@ -410,6 +451,7 @@ fn superseded_and_read(o: &Open, settings: &TailerSettings, newest: &[Option<Pat
 /// and did not grow; a file that grew is tailed again from where it ended.
 fn remove_delivered(
     settings: &TailerSettings,
+    templates: &[Result<EventPipeline, String>],
     removal: Removal,
     open: &mut Vec<Open>,
     next_key: &mut u64,
@@ -442,7 +484,7 @@ fn remove_delivered(
         framing.max_raw_line(settings.max_event_bytes),
         framing,
     );
-    match (file, EventPipeline::new(config, settings.max_event_bytes)) {
+    match (file, fresh_pipeline(templates, removal.entry)) {
         (Ok(file), Ok(pipeline)) => {
             let destination = Arc::new(destination(config, &removal.path));
             add(
@@ -493,6 +535,7 @@ fn close_idle(open: &mut [Open], limit: usize) {
 /// Opens the files the patterns select that are not open yet.
 fn discover(
     settings: &mut TailerSettings,
+    templates: &[Result<EventPipeline, String>],
     patterns: &[Pattern],
     newest: &mut [Option<PathBuf>],
     open: &mut Vec<Open>,
@@ -527,7 +570,7 @@ fn discover(
             let checkpoint = settings.checkpoints.remove(&found.path);
             let checkpoint = checkpoint.as_ref();
             let config = &settings.entries[entry];
-            let pipeline = match EventPipeline::new(config, settings.max_event_bytes) {
+            let pipeline = match fresh_pipeline(templates, entry) {
                 Ok(pipeline) => pipeline,
                 Err(err) => {
                     warn!(file = %found.path.display(), "{err}");
@@ -593,6 +636,7 @@ fn add(
         last_line_at: Instant::now(),
         key,
         entry,
+        hot: true,
         file,
         pipeline,
         destination,
@@ -604,6 +648,7 @@ fn add(
 /// reads each from its checkpoint to its end. A rotated checkpoint whose file is gone is closed.
 fn resume_rotated(
     settings: &mut TailerSettings,
+    templates: &[Result<EventPipeline, String>],
     patterns: &[Pattern],
     open: &mut Vec<Open>,
     next_key: &mut u64,
@@ -641,7 +686,7 @@ fn resume_rotated(
                     framing.max_raw_line(settings.max_event_bytes),
                     framing,
                 );
-                match (file, EventPipeline::new(config, settings.max_event_bytes)) {
+                match (file, fresh_pipeline(templates, entry)) {
                     (Ok(Some(file)), Ok(pipeline)) => {
                         info!(file = %found.display(), path = %checkpoint.path.display(), offset = checkpoint.offset, "resuming the undelivered tail of a rotated file");
                         let destination = Arc::new(destination(config, &checkpoint.path));

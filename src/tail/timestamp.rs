@@ -16,7 +16,9 @@ use crate::config::Timezone;
 /// A compiled `timestamp_format`.
 #[derive(Debug, Clone)]
 pub struct TimestampFormat {
-    regex: Regex,
+    /// Shared, not cloned: a cloned `Regex` gets its own match caches, which a glob over
+    /// thousands of files would multiply.
+    regex: std::sync::Arc<Regex>,
     /// For each capture group after the whole match, which directive it holds.
     fields: Vec<char>,
     zone: TimeZone,
@@ -104,14 +106,14 @@ impl TimestampFormat {
             Timezone::Local => TimeZone::system(),
         };
         Ok(Self {
-            regex,
+            regex: std::sync::Arc::new(regex),
             fields,
             zone,
         })
     }
 
     /// The regex finding the timestamp (also the start rule for `{timestamp_format}`).
-    pub fn regex(&self) -> &Regex {
+    pub fn regex(&self) -> &std::sync::Arc<Regex> {
         &self.regex
     }
 

@@ -261,6 +261,9 @@ impl TailedFile {
         let Some(file) = &self.file else {
             return Ok(moved);
         };
+        // One `fstat` says how much there is to read: no read at the end of the file, and no
+        // buffer prepared beyond what is there.
+        let len = file.metadata()?.len();
         let mut read_now = 0;
         loop {
             while let Some(line) = self.reader.next_line() {
@@ -269,15 +272,19 @@ impl TailedFile {
             if read_now >= budget {
                 return Ok(Change::None);
             }
+            let available = usize::try_from(len.saturating_sub(self.read_offset))
+                .unwrap_or(usize::MAX)
+                .min(budget - read_now);
             let n = self
                 .reader
-                .fill(&mut file.take((budget - read_now) as u64))?;
+                .fill_from(&mut file.take((budget - read_now) as u64), available)?;
             if n == 0 {
                 break;
             }
             read_now += n;
             self.read_offset += n as u64;
         }
+        self.reader.release_idle();
         if moved != Change::None {
             return Ok(moved);
         }
