@@ -345,12 +345,14 @@ fn start_logs(
                     Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
                     None => acks_open = false,
                 },
-                _ = ticks.tick() => {
+                // Only while there is something to write: an idle agent does not wake for this.
+                _ = ticks.tick(), if checkpointer.has_changes() => {
                     for error in checkpointer.flush() {
                         warn!("{error}; shipping goes on and the checkpoint is written again later");
                     }
                     ticks_since_positions += 1;
-                    if ticks_since_positions >= POSITIONS_EVERY_TICKS {
+                    // Also on the last flush before going quiet, so status is never left stale.
+                    if ticks_since_positions >= POSITIONS_EVERY_TICKS || !checkpointer.has_changes() {
                         ticks_since_positions = 0;
                         positions.set_files(checkpointer.positions());
                     }

@@ -193,6 +193,8 @@ pub struct Checkpointer {
     newest: std::collections::HashMap<PathBuf, u64>,
     /// Finished files that became fully delivered since [`Checkpointer::take_delivered`].
     delivered: Vec<u64>,
+    /// A message arrived since the last flush that wrote everything.
+    changed: bool,
 }
 
 impl std::fmt::Debug for Checkpointer {
@@ -211,11 +213,19 @@ impl Checkpointer {
             files: std::collections::HashMap::new(),
             newest: std::collections::HashMap::new(),
             delivered: Vec::new(),
+            changed: false,
         }
+    }
+
+    /// Whether a flush has anything to write (the daemon's timer sleeps otherwise: an idle
+    /// agent wakes for nothing).
+    pub fn has_changes(&self) -> bool {
+        self.changed
     }
 
     /// Applies one message.
     pub fn apply(&mut self, message: CheckpointMessage) {
+        self.changed = true;
         match message {
             CheckpointMessage::Register {
                 file,
@@ -296,6 +306,7 @@ impl Checkpointer {
     pub fn flush(&mut self) -> Vec<CheckpointError> {
         let mut errors = Vec::new();
         let Some(store) = &self.store else {
+            self.changed = false;
             return errors;
         };
         let mut done = Vec::new();
@@ -340,6 +351,8 @@ impl Checkpointer {
                 self.newest.remove(&tracked.path);
             }
         }
+        // A failed write is tried again at the next tick.
+        self.changed = !errors.is_empty();
         errors
     }
 }
@@ -775,6 +788,28 @@ mod tests {
         checkpointer.apply(CheckpointMessage::Finished { file: 2, end: 5 });
         checkpointer.flush();
         assert!(store.load_all().0.is_empty());
+    }
+
+    #[test]
+    fn nothing_to_flush_until_a_message_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpointer = Checkpointer::new(Some(CheckpointStore::open(dir.path()).unwrap()));
+        assert!(!checkpointer.has_changes(), "idle: the timer may sleep");
+        checkpointer.apply(CheckpointMessage::Register {
+            file: 1,
+            path: "/var/log/a".into(),
+            identity: FileIdentity {
+                device: 1,
+                inode: 2,
+                fingerprint: 3,
+                fingerprint_len: 4,
+            },
+            offset: 0,
+            rotated: false,
+        });
+        assert!(checkpointer.has_changes());
+        assert!(checkpointer.flush().is_empty());
+        assert!(!checkpointer.has_changes(), "all written");
     }
 
     #[test]
