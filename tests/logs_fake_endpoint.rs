@@ -620,3 +620,72 @@ fn hostile_files_under_a_glob_do_not_stop_the_good_ones() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+/// Rotated while cwlite was stopped, and the application has not created the new file yet:
+/// the path names nothing, the old file is found under its new name and finished.
+#[test]
+fn a_file_rotated_while_stopped_with_no_new_file_yet_is_finished() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered(0, 2));
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "nonew"));
+    common::eventually("the first lines", || {
+        (messages(&fake, "nonew").len() == 2).then_some(())
+    });
+    let (status, _) = daemon.stop("TERM");
+    assert!(status.success());
+    write_lines(&log, &numbered(2, 4));
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    let mut daemon = start(dir.path(), &fake.url(), entry(&log, "nonew"));
+    daemon.wait_stderr_any("resuming the undelivered tail of a rotated file");
+    let got = common::eventually("every line", || {
+        let got = sorted_messages(&fake, "nonew");
+        (got.len() >= 4).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(got, numbered(0, 4));
+}
+
+/// A glob that also matches rotated names (`app.log*` with `publish_multi_logs`): after
+/// rotation the old file, fully read, is met again as `app.log.1` and goes on from its end
+/// instead of being sent again from 0.
+#[test]
+fn a_rotated_name_matched_by_the_glob_is_not_sent_again() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered(0, 3));
+    let entry = json!({
+        "file_path": format!("{}/app.log*", dir.path().display()),
+        "log_group_name": "renamed",
+        "log_stream_name": "s",
+        "publish_multi_logs": true,
+    });
+    let mut daemon = start(dir.path(), &fake.url(), entry);
+    let count = |fake: &FakeLogs| fake.group_events("renamed").len();
+    common::eventually("the first lines", || (count(&fake) == 3).then_some(()));
+    let old_size = std::fs::metadata(&log).unwrap().len();
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    write_lines(&log, &numbered(3, 5));
+    daemon.wait_stderr("rotated or deleted file fully read");
+    // The next discovery meets the old file under its new name.
+    let reopened = daemon.wait_stderr("app.log.1");
+    assert!(
+        reopened.contains(&format!("offset={old_size}")),
+        "goes on from its end: {reopened}"
+    );
+    common::eventually("the new file's lines", || (count(&fake) >= 5).then_some(()));
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    let mut got: Vec<String> = fake
+        .group_events("renamed")
+        .into_iter()
+        .map(|(_, e)| e.message)
+        .collect();
+    got.sort();
+    assert_eq!(got, numbered(0, 5), "nothing sent twice");
+}

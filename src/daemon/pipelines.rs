@@ -429,7 +429,10 @@ fn watch_directories(
             notify::RecursiveMode::NonRecursive
         };
         if let Err(err) = watcher.watch(&root, mode) {
-            warn!(directory = %root.display(), "not watched ({err}); new files there are found by the periodic rescan");
+            // Files there would raise no events, and only evented files are polled between
+            // rescans: without a full set of watches, every file is checked every second.
+            warn!(directory = %root.display(), "not watched ({err}); files are checked every second instead");
+            return None;
         }
     }
     Some(watcher)

@@ -219,10 +219,12 @@ impl LineReader {
         Some(self.emit(bytes, len, false))
     }
 
-    /// Lets go of the read chunk when nothing is held back, so an idle file keeps no buffer
-    /// (the chunk itself is freed once the events cut from it are delivered).
+    /// Lets go of a large read chunk when nothing is held back, so an idle file keeps at most a
+    /// small one (a chunk is freed once the events cut from it are delivered).
     pub fn release_idle(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
+        // A small chunk is kept and filled on by the next appends: giving every small append
+        // a chunk of its own would let a few bytes of each event pin a whole chunk.
+        if self.buf.is_empty() && self.buf.capacity() > 2 * MIN_CHUNK_BYTES {
             self.buf = BytesMut::new();
         }
     }

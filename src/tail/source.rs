@@ -89,6 +89,40 @@ impl ChangedPaths {
     }
 }
 
+/// Most fully read files remembered by identity (see [`FinishedFiles`]).
+pub const MAX_FINISHED_FILES: usize = 4096;
+
+/// Files read to their end after rotation, by device and inode, with where they ended: when a
+/// glob also matches rotated names (`app.log.1`), discovery meets them again under the new
+/// name and must go on from their end, not send them again from 0. Bounded, oldest forgotten.
+#[derive(Debug, Default)]
+struct FinishedFiles {
+    ends: HashMap<(u64, u64), (crate::state::checkpoint::FileIdentity, u64)>,
+    order: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl FinishedFiles {
+    fn remember(&mut self, identity: crate::state::checkpoint::FileIdentity, end: u64) {
+        let key = (identity.device, identity.inode);
+        if self.ends.insert(key, (identity, end)).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > MAX_FINISHED_FILES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ends.remove(&oldest);
+            }
+        }
+    }
+
+    fn get(
+        &self,
+        device: u64,
+        inode: u64,
+    ) -> Option<(crate::state::checkpoint::FileIdentity, u64)> {
+        self.ends.get(&(device, inode)).copied()
+    }
+}
+
 /// Everything the tailer needs.
 pub struct TailerSettings {
     /// The `collect_list` entries.
@@ -208,11 +242,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let mut last_scan: Option<Instant> = None;
     let mut lines: Vec<Line> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
-    let mut woken = true;
     let mut rescan_now = false;
     // The newest match of each entry, as the last discovery saw it.
     let mut newest: Vec<Option<PathBuf>> = vec![None; patterns.len()];
     let mut removals: HashMap<u64, Removal> = HashMap::new();
+    let mut finished_files = FinishedFiles::default();
     let counters = &links.telemetry.tailer;
     while !links.stop.load(Ordering::Relaxed) {
         counters
@@ -235,12 +269,13 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         // The periodic look also catches changes to closed files that raised no event.
         let look_at_all = changed.all || periodic || !links.file_events;
         // Appends only need the files polled; globs are evaluated again when names changed.
-        if (woken && changed.names) || rescan_now || periodic {
+        if changed.names || rescan_now || periodic {
             last_scan = Some(Instant::now());
             rescan_now = false;
             discover(
                 &mut settings,
                 &templates,
+                &finished_files,
                 &patterns,
                 &mut newest,
                 &mut open,
@@ -365,6 +400,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         }
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
+            finished_files.remember(gone.file.identity(), gone.file.offset());
             info!(file = %gone.file.path().display(), "rotated or deleted file fully read");
         }
         for i in (0..open.len()).rev() {
@@ -414,10 +450,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             if !links.file_events {
                 wait = wait.min(Duration::from_secs(1));
             }
-            woken = links.wake.recv_timeout(wait).is_ok();
+            // What woke it is in `links.changed` (or it is the stop, or a delivered file).
+            let _ = links.wake.recv_timeout(wait);
             while links.wake.try_recv().is_ok() {}
-        } else {
-            woken = false;
         }
     }
 }
@@ -533,9 +568,11 @@ fn close_idle(open: &mut [Open], limit: usize) {
 }
 
 /// Opens the files the patterns select that are not open yet.
+#[allow(clippy::too_many_arguments)]
 fn discover(
     settings: &mut TailerSettings,
     templates: &[Result<EventPipeline, String>],
+    finished: &FinishedFiles,
     patterns: &[Pattern],
     newest: &mut [Option<PathBuf>],
     open: &mut Vec<Open>,
@@ -561,13 +598,22 @@ fn discover(
             }
             // A rotated file renamed to a name the glob also matches is the same file: reading
             // it again from 0 would send it twice.
-            if let Ok(meta) = std::fs::metadata(&found.path)
+            let meta = std::fs::metadata(&found.path).ok();
+            if let Some(meta) = &meta
                 && inodes.contains(&(meta.dev(), meta.ino()))
             {
                 continue;
             }
-            // A checkpoint loaded at start applies to the first opening only.
-            let checkpoint = settings.checkpoints.remove(&found.path);
+            // A checkpoint loaded at start applies to the first opening only. A file read to its
+            // end under its old name goes on from there (if its head still matches).
+            let checkpoint = settings.checkpoints.remove(&found.path).or_else(|| {
+                let (identity, end) = finished.get(meta.as_ref()?.dev(), meta.as_ref()?.ino())?;
+                Some(FileCheckpoint {
+                    path: found.path.clone(),
+                    offset: end,
+                    identity: Some(identity),
+                })
+            });
             let checkpoint = checkpoint.as_ref();
             let config = &settings.entries[entry];
             let pipeline = match fresh_pipeline(templates, entry) {
@@ -659,15 +705,23 @@ fn resume_rotated(
         .into_iter()
         .map(|c| (c, true))
         .collect();
-    // A path's own checkpoint whose file was renamed away while cwlite was down.
+    // A path's own checkpoint whose file was renamed away while cwlite was down (the path
+    // names another file now, or nothing yet).
     for checkpoint in settings.checkpoints.values() {
         if let Some(identity) = checkpoint.identity
-            && std::fs::metadata(&checkpoint.path)
-                .is_ok_and(|m| (m.dev(), m.ino()) != (identity.device, identity.inode))
+            && !std::fs::metadata(&checkpoint.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == (identity.device, identity.inode))
         {
             candidates.push((checkpoint.clone(), false));
         }
     }
+    // A crash between writing a rotated checkpoint and the path's can leave both naming one
+    // file: resume it once, from the further position.
+    candidates.sort_by_key(|(c, _)| {
+        c.identity
+            .map(|id| (id.device, id.inode, std::cmp::Reverse(c.offset)))
+    });
+    candidates.dedup_by_key(|(c, _)| c.identity.map(|id| (id.device, id.inode)));
     for (checkpoint, from_rotated) in candidates {
         let Some(identity) = checkpoint.identity else {
             continue;

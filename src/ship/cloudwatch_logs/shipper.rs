@@ -112,9 +112,6 @@ pub async fn run(
             published = stats;
             telemetry.set_logs(stats);
         }
-        telemetry
-            .queued_events
-            .store(messages.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         let count = destinations.len();
         first = if count == 0 { 0 } else { (first + 1) % count };
