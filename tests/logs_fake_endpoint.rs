@@ -689,3 +689,41 @@ fn a_rotated_name_matched_by_the_glob_is_not_sent_again() {
     got.sort();
     assert_eq!(got, numbered(0, 5), "nothing sent twice");
 }
+
+/// Answers CloudWatch never gives (HTTP 200 with an HTML page, a 4 MiB error body, an error
+/// type nobody knows): each is logged and the batch sent again, nothing is lost, and the daemon
+/// keeps going.
+#[test]
+fn malformed_and_unexpected_answers_are_retried_and_nothing_is_lost() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake: Arc<FakeLogs> = runtime.block_on(FakeLogs::start());
+    fake.inject([
+        Fault::Garbage,
+        Fault::HugeError,
+        Fault::UnknownError,
+        Fault::Garbage,
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    write_lines(&log, &numbered(0, 200));
+    let daemon = start(dir.path(), &fake.url(), entry(&log, "answers"));
+    let got = common::eventually("every line through the bad answers", || {
+        let got = sorted_messages(&fake, "answers");
+        (got.len() >= 200).then_some(got)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(
+        got,
+        numbered(0, 200),
+        "every line once: the bad answers recorded nothing"
+    );
+    assert!(
+        stderr.iter().any(|l| l.contains("PutLogEvents")),
+        "the failures are logged: {stderr:?}"
+    );
+    assert!(
+        stderr.iter().all(|l| l.len() < 10_000),
+        "a huge error body is not copied into the log whole"
+    );
+}

@@ -132,16 +132,32 @@ impl AwsError {
         };
         let message = match (&code, err) {
             (Some(code), SdkError::ServiceError(service)) => {
-                let text = service.err().message().unwrap_or("");
+                let text = clip(service.err().message().unwrap_or(""));
                 format!("{operation} to {endpoint} {what}: {code}: {text}")
             }
-            _ => format!("{operation} to {endpoint} {what}: {detail}"),
+            _ => format!("{operation} to {endpoint} {what}: {}", clip(&detail)),
         };
         Self {
             kind,
             code,
             message,
         }
+    }
+}
+
+/// Most characters of an answer's text kept in a message: an endpoint (or a proxy in front of
+/// it) may answer with megabytes, and every retry logs the message.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`], saying how much was left out.
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!(
+            "{}… ({} more bytes)",
+            &text[..cut],
+            text.len() - cut
+        )),
     }
 }
 
@@ -324,5 +340,14 @@ mod tests {
         ] {
             assert!(!error(kind).gives_up(), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_huge_answer_text_is_clipped_in_the_message() {
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 10);
+        let clipped = clip(&long);
+        assert!(clipped.starts_with(&"é".repeat(MAX_MESSAGE_CHARS)));
+        assert!(clipped.ends_with("… (20 more bytes)"), "{clipped}");
+        assert_eq!(clip("short"), "short");
     }
 }

@@ -87,6 +87,12 @@ pub enum Fault {
     Slow(Duration),
     /// Read the request, then close the connection without answering.
     Reset,
+    /// Answer HTTP 200 with a body that is not JSON (a proxy's error page), recording nothing.
+    Garbage,
+    /// Answer HTTP 500 with a 4 MiB body, recording nothing.
+    HugeError,
+    /// Answer HTTP 400 with an error type CloudWatch does not have, recording nothing.
+    UnknownError,
 }
 
 /// An accepted event.
@@ -317,6 +323,25 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
         };
         let (status, answer) = match fault {
             Some(Fault::Reset) => return,
+            Some(Fault::Garbage) => {
+                let body = "<html><body>502 proxy error</body></html>";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(Fault::HugeError) => (
+                500,
+                json!({"__type": "InternalFailure", "message": "x".repeat(4 << 20)}),
+            ),
+            Some(Fault::UnknownError) => (
+                400,
+                json!({"__type": "SomethingNewException", "message": "a failure cwlite has never seen"}),
+            ),
             Some(Fault::Throttle) => (
                 400,
                 json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
