@@ -308,10 +308,15 @@ impl TailedFile {
                 return Ok(None);
             }
             let mut file = File::open(&self.path)?;
-            file.seek(SeekFrom::Start(self.read_offset))?;
-            self.file = Some(file);
-            self.closed_mtime = None;
-            return Ok(Some(Change::None));
+            // The path may have been rotated between the `stat` and the `open`: only the same
+            // file goes on at the old offset.
+            let opened = file.metadata()?;
+            if (opened.dev(), opened.ino()) == (self.identity.device, self.identity.inode) {
+                file.seek(SeekFrom::Start(self.read_offset))?;
+                self.file = Some(file);
+                self.closed_mtime = None;
+                return Ok(Some(Change::None));
+            }
         }
         self.detached = true;
         if let Some(found) = locate(&self.path, self.identity) {
