@@ -183,28 +183,16 @@ fn sd_notify_messages_reach_the_notify_socket() {
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(common::DEADLINE)).unwrap();
     let watchdog = Duration::from_secs(4);
-    let credentials = common::write_credentials(
-        dir.path(),
-        &[("AmazonCloudWatchAgent", "AKIDFAKE", "secret")],
-    );
-    let common_config =
-        common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
-    let config_file = common::write_json(
-        dir.path(),
-        "config.json",
-        &config(&fake.url(), &[(&log, "notify")], 1),
-    );
     let mut daemon = Daemon::spawn(
-        common::cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--common-config")
-            .arg(&common_config)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("WATCHDOG_USEC", watchdog.as_micros().to_string()),
+        common::run_command(
+            dir.path(),
+            &dir.path().join("state"),
+            &config(&fake.url(), &[(&log, "notify")], 1),
+            "AKIDFAKE",
+            "secret",
+        )
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", watchdog.as_micros().to_string()),
     );
     let mut buffer = [0u8; 4096];
     let mut next = || {
@@ -332,16 +320,7 @@ fn a_systemd_credential_signs_the_requests() {
         ),
     )
     .unwrap();
-    let named = common::write_credentials(
-        dir.path(),
-        &[("AmazonCloudWatchAgent", "AKIDNOTTHISONE", "secret")],
-    );
-    let common_config =
-        common::write_common_config(dir.path(), &named, "AmazonCloudWatchAgent", "");
-    let config = common::write_json(
-        dir.path(),
-        "config.json",
-        &json!({
+    let config = json!({
             "agent": {"region": "us-east-1", "metrics_collection_interval": 1},
             "metrics": {
                 "namespace": common::unique("CWLiteCredential"),
@@ -349,18 +328,17 @@ fn a_systemd_credential_signs_the_requests() {
                 "force_flush_interval": 1,
                 "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
             }
-        }),
-    );
+    });
+    // The file common-config names holds other keys: they must not be the ones used.
     let mut daemon = Daemon::spawn(
-        common::cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--common-config")
-            .arg(&common_config)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("CREDENTIALS_DIRECTORY", &credentials_dir),
+        common::run_command(
+            dir.path(),
+            &dir.path().join("state"),
+            &config,
+            "AKIDNOTTHISONE",
+            "secret",
+        )
+        .env("CREDENTIALS_DIRECTORY", &credentials_dir),
     );
     daemon.wait_stderr("started");
     common::eventually("a request signed with the systemd credential", || {
@@ -477,23 +455,15 @@ fn self_metrics_are_published_with_the_host_metrics() {
             "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
         }
     });
-    let credentials = common::write_credentials(
-        dir.path(),
-        &[("AmazonCloudWatchAgent", "AKIDSELF", "secret")],
-    );
-    let common_config =
-        common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
-    let config_file = common::write_json(dir.path(), "config.json", &config);
     let mut daemon = Daemon::spawn(
-        common::cwlite()
-            .arg("run")
-            .arg("--self-metrics")
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--common-config")
-            .arg(&common_config)
-            .arg("--state-dir")
-            .arg(dir.path().join("state")),
+        common::run_command(
+            dir.path(),
+            &dir.path().join("state"),
+            &config,
+            "AKIDSELF",
+            "secret",
+        )
+        .arg("--self-metrics"),
     );
     daemon.wait_stderr("started");
     let up = common::eventually("cwlite_up in the namespace", || {
@@ -555,27 +525,19 @@ fn the_secret_key_never_appears_in_any_output() {
     let log = dir.path().join("app.log");
     write_lines(&log, &numbered("secret", 0, 3));
     let state = dir.path().join("state");
-    let credentials = common::write_credentials(
-        dir.path(),
-        &[("AmazonCloudWatchAgent", "AKIDSECRETTEST", SECRET)],
-    );
-    let common_config =
-        common::write_common_config(dir.path(), &credentials, "AmazonCloudWatchAgent", "");
-    let config_file = common::write_json(
-        dir.path(),
-        "config.json",
-        &config(&fake.url(), &[(&log, "secret")], 1),
-    );
     let mut daemon = Daemon::spawn(
-        common::cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(&config_file)
-            .arg("--common-config")
-            .arg(&common_config)
-            .arg("--state-dir")
-            .arg(&state)
-            .env("RUST_LOG", "debug"),
+        common::run_command(
+            dir.path(),
+            &state,
+            &config(&fake.url(), &[(&log, "secret")], 1),
+            "AKIDSECRETTEST",
+            SECRET,
+        )
+        .env("RUST_LOG", "debug"),
+    );
+    let (config_file, common_config) = (
+        dir.path().join("config.json"),
+        dir.path().join("common-config.toml"),
     );
     daemon.wait_stderr("started");
     common::eventually("the lines", || {

@@ -122,6 +122,31 @@ pub fn cwlite() -> std::process::Command {
     command
 }
 
+/// Writes what `cwlite run` needs into `dir` (credentials with profile `AmazonCloudWatchAgent`
+/// holding `access_key` and `secret`, `common-config.toml`, `config.json` from `config`) and
+/// returns the command that runs it with state in `state_dir`; tests add flags and environment.
+pub fn run_command(
+    dir: &Path,
+    state_dir: &Path,
+    config: &serde_json::Value,
+    access_key: &str,
+    secret: &str,
+) -> std::process::Command {
+    let credentials = write_credentials(dir, &[("AmazonCloudWatchAgent", access_key, secret)]);
+    let common_config = write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
+    let config = write_json(dir, "config.json", config);
+    let mut command = cwlite();
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .arg("--common-config")
+        .arg(common_config)
+        .arg("--state-dir")
+        .arg(state_dir);
+    command
+}
+
 /// Starts `cwlite run` with `config`, profile `AmazonCloudWatchAgent` holding `access_key`, and
 /// state in `state_dir`; returns once it logged that it started.
 pub fn start_daemon(
@@ -130,19 +155,9 @@ pub fn start_daemon(
     config: &serde_json::Value,
     access_key: &str,
 ) -> Daemon {
-    let credentials = write_credentials(dir, &[("AmazonCloudWatchAgent", access_key, "secret")]);
-    let common_config = write_common_config(dir, &credentials, "AmazonCloudWatchAgent", "");
-    let config = write_json(dir, "config.json", config);
-    let mut daemon = Daemon::spawn(
-        cwlite()
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .arg("--common-config")
-            .arg(common_config)
-            .arg("--state-dir")
-            .arg(state_dir),
-    );
+    let mut daemon = Daemon::spawn(&mut run_command(
+        dir, state_dir, config, access_key, "secret",
+    ));
     daemon.wait_stderr("started");
     daemon
 }
