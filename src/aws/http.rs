@@ -151,7 +151,7 @@ impl HttpClient for CwHttpClient {
                 let connector = builder
                     .enable_tcp_nodelay(true)
                     .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
+                        tls::rustls_provider::CryptoMode::Ring,
                     ))
                     .tls_context(self.tls_context.clone())
                     .build();

@@ -78,19 +78,6 @@ impl Clients {
             CredentialsSource::Profile { .. } => IdentityCache::no_cache(),
             CredentialsSource::DefaultChain => IdentityCache::lazy().build(),
         };
-        let credentials = match &config.common.credentials {
-            CredentialsSource::Profile { profile, file } => {
-                SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile))
-            }
-            CredentialsSource::DefaultChain => {
-                let chain =
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .region(Region::new(region.clone()))
-                        .build()
-                        .await;
-                SharedCredentialsProvider::new(chain)
-            }
-        };
         let logs_override = config
             .logs
             .as_ref()
@@ -103,6 +90,24 @@ impl Clients {
         let http_for = |endpoint: &Option<EndpointOverride>| -> Result<SharedHttpClient, http::HttpSetupError> {
             let scheme = if endpoint.as_ref().is_some_and(EndpointOverride::is_plain_http) { "http" } else { "https" };
             http::build_http_client(scheme, &config.common.proxy, config.common.ca_bundle_path.as_deref())
+        };
+        let credentials = match &config.common.credentials {
+            CredentialsSource::Profile { profile, file } => {
+                SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile))
+            }
+            CredentialsSource::DefaultChain => {
+                // The chain's STS calls go through the same proxy and CA bundle as the rest, and
+                // the SDK has no HTTP client of its own here (cwlite builds without one).
+                let provider_config = aws_config::provider_config::ProviderConfig::default()
+                    .with_http_client(http_for(&None)?);
+                let chain =
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .configure(provider_config)
+                        .region(Region::new(region.clone()))
+                        .build()
+                        .await;
+                SharedCredentialsProvider::new(chain)
+            }
         };
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
