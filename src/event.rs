@@ -31,6 +31,16 @@ pub struct LogEvent {
     pub source: EventSource,
 }
 
+impl LogEvent {
+    /// What the event holds against the backpressure budget: its message and the event itself.
+    /// For a typical 120-byte line the event (offsets, slices) is most of the size again, so
+    /// counting messages alone let a spent budget hold nearly twice its size (bulk peak RSS:
+    /// 73 MB with a 32 MiB budget).
+    pub fn budget_bytes(&self) -> usize {
+        self.message.len + std::mem::size_of::<LogEvent>()
+    }
+}
+
 /// One (group, stream) destination and what to apply to a group cwlite creates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination {

@@ -99,7 +99,7 @@ proptest! {
         match TimestampFormat::new(&format, Timezone::Utc) {
             Ok(parser) => {
                 for line in &lines {
-                    let _ = parser.find(line, 1_764_000_000_000);
+                    let _ = parser.find(line.as_bytes(), 1_764_000_000_000);
                 }
             }
             Err(reason) => prop_assert!(!reason.is_empty()),

@@ -67,7 +67,7 @@ pub struct EventPipeline {
     timestamp: Option<TimestampFormat>,
     trim_timestamp: bool,
     /// Shared with every file of the entry (see `fresh`).
-    filters: Arc<[(FilterKind, regex::Regex)]>,
+    filters: Arc<[(FilterKind, regex::bytes::Regex)]>,
     last_timestamp_ms: Option<i64>,
     events: Vec<RawEvent>,
     max_event_bytes: usize,
@@ -225,9 +225,12 @@ impl EventPipeline {
             return;
         }
         let joined = event.joined();
-        // Decoded text is valid UTF-8 by construction; a lossy view keeps this total regardless.
-        let text = String::from_utf8_lossy(&joined);
-        let found = self.timestamp.as_ref().and_then(|t| t.find(&text, now_ms));
+        // Decoded text is valid UTF-8 by construction (`decode`); the timestamp and the filters
+        // match its bytes, with no second check.
+        let found = self
+            .timestamp
+            .as_ref()
+            .and_then(|t| t.find(&joined, now_ms));
         let timestamp_ms = match found {
             Some(found) => {
                 self.last_timestamp_ms = Some(found.timestamp_ms);
@@ -237,14 +240,18 @@ impl EventPipeline {
         };
         let message = match (found, self.trim_timestamp) {
             (Some(found), true) => {
-                let mut trimmed = String::with_capacity(text.len());
-                trimmed.push_str(&text[..found.start]);
-                trimmed.push_str(text[found.end..].trim_start());
+                // The match starts and ends on character boundaries (ASCII classes, literals of
+                // whole characters); the white space after it is trimmed as text, Unicode
+                // spaces included.
+                let rest = String::from_utf8_lossy(&joined[found.end..]);
+                let mut trimmed = Vec::with_capacity(joined.len());
+                trimmed.extend_from_slice(&joined[..found.start]);
+                trimmed.extend_from_slice(rest.trim_start().as_bytes());
                 Some(trimmed)
             }
             _ => None,
         };
-        let final_text: &str = message.as_deref().unwrap_or(&text);
+        let final_text: &[u8] = message.as_deref().unwrap_or(&joined);
         for (kind, regex) in self.filters.iter() {
             let matched = regex.is_match(final_text);
             let passes = match kind {
@@ -261,7 +268,7 @@ impl EventPipeline {
                 return out.push(skip(SkipReason::Empty));
             }
             event.len = trimmed.len();
-            event.parts = vec![Bytes::from(trimmed)];
+            event.parts = smallvec::smallvec![Bytes::from(trimmed)];
         }
         out.push(Output::Event(Event {
             timestamp_ms,

@@ -809,17 +809,18 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
                 });
             }
             Output::Event(event) => {
-                chunk_bytes += event.message.len;
                 let source = EventSource {
                     file: tailed.key,
                     start_offset: event.message.start_offset,
                     end_offset: event.message.end_offset,
                 };
-                chunk.push(LogEvent {
+                let event = LogEvent {
                     timestamp_ms: event.timestamp_ms,
                     message: event.message,
                     source,
-                });
+                };
+                chunk_bytes += event.budget_bytes();
+                chunk.push(event);
                 if chunk.len() >= MAX_EVENTS_PER_HANDOFF
                     && !send_chunk(tailed, &mut chunk, &mut chunk_bytes, links)
                 {

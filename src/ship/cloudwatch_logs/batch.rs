@@ -125,7 +125,7 @@ mod tests {
         LogEvent {
             timestamp_ms,
             message: RawEvent {
-                parts: vec![text],
+                parts: smallvec::smallvec![text],
                 len,
                 start_offset: n * 10,
                 end_offset: n * 10 + 10,

@@ -100,7 +100,8 @@ mod tests {
     use crate::tail::multiline::RawEvent;
 
     fn event(ts: i64, parts: &[&[u8]]) -> LogEvent {
-        let parts: Vec<Bytes> = parts.iter().map(|p| Bytes::copy_from_slice(p)).collect();
+        let parts: crate::tail::multiline::Parts =
+            parts.iter().map(|p| Bytes::copy_from_slice(p)).collect();
         let len = parts.iter().map(Bytes::len).sum::<usize>() + parts.len() - 1;
         LogEvent {
             timestamp_ms: ts,
