@@ -670,9 +670,13 @@ fn kill_dash_9_twenty_times_during_writes_and_rotations_loses_nothing() {
         "rotated during the run"
     );
     // Each kill can send again what was delivered after the last checkpoint write (every
-    // 500 ms) plus what was in flight: at this pace well under 3,000 lines per kill.
+    // 500 ms, then an fsync) plus what was in flight: at 2,500 lines a second, on average well
+    // under 3,000 lines per kill even on a loaded machine (one run under the full suite saw a
+    // range of 1,949 lines sent twice, another 17,244 duplicates over the 20 kills). Kills
+    // close together (the schedule may kill again right after a restart) can send the same
+    // lines once each, so a line may arrive more than twice, never more than once per kill.
     assert!(
-        result.duplicates <= KILLS * 3_000 && result.most <= 3,
+        result.duplicates <= KILLS * 3_000 && result.most <= KILLS + 1,
         "{result:?}"
     );
     assert!(fake.refusals().is_empty(), "{:?}", fake.refusals());
@@ -1209,5 +1213,11 @@ fn a_single_black_holed_call_is_given_up_after_the_attempt_timeout_and_sent_agai
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
     assert_eq!(fake.black_holed(), 1);
-    assert_eq!(messages(&fake, "hole"), lines("hole", 0, 50));
+    let got = messages(&fake, "hole");
+    record(
+        "black hole: one call never answered",
+        &tally(&lines("hole", 0, 50), &got),
+        None,
+    );
+    assert_eq!(got, lines("hole", 0, 50));
 }
