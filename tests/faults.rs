@@ -959,6 +959,86 @@ fn an_unwritable_checkpoint_directory_is_reported_and_shipping_goes_on() {
     assert_eq!(got, expected, "every line once and in order");
 }
 
+/// The metric spool directory stops being writable in the middle of an outage (a file stands
+/// where it was): batches are kept in memory with a warning naming the path, and once the
+/// directory and the endpoint are back every datum arrives, once, with no hole in the series.
+#[test]
+fn an_unwritable_metric_spool_during_an_outage_keeps_batches_in_memory() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let spool = state.join("metrics-spool");
+    let config = json!({
+        "agent": {"region": "us-east-1", "metrics_collection_interval": 1},
+        "metrics": {
+            "namespace": "CWLiteSpool",
+            "endpoint_override": fake.url(),
+            "force_flush_interval": 1,
+            "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
+        }
+    });
+    let mut daemon = spawn(dir.path(), &config);
+    common::eventually("datums before the outage", || {
+        (fake.datums().len() >= 2).then_some(())
+    });
+    runtime.block_on(fake.go_down());
+    std::fs::rename(&spool, state.join("metrics-spool.away")).unwrap();
+    std::fs::write(&spool, "not a directory").unwrap();
+    let warning = daemon.wait_stderr("kept in memory instead");
+    assert!(
+        warning.contains(&spool.display().to_string()),
+        "the warning names the path: {warning}"
+    );
+    // A few more batches while both are broken.
+    let sent_before = fake.datums().len();
+    daemon.wait_stderr("kept in memory instead");
+    daemon.wait_stderr("kept in memory instead");
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::rename(state.join("metrics-spool.away"), &spool).unwrap();
+    runtime.block_on(fake.restore());
+    let restored = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // The spool is sent oldest first: a datum collected after the endpoint came back arrives
+    // after every one kept during the outage.
+    common::eventually("datums collected after the outage", || {
+        fake.datums()
+            .iter()
+            .any(|d| d.timestamp > restored + 1.0)
+            .then_some(())
+    });
+    assert!(fake.datums().len() >= sent_before + 3);
+    let peak = peak_rss_mib(&daemon);
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+    let status = status_json(&state);
+    let (datums, gap) = largest_gap(&fake, "mem_used_percent");
+    let distinct = distinct_stamps(&fake, "mem_used_percent");
+    let missing = (gap.round() as usize).saturating_sub(1);
+    record(
+        "metrics: spool directory unwritable in an outage",
+        &Tally {
+            written: distinct + missing,
+            lost: missing,
+            duplicates: datums - distinct,
+            ..Tally::default()
+        },
+        Some(peak),
+    );
+    assert!(gap < 2.5, "a {gap:.1} s hole in {datums} datums");
+    assert_eq!(distinct, datums, "no datum twice");
+    for counter in [
+        "batches_dropped_spool_full",
+        "batches_unreadable",
+        "datums_refused",
+    ] {
+        assert_eq!(status["metrics"][counter], 0, "{counter}: {status}");
+    }
+    assert_within_budget(peak);
+}
+
 /// A checkpoint file torn or overwritten with garbage while cwlite was stopped (and a
 /// temporary left by a crash in the middle of a write): the start names the file, moves it
 /// aside and reads the log from its start, so nothing is lost (the lines already delivered
