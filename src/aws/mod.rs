@@ -2,8 +2,10 @@
 //!
 //! Owns everything between a [`Config`] and a ready SDK client: credentials (`credentials`),
 //! the HTTPS stack with proxy and private CA (`http`), endpoint overrides with signing for the
-//! right service and region, timeouts, and the classification of SDK failures (`error`). It
-//! holds no pipeline state and never reads log files or samples metrics.
+//! right service and region, timeouts (a one-minute attempt timeout, `CWLITE_ATTEMPT_TIMEOUT_SECS`
+//! to change it), a check that a successful CloudWatch answer is CBOR, and the classification
+//! of SDK failures (`error`). It holds no pipeline state and never reads log files or samples
+//! metrics.
 
 pub mod credentials;
 pub mod error;
@@ -16,7 +18,12 @@ use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use aws_types::region::Region;
 
 use crate::config::{Config, CredentialsSource, EndpointOverride};
@@ -26,7 +33,21 @@ pub use error::{AwsError, AwsErrorKind};
 /// How long a TCP (and TLS) connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request attempt may take, as the stock agent's one-minute HTTP client timeout.
+/// An endpoint that accepts a request and never answers (a black hole) costs one attempt of this
+/// long, then the request is retried.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Environment variable that replaces [`ATTEMPT_TIMEOUT`] with a whole number of seconds (the
+/// fault tests use a few seconds, so a black-holed request is given up within the test).
+pub const ATTEMPT_TIMEOUT_ENV: &str = "CWLITE_ATTEMPT_TIMEOUT_SECS";
+
+/// The attempt timeout for the value of [`ATTEMPT_TIMEOUT_ENV`]: whole seconds from 1 to 3600,
+/// else [`ATTEMPT_TIMEOUT`].
+pub fn attempt_timeout(setting: Option<&str>) -> Duration {
+    setting
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|secs| (1..=3600).contains(secs))
+        .map_or(ATTEMPT_TIMEOUT, Duration::from_secs)
+}
 
 /// Why clients could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +132,9 @@ impl Clients {
         };
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_attempt_timeout(attempt_timeout(
+                std::env::var(ATTEMPT_TIMEOUT_ENV).ok().as_deref(),
+            ))
             .build();
         // Whether to send again is decided once, by the shippers through `AwsError::is_retryable`,
         // so the SDK makes exactly one attempt per call.
@@ -130,6 +153,7 @@ impl Clients {
             logs = logs.endpoint_url(&endpoint.url);
         }
         let mut metrics = aws_sdk_cloudwatch::config::Builder::new()
+            .interceptor(CborAnswerCheck)
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
             .credentials_provider(credentials.clone())
@@ -189,4 +213,79 @@ fn describe_credentials_error(
         source = inner.source();
     }
     message
+}
+
+/// Refuses a successful CloudWatch answer whose body is not CBOR. PutMetricData has no output,
+/// so the SDK takes any HTTP 200 as delivered, whatever its body: a proxy's page or a garbled
+/// answer lost the batch. Refused here, the call fails as a bad response and is sent again.
+#[derive(Debug)]
+struct CborAnswerCheck;
+
+impl Intercept for CborAnswerCheck {
+    fn name(&self) -> &'static str {
+        "CborAnswerCheck"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.output_or_error().is_err() {
+            return Ok(());
+        }
+        match context.response().body().bytes() {
+            Some(body) if !is_cbor_map(body) => Err(format!(
+                "a successful answer whose body is not CBOR ({} bytes)",
+                body.len()
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `body` is empty or exactly one CBOR map, as an RPC v2 CBOR answer is.
+fn is_cbor_map(body: &[u8]) -> bool {
+    use aws_smithy_cbor::data::Type;
+    if body.is_empty() {
+        return true;
+    }
+    let mut decoder = aws_smithy_cbor::Decoder::new(body);
+    matches!(decoder.datatype(), Ok(Type::Map | Type::MapIndef))
+        && decoder.skip().is_ok()
+        && decoder.position() == body.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_empty_body_or_one_whole_cbor_map_is_a_cbor_answer() {
+        assert!(is_cbor_map(b""));
+        assert!(is_cbor_map(&[0xa0]), "an empty map");
+        assert!(is_cbor_map(&[0xa1, 0x61, b'a', 0x01]), "{{\"a\": 1}}");
+        assert!(is_cbor_map(&[0xbf, 0xff]), "an empty indefinite map");
+        for garbage in [
+            &b"<html><body>502 proxy error</body></html>"[..],
+            &b"\xff\x00 this is not cbor"[..],
+            &[0x81, 0x01][..],
+            &[0xa1, 0x61][..],
+            &[0xa0, 0xa0][..],
+        ] {
+            assert!(!is_cbor_map(garbage), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn the_attempt_timeout_is_a_minute_unless_the_environment_names_whole_seconds() {
+        assert_eq!(attempt_timeout(None), ATTEMPT_TIMEOUT);
+        assert_eq!(attempt_timeout(Some("3")), Duration::from_secs(3));
+        assert_eq!(attempt_timeout(Some(" 90 ")), Duration::from_secs(90));
+        for bad in ["", "0", "-1", "1.5", "soon", "3601"] {
+            assert_eq!(attempt_timeout(Some(bad)), ATTEMPT_TIMEOUT, "{bad:?}");
+        }
+    }
 }

@@ -29,7 +29,9 @@ use crate::ship::cloudwatch_logs::batch::MAX_EVENT_MESSAGE_BYTES;
 use crate::ship::cloudwatch_logs::shipper::{self, LogShipperSettings, LogShipperStats};
 use crate::ship::cloudwatch_logs::sink::LogsSink;
 use crate::ship::cloudwatch_metrics::{MetricsSink, Publisher, PublisherSettings, PublisherStats};
-use crate::state::checkpoint::{CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR};
+use crate::state::checkpoint::{
+    CheckpointError, CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR,
+};
 use crate::state::spool::Spool;
 use crate::tail::source::{ChangedPaths, TailerLinks, TailerSettings};
 use crate::telemetry::{QueueReport, Telemetry};
@@ -328,6 +330,7 @@ fn start_logs(
     let positions = telemetry.clone();
     let checkpointer = tokio::spawn(async move {
         let mut checkpointer = Checkpointer::new(store);
+        let mut failures = CheckpointFailures::default();
         let mut ticks_since_positions = 0u32;
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -347,8 +350,14 @@ fn start_logs(
                 },
                 // Only while there is something to write: an idle agent does not wake for this.
                 _ = ticks.tick(), if checkpointer.has_changes() => {
-                    for error in checkpointer.flush() {
-                        warn!("{error}; shipping goes on and the checkpoint is written again later");
+                    match failures.after_flush(&checkpointer.flush()) {
+                        FlushReport::Quiet => {}
+                        FlushReport::Failing(errors) => {
+                            for error in errors {
+                                warn!("{error}; shipping goes on and the checkpoint is written again later");
+                            }
+                        }
+                        FlushReport::Recovered => info!("checkpoints are written again"),
                     }
                     ticks_since_positions += 1;
                     // Also on the last flush before going quiet, so status is never left stale.
@@ -627,9 +636,72 @@ async fn collect_loop(
     }
 }
 
+/// Checkpoint write failures as the log shows them: the checkpointer tries again every tick
+/// (500 ms), so a failure is logged when it starts or changes, not at every tick while it
+/// lasts, and its end once.
+#[derive(Debug, Default)]
+struct CheckpointFailures {
+    /// The failures of the last flush, as logged.
+    last: Option<Vec<String>>,
+}
+
+/// What a flush means for the log.
+#[derive(Debug, PartialEq, Eq)]
+enum FlushReport {
+    /// Nothing new.
+    Quiet,
+    /// New or changed failures, to log.
+    Failing(Vec<String>),
+    /// Writes succeed again after failures.
+    Recovered,
+}
+
+impl CheckpointFailures {
+    fn after_flush(&mut self, errors: &[CheckpointError]) -> FlushReport {
+        if errors.is_empty() {
+            return match self.last.take() {
+                Some(_) => FlushReport::Recovered,
+                None => FlushReport::Quiet,
+            };
+        }
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        if self.last.as_ref() == Some(&texts) {
+            return FlushReport::Quiet;
+        }
+        self.last = Some(texts.clone());
+        FlushReport::Failing(texts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lasting_checkpoint_failure_is_logged_once_and_its_end_once() {
+        let error = |path: &str| CheckpointError::Io {
+            path: path.into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+        };
+        let mut failures = CheckpointFailures::default();
+        assert_eq!(failures.after_flush(&[]), FlushReport::Quiet);
+        let FlushReport::Failing(first) = failures.after_flush(&[error("/s/logs-state/a")]) else {
+            panic!("a new failure is logged");
+        };
+        assert!(first[0].starts_with("/s/logs-state/a: "), "{first:?}");
+        for _ in 0..10 {
+            assert_eq!(
+                failures.after_flush(&[error("/s/logs-state/a")]),
+                FlushReport::Quiet
+            );
+        }
+        assert!(matches!(
+            failures.after_flush(&[error("/s/logs-state/b")]),
+            FlushReport::Failing(_)
+        ));
+        assert_eq!(failures.after_flush(&[]), FlushReport::Recovered);
+        assert_eq!(failures.after_flush(&[]), FlushReport::Quiet);
+    }
     use crate::config::expand::{Environment, HostFacts};
 
     async fn dry_run_metrics(dir: &Path) -> (Config, Clients, RunOptions) {

@@ -533,10 +533,11 @@ impl CheckpointStore {
     }
 
     /// On first start (an empty store), copies the stock agent's offsets so that switching
-    /// agents re-sends nothing. Returns how many were imported.
+    /// agents re-sends nothing. Returns how many were imported. It leaves a malformed file of
+    /// its own store where it is, for [`CheckpointStore::load_all`] to report and move aside.
     pub fn import_stock(&self, stock_dir: &Path) -> (usize, Vec<CheckpointError>) {
-        let (mine, _) = self.load_all();
-        if !mine.is_empty() || !stock_dir.is_dir() {
+        let (mine, malformed) = read_dir_checkpoints(&self.dir, false);
+        if !mine.is_empty() || !malformed.is_empty() || !stock_dir.is_dir() {
             return (0, Vec::new());
         }
         let (stock, errors) = read_dir_checkpoints(stock_dir, false);
@@ -847,6 +848,39 @@ mod tests {
             ),
             (40, 19)
         );
+    }
+
+    /// The daemon imports first, then loads: a torn file must still be reported by the load
+    /// (the import used to move it aside unseen, and the file was read again from its start
+    /// without a word).
+    #[test]
+    fn a_torn_file_is_reported_by_the_load_after_the_import() {
+        let stock = tempfile::tempdir().unwrap();
+        std::fs::write(
+            stock.path().join("_var_log_syslog"),
+            "5000\n/var/log/syslog\n0-5000\n",
+        )
+        .unwrap();
+        let mine = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(mine.path()).unwrap();
+        std::fs::write(mine.path().join("_var_log_app"), "24").unwrap();
+        assert_eq!(
+            store.import_stock(stock.path()).0,
+            0,
+            "a store with a file of its own is not a first start"
+        );
+        assert!(mine.path().join("_var_log_app").exists());
+        let (loaded, errors) = store.load_all();
+        assert!(loaded.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("_var_log_app: not a checkpoint file"),
+            "{}",
+            errors[0]
+        );
+        assert!(mine.path().join("_var_log_app.corrupt").exists());
     }
 
     #[test]

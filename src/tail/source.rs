@@ -269,10 +269,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         // The periodic look also catches changes to closed files that raised no event.
         let look_at_all = changed.all || periodic || !links.file_events;
         // Appends only need the files polled; globs are evaluated again when names changed.
+        let mut more_to_open = false;
         if changed.names || rescan_now || periodic {
             last_scan = Some(Instant::now());
             rescan_now = false;
-            discover(
+            more_to_open = discover(
                 &mut settings,
                 &templates,
                 &finished_files,
@@ -283,7 +284,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 &links,
             );
         }
-        let mut progressed = false;
+        // Files discovery left unopened for want of descriptors are opened next pass, once
+        // this pass has read the new ones and closed the idle.
+        rescan_now |= more_to_open;
+        let mut progressed = more_to_open;
         let mut finished = Vec::new();
         for (i, tailed) in open.iter_mut().enumerate() {
             // With file-system events, a file is only looked at when an event named it, when it
@@ -539,12 +543,15 @@ fn remove_delivered(
     }
 }
 
-/// Closes the descriptors of the longest-idle files while more than `limit` are open; each is
-/// reopened when an event names it or at the next rescan. Files with a partial line or a pending
-/// event, and detached files, stay open.
+/// Closes the descriptors of the longest-idle files once `limit` are open (discovery opens no
+/// more than that, and waits for the room this makes); each is
+/// reopened when an event names it or at the next rescan. Files with a partial line, and
+/// detached files, stay open. A pending multi-line event lives in the file's pipeline, not in
+/// its descriptor, so it does not keep the file open (it did, and a glob over thousands of
+/// one-line files then kept every one of them open).
 fn close_idle(open: &mut [Open], limit: usize) {
     let descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
-    if descriptors <= limit {
+    if descriptors < limit {
         return;
     }
     // Close down to three quarters of the limit, so the next few new files do not each cost a
@@ -553,7 +560,7 @@ fn close_idle(open: &mut [Open], limit: usize) {
     let mut idle: Vec<usize> = (0..open.len())
         .filter(|&i| {
             let o = &open[i];
-            !o.file.is_closed() && !o.file.is_detached() && !o.pipeline.has_pending()
+            !o.file.is_closed() && !o.file.is_detached()
         })
         .collect();
     idle.sort_by_key(|&i| open[i].last_line_at);
@@ -567,7 +574,9 @@ fn close_idle(open: &mut [Open], limit: usize) {
     }
 }
 
-/// Opens the files the patterns select that are not open yet.
+/// Opens the files the patterns select that are not open yet, while fewer than
+/// [`MAX_OPEN_FILES`] descriptors are open. Returns whether some were left for lack of room
+/// after opening others (the caller reads the new ones, closes the idle, and calls again).
 #[allow(clippy::too_many_arguments)]
 fn discover(
     settings: &mut TailerSettings,
@@ -578,8 +587,11 @@ fn discover(
     open: &mut Vec<Open>,
     next_key: &mut u64,
     links: &TailerLinks,
-) {
+) -> bool {
     use std::os::unix::fs::MetadataExt;
+    let before = open.len();
+    let mut descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
+    let mut left = false;
     let mut attached: HashSet<PathBuf> = open
         .iter()
         .filter(|o| !o.file.is_detached())
@@ -603,6 +615,10 @@ fn discover(
                 && inodes.contains(&(meta.dev(), meta.ino()))
             {
                 continue;
+            }
+            if descriptors >= MAX_OPEN_FILES {
+                left = true;
+                break;
             }
             // A checkpoint loaded at start applies to the first opening only. A file read to its
             // end under its old name goes on from there (if its head still matches).
@@ -634,6 +650,7 @@ fn discover(
             ) {
                 Ok(file) => {
                     info!(file = %found.path.display(), offset = file.offset(), "tailing");
+                    descriptors += 1;
                     attached.insert(found.path.clone());
                     inodes.insert((file.identity().device, file.identity().inode));
                     let destination = Arc::new(destination(config, &found.path));
@@ -653,6 +670,9 @@ fn discover(
             }
         }
     }
+    // With no room made since the last call (every open file busy), the periodic rescan tries
+    // again rather than a busy loop.
+    left && open.len() > before
 }
 
 /// Registers an opened file with the checkpointer and starts polling it.
@@ -864,4 +884,95 @@ fn send_chunk(
         events,
     };
     links.events.blocking_send(message).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::go_regex::GoRegex;
+    use crate::config::{MultiLineStart, Timezone};
+
+    /// Descriptors this process holds on files under `dir`.
+    fn open_under(dir: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    /// A glob over three times [`MAX_OPEN_FILES`] one-line files. Each line stays a pending
+    /// multi-line event until the idle flush, and that used to keep its file open; discovery
+    /// also opened every match at once. Now the tailer never holds more than the limit, and
+    /// every line still goes out.
+    #[test]
+    fn a_glob_over_many_one_line_files_never_holds_more_than_the_limit_open() {
+        const FILES: usize = 3 * MAX_OPEN_FILES;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..FILES {
+            std::fs::write(
+                dir.path().join(format!("f{i:04}.log")),
+                format!("line {i}\n"),
+            )
+            .unwrap();
+        }
+        let entry = FileConfig {
+            file_path: format!("{}/*.log", dir.path().display()),
+            log_group_name: LogGroupName::Named("g".into()),
+            log_stream_name: "s".into(),
+            log_group_class: None,
+            retention_in_days: None,
+            timestamp_format: None,
+            timezone: Timezone::Utc,
+            trim_timestamp: false,
+            multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
+            encoding: encoding_rs::UTF_8,
+            filters: vec![],
+            auto_removal: false,
+            publish_multi_logs: true,
+            blacklist: None,
+        };
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(FILES);
+        let (checkpoints_tx, _checkpoints_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let (_delivered_tx, delivered_rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let links = TailerLinks {
+            events: events_tx,
+            checkpoints: checkpoints_tx,
+            budget: Arc::new(ByteBudget::new(1 << 30)),
+            stop: stop.clone(),
+            wake: wake_rx,
+            changed: Arc::new(ChangedPaths::default()),
+            delivered: delivered_rx,
+            telemetry: Arc::new(Telemetry::default()),
+            file_events: false,
+        };
+        let settings = TailerSettings {
+            entries: vec![entry],
+            checkpoints: HashMap::new(),
+            rotated: Vec::new(),
+            max_event_bytes: 1 << 20,
+        };
+        let tailer = std::thread::spawn(move || run(settings, links));
+        let until = Instant::now() + Duration::from_secs(60);
+        let (mut events, mut most) = (0, 0);
+        while events < FILES {
+            most = most.max(open_under(dir.path()));
+            while let Ok(TailMessage::Events { events: chunk, .. }) = events_rx.try_recv() {
+                events += chunk.len();
+            }
+            assert!(Instant::now() < until, "{events} of {FILES} events");
+            // Sampling the descriptor table while the tailer works; the deadline decides failure.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = wake_tx.try_send(());
+        tailer.join().unwrap();
+        assert_eq!(events, FILES);
+        assert!(
+            most <= MAX_OPEN_FILES,
+            "{most} descriptors open at once, over {MAX_OPEN_FILES}"
+        );
+    }
 }

@@ -6,7 +6,10 @@
 //! event at most 1 MB, chronological order, a 24-hour span; events more than 14 days old or 2
 //! hours ahead are rejected individually through `rejectedLogEventsInfo`. It records every
 //! accepted event so tests can assert no loss and no duplicates, and injects faults on demand:
-//! throttling, 5xx, slow answers, refused connections, connections reset mid-request.
+//! throttling, 5xx, slow answers, refused connections, connections reset mid-request, a black
+//! hole (requests read and never answered), seeded random 5xx, a server clock whose time window
+//! is narrower than the client's (partial `rejectedLogEventsInfo`), and garbled PutMetricData
+//! answers. PutMetricData requests (CBOR, gzip or not) are decoded and their datums recorded.
 
 #![allow(dead_code)]
 
@@ -93,6 +96,26 @@ pub enum Fault {
     HugeError,
     /// Answer HTTP 400 with an error type CloudWatch does not have, recording nothing.
     UnknownError,
+    /// Read the request and never answer, keeping the connection open.
+    BlackHole,
+}
+
+/// One fault for the next PutMetricData call.
+#[derive(Debug, Clone)]
+pub enum MetricFault {
+    /// HTTP 200 with a body that is not CBOR, recording nothing.
+    Garbage,
+    /// HTTP 500 whose body is not CBOR, recording nothing.
+    UnparseableError,
+}
+
+/// A datum the fake accepted from PutMetricData.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datum {
+    pub namespace: String,
+    pub name: String,
+    /// Seconds since the epoch, as sent.
+    pub timestamp: f64,
 }
 
 /// An accepted event.
@@ -116,6 +139,19 @@ struct State {
     /// event's timestamp, in milliseconds ([`Record::Digest`] mode).
     latencies: HashMap<String, Vec<i64>>,
     metric_calls: u64,
+    metric_faults: VecDeque<MetricFault>,
+    datums: Vec<Datum>,
+    /// Every request (of any operation) is read and never answered.
+    black_hole: bool,
+    /// Requests swallowed by the black hole.
+    black_holed: u64,
+    /// PutLogEvents calls answered 503 at random: (generator, percent).
+    random_failures: Option<(fastrand::Rng, u32)>,
+    random_failed: u64,
+    /// The server's time window, as (ms back, ms ahead) of its now; CloudWatch's by default.
+    window: Option<(i64, i64)>,
+    rejected_too_old: u64,
+    rejected_too_new: u64,
 }
 
 /// One event in this many gives a latency sample; at most [`LATENCY_SAMPLES`] are kept.
@@ -128,6 +164,8 @@ pub struct FakeLogs {
     pub port: u16,
     state: Arc<Mutex<State>>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The connections served so far, to cut them in an outage.
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -156,6 +194,7 @@ impl FakeLogs {
             port: listener.local_addr().unwrap().port(),
             state: Arc::new(Mutex::new(state)),
             accept: Mutex::new(None),
+            connections: Arc::default(),
             tls: server.map(|s| tokio_rustls::TlsAcceptor::from(Arc::new(s))),
         });
         fake.serve(listener);
@@ -173,22 +212,22 @@ impl FakeLogs {
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
         let tls = self.tls.clone();
+        let connections = self.connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                match tls.clone() {
-                    Some(acceptor) => {
-                        tokio::spawn(async move {
-                            if let Ok(stream) = acceptor.accept(stream).await {
-                                connection(stream, state).await;
-                            }
-                        });
-                    }
-                    None => {
-                        tokio::spawn(connection(stream, state));
-                    }
-                }
+                let task = match tls.clone() {
+                    Some(acceptor) => tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            connection(stream, state).await;
+                        }
+                    }),
+                    None => tokio::spawn(connection(stream, state)),
+                };
+                let mut connections = connections.lock().unwrap();
+                connections.retain(|c| !c.is_finished());
+                connections.push(task.abort_handle());
             }
         });
         *self.accept.lock().unwrap() = Some(task);
@@ -222,6 +261,53 @@ impl FakeLogs {
             .unwrap_or_default()
     }
 
+    /// Queues faults for the next PutMetricData calls.
+    pub fn inject_metrics(&self, faults: impl IntoIterator<Item = MetricFault>) {
+        self.state.lock().unwrap().metric_faults.extend(faults);
+    }
+
+    /// Every datum accepted from PutMetricData, in arrival order.
+    pub fn datums(&self) -> Vec<Datum> {
+        self.state.lock().unwrap().datums.clone()
+    }
+
+    /// While on, every request (any operation) is read and never answered; its connection stays
+    /// open. Requests already swallowed stay swallowed when it is turned off.
+    pub fn black_hole(&self, on: bool) {
+        self.state.lock().unwrap().black_hole = on;
+    }
+
+    /// Requests swallowed by the black hole so far.
+    pub fn black_holed(&self) -> u64 {
+        self.state.lock().unwrap().black_holed
+    }
+
+    /// Answers `percent` % of the PutLogEvents calls (drawn from a generator seeded with `seed`)
+    /// with 503, recording nothing; `percent` 0 turns it off.
+    pub fn fail_randomly(&self, seed: u64, percent: u32) {
+        self.state.lock().unwrap().random_failures =
+            (percent > 0).then(|| (fastrand::Rng::with_seed(seed), percent));
+    }
+
+    /// PutLogEvents calls failed at random so far.
+    pub fn random_failed(&self) -> u64 {
+        self.state.lock().unwrap().random_failed
+    }
+
+    /// Narrows the server's time window to `back` before and `ahead` after its now (CloudWatch's
+    /// is 14 days and 2 hours), as a server whose clock disagrees with the host's: events the
+    /// client thinks in the window come back in `rejectedLogEventsInfo`.
+    pub fn narrow_window(&self, back: Duration, ahead: Duration) {
+        self.state.lock().unwrap().window =
+            Some((back.as_millis() as i64, ahead.as_millis() as i64));
+    }
+
+    /// Events rejected through `rejectedLogEventsInfo` so far: (too old, too new).
+    pub fn rejected(&self) -> (u64, u64) {
+        let state = self.state.lock().unwrap();
+        (state.rejected_too_old, state.rejected_too_new)
+    }
+
     /// Queues faults for the next PutLogEvents calls.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state.lock().unwrap().faults.extend(faults);
@@ -233,6 +319,16 @@ impl FakeLogs {
         if let Some(task) = task {
             task.abort();
             let _ = task.await;
+        }
+    }
+
+    /// An outage: closes the listening socket and cuts every open connection (kept-alive ones
+    /// included, and those swallowed by the black hole), so every request fails until
+    /// [`FakeLogs::restore`].
+    pub async fn go_down(&self) {
+        self.refuse().await;
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
         }
     }
 
@@ -300,9 +396,39 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_default();
+        let black_hole = state.lock().unwrap().black_hole;
+        if black_hole || is_black_hole(&target, &state) {
+            state.lock().unwrap().black_holed += 1;
+            // Holds the connection open and never answers.
+            std::future::pending::<()>().await;
+        }
         if target.is_empty() && head.contains("/operation/PutMetricData") {
             // CloudWatch's RPC v2 CBOR protocol: an empty CBOR map is a successful answer.
             state.lock().unwrap().metric_calls += 1;
+            let fault = state.lock().unwrap().metric_faults.pop_front();
+            if let Some(fault) = fault {
+                let (status, body): (u16, &[u8]) = match fault {
+                    MetricFault::Garbage => (200, b"\xff\x00 this is not cbor \x1f\xbf"),
+                    MetricFault::UnparseableError => (500, b"\x9f\x9f\x9f{ not cbor either"),
+                };
+                let mut bytes = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: {}\r\nx-amzn-RequestId: fake\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                bytes.extend_from_slice(body);
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let gzip = head.lines().any(|l| {
+                l.split_once(':').is_some_and(|(k, v)| {
+                    k.eq_ignore_ascii_case("content-encoding") && v.trim() == "gzip"
+                })
+            });
+            let datums = decode_metric_data(&body, gzip);
+            state.lock().unwrap().datums.extend(datums);
             let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: 1\r\nx-amzn-RequestId: fake\r\n\r\n".to_vec();
             bytes.push(0xa0);
             if stream.write_all(&bytes).await.is_err() {
@@ -317,12 +443,24 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
             serde_json::from_slice(&body).unwrap_or(Value::Null)
         };
         let fault = if operation == "PutLogEvents" {
-            state.lock().unwrap().faults.pop_front()
+            let mut s = state.lock().unwrap();
+            let fault = s.faults.pop_front();
+            let random = match (&fault, &mut s.random_failures) {
+                (None, Some((rng, percent))) => rng.u32(0..100) < *percent,
+                _ => false,
+            };
+            if random {
+                s.random_failed += 1;
+                Some(Fault::Unavailable)
+            } else {
+                fault
+            }
         } else {
             None
         };
         let (status, answer) = match fault {
             Some(Fault::Reset) => return,
+            Some(Fault::BlackHole) => unreachable!("taken before"),
             Some(Fault::Garbage) => {
                 let body = "<html><body>502 proxy error</body></html>";
                 let response = format!(
@@ -366,6 +504,61 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
             return;
         }
     }
+}
+
+/// Whether the next PutLogEvents fault is a black hole (then taken from the queue).
+fn is_black_hole(target: &str, state: &Arc<Mutex<State>>) -> bool {
+    let mut s = state.lock().unwrap();
+    if target.ends_with(".PutLogEvents") && matches!(s.faults.front(), Some(Fault::BlackHole)) {
+        s.faults.pop_front();
+        return true;
+    }
+    false
+}
+
+/// The datums of a PutMetricData body (RPC v2 CBOR, gzip-compressed when `gzip`).
+fn decode_metric_data(body: &[u8], gzip: bool) -> Vec<Datum> {
+    use ciborium::Value as Cbor;
+    let bytes = if gzip {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out)
+            .expect("a gzip body");
+        out
+    } else {
+        body.to_vec()
+    };
+    let value: Cbor = ciborium::from_reader(bytes.as_slice()).expect("a CBOR body");
+    let field = |map: &Cbor, name: &str| -> Option<Cbor> {
+        map.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(name))
+            .map(|(_, v)| v.clone())
+    };
+    let namespace = field(&value, "Namespace")
+        .and_then(|n| n.as_text().map(str::to_owned))
+        .unwrap_or_default();
+    let Some(Cbor::Array(data)) = field(&value, "MetricData") else {
+        return Vec::new();
+    };
+    data.iter()
+        .map(|datum| {
+            let timestamp = match field(datum, "Timestamp") {
+                Some(Cbor::Tag(_, inner)) => match *inner {
+                    Cbor::Float(f) => f,
+                    Cbor::Integer(i) => i128::from(i) as f64,
+                    _ => 0.0,
+                },
+                _ => 0.0,
+            };
+            Datum {
+                namespace: namespace.clone(),
+                name: field(datum, "MetricName")
+                    .and_then(|n| n.as_text().map(str::to_owned))
+                    .unwrap_or_default(),
+                timestamp,
+            }
+        })
+        .collect()
 }
 
 fn invalid(state: &Arc<Mutex<State>>, why: String) -> (u16, Value) {
@@ -454,7 +647,12 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let in_window = |ts: i64| ts >= now - 14 * DAY_MS && ts <= now + 2 * 3600 * 1000;
+    let (back, ahead) = state
+        .lock()
+        .unwrap()
+        .window
+        .unwrap_or((14 * DAY_MS, 2 * 3600 * 1000));
+    let in_window = |ts: i64| ts >= now - back && ts <= now + ahead;
     let mut total = 0;
     let mut previous = i64::MIN;
     let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
@@ -492,13 +690,13 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
     }
     let too_old_end = events
         .iter()
-        .take_while(|e| e.timestamp < now - 14 * DAY_MS)
+        .take_while(|e| e.timestamp < now - back)
         .count();
-    let too_new_start = events
-        .iter()
-        .position(|e| e.timestamp > now + 2 * 3600 * 1000);
+    let too_new_start = events.iter().position(|e| e.timestamp > now + ahead);
     let kept = &events[too_old_end..too_new_start.unwrap_or(events.len())];
     let mut s = state.lock().unwrap();
+    s.rejected_too_old += too_old_end as u64;
+    s.rejected_too_new += too_new_start.map_or(0, |start| events.len() - start) as u64;
     if s.record == Some(Record::Digest) {
         let digest = s.digests.entry(group.clone()).or_default();
         let mut samples = Vec::new();
