@@ -29,6 +29,7 @@ fn received(runtime: &tokio::runtime::Runtime, group: &str) -> Vec<String> {
     runtime.block_on(async {
         let client = aws_sdk_cloudwatchlogs::Client::from_conf(
             aws_sdk_cloudwatchlogs::config::Builder::new()
+                .http_client(common::sdk_http_client())
                 .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
                 .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(

@@ -24,6 +24,7 @@ fn start(dir: &Path, endpoint: &str, entry: serde_json::Value) -> Daemon {
 fn client(endpoint: &str) -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::from_conf(
         aws_sdk_cloudwatchlogs::config::Builder::new()
+            .http_client(common::sdk_http_client())
             .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
             .region(aws_sdk_cloudwatchlogs::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(

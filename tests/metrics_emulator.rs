@@ -133,6 +133,7 @@ fn host_metrics_arrive_with_stock_names_units_and_dimensions() {
     let names = runtime.block_on(async {
         let sdk = aws_sdk_cloudwatch::Client::from_conf(
             aws_sdk_cloudwatch::config::Builder::new()
+                .http_client(common::sdk_http_client())
                 .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
                 .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(

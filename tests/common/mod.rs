@@ -491,3 +491,14 @@ pub fn test_pki() -> TestPki {
         server,
     }
 }
+
+/// The HTTP client cwlite itself uses, for the tests' own SDK clients: cwlite builds the SDK
+/// without a default client (that would link a second TLS stack).
+pub fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    cwlite::aws::http::build_http_client(
+        "http",
+        &cwlite::config::common::ProxySettings::default(),
+        None,
+    )
+    .unwrap()
+}
