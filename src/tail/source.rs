@@ -32,6 +32,9 @@ use crate::telemetry::Telemetry;
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
 /// Bytes read from one file per pass.
 pub const READ_BUDGET_PER_PASS: usize = 1024 * 1024;
+/// How long appends gather after a pass that read every file to its end: at most this much
+/// latency, against one pass per write.
+pub const APPEND_GATHER: Duration = Duration::from_millis(25);
 /// Most descriptors of tailed files kept open; the longest-idle files beyond it are closed and
 /// reopened on change (a glob may match thousands of files; systemd's default soft limit is 1024).
 pub const MAX_OPEN_FILES: usize = 256;
@@ -288,6 +291,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         // this pass has read the new ones and closed the idle.
         rescan_now |= more_to_open;
         let mut progressed = more_to_open;
+        // Whether a file gave most of a pass's budget: it has more right now.
+        let mut busy = false;
         let mut finished = Vec::new();
         for (i, tailed) in open.iter_mut().enumerate() {
             // With file-system events, a file is only looked at when an event named it, when it
@@ -318,6 +323,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 Telemetry::bump(&counters.lines_read, lines.len() as u64);
                 let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
                 Telemetry::bump(&counters.bytes_read, bytes as u64);
+                busy |= bytes >= READ_BUDGET_PER_PASS / 2;
             }
             let now = Instant::now();
             let now_ms = epoch_ms();
@@ -457,6 +463,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // What woke it is in `links.changed` (or it is the stop, or a delivered file).
             let _ = links.wake.recv_timeout(wait);
             while links.wake.try_recv().is_ok() {}
+        } else if !busy && !rescan_now {
+            // Every file was read to its end: let appends gather for a moment instead of taking
+            // them write by write (at 10 MB/s in 100 writes a second, a pass, a hand-off and a
+            // shipper wake-up each). A file with more to read goes on at once.
+            std::thread::sleep(APPEND_GATHER);
         }
     }
 }

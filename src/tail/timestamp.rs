@@ -40,6 +40,17 @@ pub struct Found {
     pub end: usize,
 }
 
+/// The number in a captured field: ASCII digits, with the leading space `%d` and `%m` allow.
+fn ascii_number(value: &[u8]) -> Option<i32> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    digits.iter().try_fold(0i32, |n, d| {
+        d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+    })
+}
+
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
@@ -145,7 +156,7 @@ impl TimestampFormat {
         for (i, directive) in self.fields.iter().enumerate() {
             // Every group matches ASCII only (see `new`).
             let value = std::str::from_utf8(captures.get(i + 2)?.as_bytes()).ok()?;
-            let number = || value.trim().parse::<i32>().ok();
+            let number = || ascii_number(value.as_bytes());
             match directive {
                 'Y' => year = Some(number()? as i16),
                 'y' => year = Some(2000 + number()? as i16),
@@ -159,12 +170,13 @@ impl TimestampFormat {
                 'M' => minute = number()? as i8,
                 'S' => second = number()? as i8,
                 'f' => {
-                    let digits: String = value
-                        .chars()
-                        .chain(std::iter::repeat('0'))
-                        .take(3)
-                        .collect();
-                    millis = digits.parse().ok()?;
+                    // Cut or padded to milliseconds.
+                    let digits = value.as_bytes();
+                    millis = (0..3).try_fold(0i32, |ms, k| match digits.get(k) {
+                        Some(d) if d.is_ascii_digit() => Some(ms * 10 + i32::from(d - b'0')),
+                        Some(_) => None,
+                        None => Some(ms * 10),
+                    })?;
                 }
                 'p' => pm = Some(value.eq_ignore_ascii_case("pm")),
                 'z' => {
