@@ -23,8 +23,8 @@ use crate::aws::{ClientSetupError, Clients};
 use crate::config::Config;
 use crate::ship::retry::Backoff;
 use crate::state::checkpoint::CheckpointError;
+use crate::state::replace_file;
 use crate::state::spool::SpoolError;
-use crate::state::write_atomically;
 use crate::telemetry::{STATUS_FILE, StatusReport, Telemetry};
 
 /// Where cwlite keeps its state when `--state-dir` is not given.
@@ -420,7 +420,7 @@ impl StatusWriter {
         if let Some(path) = &self.path {
             let written = serde_json::to_vec_pretty(&report)
                 .map_err(std::io::Error::other)
-                .and_then(|json| write_atomically(path, &json));
+                .and_then(|json| replace_file(path, &json));
             match written {
                 Ok(()) => self.warned = false,
                 Err(err) if !self.warned => {

@@ -10,7 +10,7 @@
 //! once. It knows nothing of AWS; destinations are plain names.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +58,24 @@ pub struct Changed {
     pub all: bool,
     /// A file was created, renamed or removed: evaluate the globs again.
     pub names: bool,
+}
+
+impl Changed {
+    /// Whether an event named `path`. A pass asks this of every tailed file (thousands under a
+    /// wide glob) while events name a few paths: hashing every file's path each pass was the
+    /// largest cost of a quiet 2,000-file glob, so a few named paths are compared as bytes
+    /// (a length compare rejects most). Events name paths as discovery does (the watched
+    /// directory joined with the name); a path spelt otherwise is still read at the next look.
+    pub fn mentions(&self, path: &Path) -> bool {
+        match self.paths.len() {
+            0 => false,
+            1..=16 => self
+                .paths
+                .iter()
+                .any(|named| named.as_os_str() == path.as_os_str()),
+            _ => self.paths.contains(path),
+        }
+    }
 }
 
 impl ChangedPaths {
@@ -304,7 +322,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 || tailed.file.is_detached()
                 || tailed.file.pending_bytes() > 0
                 || tailed.pipeline.has_pending()
-                || changed.paths.contains(tailed.file.path());
+                || changed.mentions(tailed.file.path());
             if !due {
                 continue;
             }
@@ -902,6 +920,29 @@ mod tests {
     use super::*;
     use crate::config::go_regex::GoRegex;
     use crate::config::{MultiLineStart, Timezone};
+
+    #[test]
+    fn an_event_mentions_exactly_the_paths_it_named() {
+        let mut changed = Changed::default();
+        assert!(!changed.mentions(Path::new("/var/log/a.log")));
+        changed.paths.insert(PathBuf::from("/var/log/a.log"));
+        changed.paths.insert(PathBuf::from("/srv/b.log"));
+        assert!(changed.mentions(Path::new("/var/log/a.log")));
+        assert!(changed.mentions(Path::new("/srv/b.log")));
+        assert!(
+            !changed.mentions(Path::new("/srv/a.log")),
+            "same name, other directory"
+        );
+        assert!(!changed.mentions(Path::new("/var/log/b.log")));
+        for i in 0..40 {
+            changed.paths.insert(PathBuf::from(format!("/d/{i}.log")));
+        }
+        assert!(
+            changed.mentions(Path::new("/d/39.log")),
+            "many named: hashed"
+        );
+        assert!(!changed.mentions(Path::new("/d/40.log")));
+    }
 
     /// Descriptors this process holds on files under `dir`.
     fn open_under(dir: &std::path::Path) -> usize {
