@@ -892,7 +892,7 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
             "endpoint_override": setup.fake.url(),
             "force_flush_interval": 10,
             "metrics_collected": {
-                "cpu": {"measurement": ["cpu_usage_idle", "cpu_usage_user", "cpu_usage_system"], "totalcpu": true, "percpu": true},
+                "cpu": {"measurement": ["cpu_usage_idle", "cpu_usage_user", "cpu_usage_system"], "totalcpu": true, "resources": ["*"]},
                 "mem": {"measurement": ["mem_used_percent", "mem_available"]},
                 "disk": {"measurement": ["used_percent", "inodes_free"], "resources": ["*"]},
                 "diskio": {"measurement": ["reads", "writes", "read_bytes", "write_bytes"]},

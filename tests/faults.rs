@@ -1301,3 +1301,87 @@ fn a_single_black_holed_call_is_given_up_after_the_attempt_timeout_and_sent_agai
     );
     assert_eq!(got, lines("hole", 0, 50));
 }
+
+/// libfaketime, which `scripts/test` installs (Debian's `faketime`).
+fn libfaketime() -> PathBuf {
+    std::env::var_os("CWLITE_TEST_LIBFAKETIME")
+        .map(PathBuf::from)
+        .expect("CWLITE_TEST_LIBFAKETIME is not set: run the tests with scripts/test")
+}
+
+fn epoch_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The daemon's wall clock (libfaketime; the monotonic clock is left alone, as a step by NTP or
+/// an operator leaves it) jumps an hour ahead, then an hour behind, then back, while one batch
+/// stays open (a 30 s flush). Lines without a timestamp take the clock's time when read, so
+/// the batch holds events out of order and two hours apart; CloudWatch (the fake enforces its
+/// rules) takes a batch only in chronological order. Every line arrives once, stamped with the
+/// time the host's clock gave it.
+#[test]
+fn clock_jumps_forwards_and_backwards_while_batching_lose_nothing() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let log = dir.path().join("app.log");
+    let state = dir.path().join("state");
+    let mut config = logs_config(&fake.url(), vec![entry(&log, "clock")]);
+    config["logs"]["force_flush_interval"] = json!(30);
+    let mut command = command(dir.path(), &config);
+    command
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME_TIMESTAMP_FILE", &clock)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+
+    const PER_PHASE: usize = 100;
+    let phases = ["+0", "+3600", "-3600", "+0"];
+    for (i, offset) in phases.iter().enumerate() {
+        std::fs::write(&clock, format!("{offset}\n")).unwrap();
+        write_lines(&log, &lines("clock", i * PER_PHASE, (i + 1) * PER_PHASE));
+        // Read under this clock (the phase's last line waits for the next one to end its
+        // multi-line event); the batch is still open.
+        let read = i * PER_PHASE + PER_PHASE - 1;
+        common::eventually("the phase's lines read", || {
+            (status_json(&state)["logs"]["events_read"].as_u64() >= Some(read as u64)).then_some(())
+        });
+    }
+    let expected = lines("clock", 0, phases.len() * PER_PHASE);
+    common::eventually("every line delivered", || {
+        (messages(&fake, "clock").len() >= expected.len()).then_some(())
+    });
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+    let got = messages(&fake, "clock");
+    let result = tally(&expected, &got);
+    record("clock jumps +1 h, -1 h while batching", &result, None);
+    assert_eq!(
+        (result.lost, result.duplicates, result.unexpected),
+        (0, 0, 0),
+        "{result:?}"
+    );
+    // The jumps took effect: some events are stamped an hour ahead, some an hour behind.
+    let now = epoch_ms_now();
+    let stamps: Vec<i64> = fake
+        .group_events("clock")
+        .into_iter()
+        .map(|(_, e)| e.timestamp)
+        .collect();
+    let minutes_off = |ts: i64| (ts - now) / 60_000;
+    assert!(
+        stamps.iter().any(|&ts| minutes_off(ts) >= 55),
+        "an hour ahead: {stamps:?}"
+    );
+    assert!(
+        stamps.iter().any(|&ts| minutes_off(ts) <= -55),
+        "an hour behind: {stamps:?}"
+    );
+}

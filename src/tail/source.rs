@@ -61,21 +61,53 @@ pub struct Changed {
 }
 
 impl Changed {
-    /// Whether an event named `path`. A pass asks this of every tailed file (thousands under a
-    /// wide glob) while events name a few paths: hashing every file's path each pass was the
-    /// largest cost of a quiet 2,000-file glob, so a few named paths are compared as bytes
-    /// (a length compare rejects most). Events name paths as discovery does (the watched
-    /// directory joined with the name); a path spelt otherwise is still read at the next look.
-    pub fn mentions(&self, path: &Path) -> bool {
-        match self.paths.len() {
-            0 => false,
-            1..=16 => self
-                .paths
-                .iter()
-                .any(|named| named.as_os_str() == path.as_os_str()),
-            _ => self.paths.contains(path),
+    /// What a pass needs to ask, of each tailed file, whether an event named it.
+    fn named(&self) -> Named<'_> {
+        Named {
+            changed: self,
+            hashes: if self.paths.len() <= MAX_NAMED_HASHES {
+                self.paths.iter().map(|p| path_hash(p)).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
+}
+
+/// Most named paths compared by hash in a pass; past that, each file's path is looked up.
+const MAX_NAMED_HASHES: usize = 64;
+
+/// The paths one pass's events named, by hash. A pass asks of every tailed file (thousands
+/// under a wide glob) whether an event named it, while events name a few paths: hashing each
+/// file's path every pass was the largest cost of a quiet 10,000-file glob, so each file's hash
+/// is taken once, when it is opened, and compared with these.
+struct Named<'a> {
+    changed: &'a Changed,
+    hashes: Vec<u64>,
+}
+
+impl Named<'_> {
+    /// Whether an event named the file at `path`, whose [`path_hash`] is `hash`. Events name
+    /// paths as discovery does (the watched directory joined with the name); a path spelt
+    /// otherwise is still read at the next periodic look.
+    fn mentions(&self, path: &Path, hash: u64) -> bool {
+        let paths = &self.changed.paths;
+        if paths.len() > MAX_NAMED_HASHES {
+            return paths.contains(path);
+        }
+        self.hashes.contains(&hash)
+            && paths
+                .iter()
+                .any(|named| named.as_os_str() == path.as_os_str())
+    }
+}
+
+/// A hash of a path's bytes, the same for the whole run.
+fn path_hash(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    path.as_os_str().as_encoded_bytes().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl ChangedPaths {
@@ -168,6 +200,8 @@ struct Open {
     /// The last poll gave lines: there may be more, so the next pass polls it without an event.
     hot: bool,
     file: TailedFile,
+    /// [`path_hash`] of the file's path, taken once.
+    path_hash: u64,
     pipeline: EventPipeline,
     destination: Arc<Destination>,
 }
@@ -289,6 +323,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         let periodic = last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL);
         // The periodic look also catches changes to closed files that raised no event.
         let look_at_all = changed.all || periodic || !links.file_events;
+        let named = changed.named();
         // Appends only need the files polled; globs are evaluated again when names changed.
         let mut more_to_open = false;
         if changed.names || rescan_now || periodic {
@@ -322,7 +357,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 || tailed.file.is_detached()
                 || tailed.file.pending_bytes() > 0
                 || tailed.pipeline.has_pending()
-                || changed.mentions(tailed.file.path());
+                || named.mentions(tailed.file.path(), tailed.path_hash);
             if !due {
                 continue;
             }
@@ -732,6 +767,7 @@ fn add(
         key,
         entry,
         hot: true,
+        path_hash: path_hash(file.path()),
         file,
         pipeline,
         destination,
@@ -923,25 +959,27 @@ mod tests {
 
     #[test]
     fn an_event_mentions_exactly_the_paths_it_named() {
+        let mentions = |changed: &Changed, path: &str| {
+            let path = Path::new(path);
+            changed.named().mentions(path, path_hash(path))
+        };
         let mut changed = Changed::default();
-        assert!(!changed.mentions(Path::new("/var/log/a.log")));
+        assert!(!mentions(&changed, "/var/log/a.log"));
         changed.paths.insert(PathBuf::from("/var/log/a.log"));
         changed.paths.insert(PathBuf::from("/srv/b.log"));
-        assert!(changed.mentions(Path::new("/var/log/a.log")));
-        assert!(changed.mentions(Path::new("/srv/b.log")));
+        assert!(mentions(&changed, "/var/log/a.log"));
+        assert!(mentions(&changed, "/srv/b.log"));
         assert!(
-            !changed.mentions(Path::new("/srv/a.log")),
+            !mentions(&changed, "/srv/a.log"),
             "same name, other directory"
         );
-        assert!(!changed.mentions(Path::new("/var/log/b.log")));
-        for i in 0..40 {
+        assert!(!mentions(&changed, "/var/log/b.log"));
+        for i in 0..MAX_NAMED_HASHES {
             changed.paths.insert(PathBuf::from(format!("/d/{i}.log")));
         }
-        assert!(
-            changed.mentions(Path::new("/d/39.log")),
-            "many named: hashed"
-        );
-        assert!(!changed.mentions(Path::new("/d/40.log")));
+        assert!(mentions(&changed, "/d/63.log"), "many named: looked up");
+        assert!(mentions(&changed, "/srv/b.log"));
+        assert!(!mentions(&changed, "/d/64.log"));
     }
 
     /// Descriptors this process holds on files under `dir`.
