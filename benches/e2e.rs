@@ -97,7 +97,11 @@ struct Measured {
 }
 
 fn proc_cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// User plus system CPU seconds from a `/proc/.../stat` line (of a process or a thread).
+fn stat_cpu_secs(stat: &str) -> f64 {
     // Fields after the command name (which may hold spaces) start at ") ".
     let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -507,16 +511,7 @@ fn thread_profile(pid: u32) -> String {
                 let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
                 let tid: u32 = task.file_name().to_string_lossy().parse().unwrap_or(0);
                 let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-                let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-                let fields: Vec<&str> = after.split_whitespace().collect();
-                let ticks = |i: usize| {
-                    fields
-                        .get(i)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                *now.entry(format!("{} ({tid})", comm.trim())).or_default() +=
-                    (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND;
+                *now.entry(format!("{} ({tid})", comm.trim())).or_default() += stat_cpu_secs(&stat);
             }
             if !now.is_empty() {
                 last = now;
