@@ -855,12 +855,7 @@ mod tests {
     /// without a word).
     #[test]
     fn a_torn_file_is_reported_by_the_load_after_the_import() {
-        let stock = tempfile::tempdir().unwrap();
-        std::fs::write(
-            stock.path().join("_var_log_syslog"),
-            "5000\n/var/log/syslog\n0-5000\n",
-        )
-        .unwrap();
+        let stock = stock_state_dir();
         let mine = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(mine.path()).unwrap();
         std::fs::write(mine.path().join("_var_log_app"), "24").unwrap();
@@ -883,14 +878,20 @@ mod tests {
         assert!(mine.path().join("_var_log_app.corrupt").exists());
     }
 
-    #[test]
-    fn the_stock_state_is_imported_once_on_first_start() {
+    /// A stock agent's state directory with syslog delivered to offset 5000.
+    fn stock_state_dir() -> tempfile::TempDir {
         let stock = tempfile::tempdir().unwrap();
         std::fs::write(
             stock.path().join("_var_log_syslog"),
             "5000\n/var/log/syslog\n0-5000\n",
         )
         .unwrap();
+        stock
+    }
+
+    #[test]
+    fn the_stock_state_is_imported_once_on_first_start() {
+        let stock = stock_state_dir();
         let mine = tempfile::tempdir().unwrap();
         let store = CheckpointStore::open(mine.path()).unwrap();
         assert_eq!(store.import_stock(stock.path()).0, 1);
