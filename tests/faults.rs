@@ -256,57 +256,45 @@ impl Writer {
     }
 }
 
-/// The real logrotate, installed by `scripts/test`, with `options` for `log`.
-fn logrotate(dir: &Path, log: &Path, options: &str) {
-    let binary = std::env::var("CWLITE_TEST_LOGROTATE")
-        .expect("CWLITE_TEST_LOGROTATE is not set: run the tests with scripts/test");
-    let conf = dir.join("logrotate.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "{} {{\n    {}\n    missingok\n}}\n",
-            log.display(),
-            options.replace(';', "\n    ")
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(binary)
-        .arg("-f")
-        .arg("-s")
-        .arg(dir.join("logrotate.state"))
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "logrotate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// One metric's datums as the fake received them (one a second in these tests).
+struct Series {
+    /// Datums received.
+    datums: usize,
+    /// Distinct timestamps among them (to the millisecond).
+    distinct: usize,
+    /// The largest gap between consecutive timestamps, in seconds.
+    gap: f64,
 }
 
-/// The largest gap between consecutive datums of one metric, in seconds.
-fn largest_gap(fake: &FakeLogs, name: &str) -> (usize, f64) {
-    let mut stamps: Vec<f64> = fake
-        .datums()
-        .into_iter()
-        .filter(|d| d.name == name)
-        .map(|d| d.timestamp)
-        .collect();
-    stamps.sort_by(f64::total_cmp);
-    let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
-    (stamps.len(), gap)
-}
+impl Series {
+    fn of(fake: &FakeLogs, name: &str) -> Self {
+        let mut stamps: Vec<f64> = fake
+            .datums()
+            .into_iter()
+            .filter(|d| d.name == name)
+            .map(|d| d.timestamp)
+            .collect();
+        stamps.sort_by(f64::total_cmp);
+        let gap = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let mut millis: Vec<u64> = stamps.iter().map(|t| (t * 1000.0) as u64).collect();
+        millis.dedup();
+        Self {
+            datums: stamps.len(),
+            distinct: millis.len(),
+            gap,
+        }
+    }
 
-fn distinct_stamps(fake: &FakeLogs, name: &str) -> usize {
-    let mut stamps: Vec<u64> = fake
-        .datums()
-        .into_iter()
-        .filter(|d| d.name == name)
-        .map(|d| (d.timestamp * 1000.0) as u64)
-        .collect();
-    stamps.sort_unstable();
-    stamps.dedup();
-    stamps.len()
+    /// The figures row: a gap of n seconds counts n - 1 datums missing.
+    fn tally(&self) -> Tally {
+        let missing = (self.gap.round() as usize).saturating_sub(1);
+        Tally {
+            written: self.distinct + missing,
+            lost: missing,
+            duplicates: self.datums - self.distinct,
+            ..Tally::default()
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,16 +369,16 @@ fn an_outage_refused_then_black_hole_then_recovery_loses_nothing() {
         "{result:?}"
     );
     assert!(fake.refusals().is_empty(), "{:?}", fake.refusals());
-    let (datums, gap) = largest_gap(&fake, "mem_used_percent");
+    let Series {
+        datums,
+        distinct,
+        gap,
+    } = Series::of(&fake, "mem_used_percent");
     assert!(
         gap < 3.5,
         "a {gap:.1} s hole in {datums} datums: a metric batch was dropped"
     );
-    assert_eq!(
-        distinct_stamps(&fake, "mem_used_percent"),
-        datums,
-        "no datum twice"
-    );
+    assert_eq!(distinct, datums, "no datum twice");
     for counter in [
         "batches_dropped_spool_full",
         "cycles_dropped_queue_full",
@@ -633,7 +621,7 @@ fn kill_dash_9_twenty_times_during_writes_and_rotations_loses_nothing() {
         let (dir, log, rotations) = (dir.path().to_owned(), log.clone(), rotations.clone());
         Writer::start(log.clone(), "kills", 50, LINES, move |written| {
             if written % 3_000 == 0 {
-                logrotate(&dir, &log, "create;rotate 50;nocompress");
+                common::logrotate(&dir, &log, "create;rotate 50;nocompress");
                 rotations.fetch_add(1, Ordering::Relaxed);
             }
         })
@@ -713,12 +701,12 @@ fn logrotate_dateext_compress_delaycompress_loses_and_repeats_nothing() {
     };
     arrived(300);
     let first = epoch();
-    logrotate(dir.path(), &log, options);
+    common::logrotate(dir.path(), &log, options);
     write_lines(&log, &lines("dateext", 300, 600));
     arrived(600);
     // The dated name has a one-second resolution: the next rotation needs the next second.
     common::eventually("the next second", || (epoch() > first).then_some(()));
-    logrotate(dir.path(), &log, options);
+    common::logrotate(dir.path(), &log, options);
     write_lines(&log, &lines("dateext", 600, 900));
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -851,20 +839,18 @@ fn malformed_cbor_answers_to_put_metric_data_are_retried_and_nothing_is_dropped(
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
     let status = status_json(&state);
-    let (datums, gap) = largest_gap(&fake, "mem_used_percent");
-    let distinct = distinct_stamps(&fake, "mem_used_percent");
+    let series = Series::of(&fake, "mem_used_percent");
     // A datum a second: a hole of more than one batch would show as a gap.
-    let missing = (gap.round() as usize).saturating_sub(1);
     record(
         "metrics: malformed CBOR answers",
-        &Tally {
-            written: distinct + missing,
-            lost: missing,
-            duplicates: datums - distinct,
-            ..Tally::default()
-        },
+        &series.tally(),
         Some(peak),
     );
+    let Series {
+        datums,
+        distinct,
+        gap,
+    } = series;
     assert!(gap < 3.5, "a {gap:.1} s hole in {datums} datums");
     assert_eq!(distinct, datums, "no datum twice");
     assert_eq!(
@@ -1014,19 +1000,17 @@ fn an_unwritable_metric_spool_during_an_outage_keeps_batches_in_memory() {
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
     let status = status_json(&state);
-    let (datums, gap) = largest_gap(&fake, "mem_used_percent");
-    let distinct = distinct_stamps(&fake, "mem_used_percent");
-    let missing = (gap.round() as usize).saturating_sub(1);
+    let series = Series::of(&fake, "mem_used_percent");
     record(
         "metrics: spool directory unwritable in an outage",
-        &Tally {
-            written: distinct + missing,
-            lost: missing,
-            duplicates: datums - distinct,
-            ..Tally::default()
-        },
+        &series.tally(),
         Some(peak),
     );
+    let Series {
+        datums,
+        distinct,
+        gap,
+    } = series;
     assert!(gap < 2.5, "a {gap:.1} s hole in {datums} datums");
     assert_eq!(distinct, datums, "no datum twice");
     for counter in [

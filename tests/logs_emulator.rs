@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Daemon, append};
 use serde_json::json;
@@ -170,29 +169,6 @@ fn a_last_line_without_newline_is_sent_after_quiet() {
     );
 }
 
-/// The real logrotate, installed by `scripts/test`.
-fn logrotate(dir: &Path, log: &Path, mode: &str) {
-    let binary = std::env::var("CWLITE_TEST_LOGROTATE")
-        .expect("CWLITE_TEST_LOGROTATE is not set: run the tests with scripts/test");
-    let conf = dir.join("logrotate.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "{} {{\n    {mode}\n    rotate 3\n    nocompress\n    missingok\n}}\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    let status = Command::new(binary)
-        .arg("-f")
-        .arg("-s")
-        .arg(dir.join("logrotate.state"))
-        .arg(&conf)
-        .status()
-        .unwrap();
-    assert!(status.success(), "logrotate failed");
-}
-
 fn rotation_with_logrotate(mode: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -205,7 +181,7 @@ fn rotation_with_logrotate(mode: &str) {
     common::eventually("the first part delivered", || {
         (received(&runtime, &group).len() >= 300).then_some(())
     });
-    logrotate(dir.path(), &log, mode);
+    common::logrotate(dir.path(), &log, &format!("{mode};rotate 3;nocompress"));
     assert!(
         dir.path().join("app.log.1").exists(),
         "logrotate rotated the file"

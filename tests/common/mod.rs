@@ -502,3 +502,32 @@ pub fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClie
     )
     .unwrap()
 }
+
+/// Runs the real logrotate (installed by `scripts/test`) once, forced, on `log` with
+/// `options` (`;`-separated directives; `missingok` is added).
+pub fn logrotate(dir: &Path, log: &Path, options: &str) {
+    let binary = std::env::var("CWLITE_TEST_LOGROTATE")
+        .expect("CWLITE_TEST_LOGROTATE is not set: run the tests with scripts/test");
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n    {}\n    missingok\n}}\n",
+            log.display(),
+            options.replace(';', "\n    ")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(binary)
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "logrotate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
