@@ -36,8 +36,10 @@ use crate::state::spool::Spool;
 use crate::tail::source::{ChangedPaths, TailerLinks, TailerSettings};
 use crate::telemetry::{QueueReport, Telemetry};
 
-/// How often the checkpointer hands delivery positions to the status report.
-const POSITIONS_EVERY_TICKS: u32 = 10;
+/// How often, at most, the checkpointer hands delivery positions to the status report (which
+/// is written every 5 s): building them sorts every file tracked, and at every 500 ms flush
+/// that was a tenth of a 10,000-file glob's CPU.
+const POSITIONS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything running for one configuration.
 pub struct Pipelines {
@@ -331,10 +333,14 @@ fn start_logs(
     let checkpointer = tokio::spawn(async move {
         let mut checkpointer = Checkpointer::new(store);
         let mut failures = CheckpointFailures::default();
-        let mut ticks_since_positions = 0u32;
         let mut positions_stale = false;
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A timer of its own: sharing the flush timer kept it ticking while nothing changed,
+        // so the first acknowledgement after a quiet spell waited for the next tick instead of
+        // being written at once (after a restart, a kill in that wait sent it all again).
+        let mut positions_ticks = tokio::time::interval(POSITIONS_INTERVAL);
+        positions_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut registrations_open, mut acks_open) = (true, true);
         while registrations_open || acks_open {
             tokio::select! {
@@ -349,10 +355,8 @@ fn start_logs(
                     Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
                     None => acks_open = false,
                 },
-                // Only while there is something to write, or status to bring up to date: an idle
-                // agent does not wake for this.
-                _ = ticks.tick(), if checkpointer.has_changes() || positions_stale => {
-                    let had_changes = checkpointer.has_changes();
+                // Only while there is something to write: an idle agent does not wake for this.
+                _ = ticks.tick(), if checkpointer.has_changes() => {
                     match failures.after_flush(&checkpointer.flush()) {
                         FlushReport::Quiet => {}
                         FlushReport::Failing(errors) => {
@@ -362,16 +366,7 @@ fn start_logs(
                         }
                         FlushReport::Recovered => info!("checkpoints are written again"),
                     }
-                    ticks_since_positions += 1;
-                    positions_stale |= had_changes;
-                    // Every few ticks while acknowledgements come in (building them sorts every
-                    // file tracked: each tick, that was a tenth of a 10,000-file glob's CPU),
-                    // and on the first quiet tick, so status is never left stale.
-                    if ticks_since_positions >= POSITIONS_EVERY_TICKS || !had_changes {
-                        ticks_since_positions = 0;
-                        positions_stale = false;
-                        positions.set_files(checkpointer.positions());
-                    }
+                    positions_stale = true;
                     let delivered = checkpointer.take_delivered();
                     if !delivered.is_empty() {
                         for file in delivered {
@@ -379,6 +374,12 @@ fn start_logs(
                         }
                         let _ = tailer_wake.try_send(());
                     }
+                }
+                // Positions at most every POSITIONS_INTERVAL while checkpoints move, and once
+                // after they stop, so status is never left stale.
+                _ = positions_ticks.tick(), if positions_stale => {
+                    positions_stale = false;
+                    positions.set_files(checkpointer.positions());
                 }
             }
         }
