@@ -415,6 +415,7 @@ impl StatusWriter {
             self.started_at,
             epoch_secs(),
             pipelines.queue(telemetry),
+            self.previous.as_ref(),
         );
         self.summary = report.summary(self.previous.as_ref());
         if let Some(path) = &self.path {

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::write_atomically;
+use super::{rewrite_in_place, write_atomically};
 
 /// Subdirectory of a store holding the checkpoints of rotated-away files not fully delivered.
 pub const ROTATED_DIR: &str = "rotated";
@@ -292,7 +292,7 @@ impl Checkpointer {
                 inode: Some((tracked.identity.device, tracked.identity.inode)),
             })
             .collect();
-        positions.sort_by(|a, b| (&a.path, a.rotated).cmp(&(&b.path, b.rotated)));
+        positions.sort_unstable_by(|a, b| a.order_key().cmp(&b.order_key()));
         positions
     }
 
@@ -458,14 +458,20 @@ impl CheckpointStore {
         read_dir_checkpoints(&self.dir, true)
     }
 
-    /// Writes one checkpoint atomically.
+    /// Writes one checkpoint: in place when its file exists and it fits one sector (the
+    /// common case, a path's checkpoint moving on), otherwise atomically.
     ///
     /// # Errors
     /// The write failed; the previous checkpoint is intact.
     pub fn write(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
         let path = self.dir.join(state_file_name(&checkpoint.path));
-        write_atomically(&path, checkpoint.encode().as_bytes())
-            .map_err(|source| CheckpointError::Io { path, source })
+        let text = checkpoint.encode();
+        match rewrite_in_place(&path, text.as_bytes()) {
+            Ok(true) => Ok(()),
+            Ok(false) => write_atomically(&path, text.as_bytes()),
+            Err(err) => Err(err),
+        }
+        .map_err(|source| CheckpointError::Io { path, source })
     }
 
     /// Removes a file's checkpoint (the file is gone for good).
@@ -716,6 +722,39 @@ mod tests {
             errors[0]
         );
         assert!(dir.path().join("_var_log_torn.corrupt").exists());
+    }
+
+    #[test]
+    fn a_checkpoint_rewritten_shorter_in_place_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let long = FileCheckpoint {
+            path: PathBuf::from("/var/log/syslog"),
+            offset: 123_456_789,
+            identity: Some(FileIdentity {
+                device: 2049,
+                inode: 1_234_567,
+                fingerprint: 0xfeed,
+                fingerprint_len: 1024,
+            }),
+        };
+        store.write(&long).unwrap();
+        // Truncated and read again from the start: a shorter offset and no identity yet.
+        let short = FileCheckpoint {
+            offset: 7,
+            identity: None,
+            ..long.clone()
+        };
+        store.write(&short).unwrap();
+        let file = dir.path().join(state_file_name(&short.path));
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            long.encode().len() as u64,
+            "rewritten in place, padded"
+        );
+        let (loaded, errors) = store.load_all();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(loaded, [short]);
     }
 
     #[test]

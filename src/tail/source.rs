@@ -28,8 +28,17 @@ use crate::queue::ByteBudget;
 use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
 use crate::telemetry::Telemetry;
 
-/// How often every glob is evaluated again even without a file-system event.
+/// How often every glob is evaluated again, and every tailed file looked at, when file-system
+/// events are missing (the tailer then also polls every file every second).
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
+/// The same with file-system events, which name every change: the rescan is only a safety net
+/// (a path spelt otherwise than the event spells it). It costs a `stat` of every match, and a
+/// glob over 10,000 quiet files rescanned every 10 s spent most of its CPU there. Fluent Bit's
+/// `refresh_interval` is 60 s too.
+pub const RESCAN_INTERVAL_WITH_EVENTS: Duration = Duration::from_secs(60);
+/// Longest the tailer sleeps: its heartbeat (see `TAILER_STUCK_AFTER`) and the `auto_removal`
+/// look at superseded files need it to go round now and then.
+pub const MAX_SLEEP: Duration = Duration::from_secs(10);
 /// Bytes read from one file per pass.
 pub const READ_BUDGET_PER_PASS: usize = 1024 * 1024;
 /// How long appends gather after a pass that read every file to its end: at most this much
@@ -90,15 +99,20 @@ impl Named<'_> {
     /// Whether an event named the file at `path`, whose [`path_hash`] is `hash`. Events name
     /// paths as discovery does (the watched directory joined with the name); a path spelt
     /// otherwise is still read at the next periodic look.
-    fn mentions(&self, path: &Path, hash: u64) -> bool {
+    fn mentions<'p>(&self, hash: u64, path: impl FnOnce() -> &'p Path) -> bool {
         let paths = &self.changed.paths;
-        if paths.len() > MAX_NAMED_HASHES {
-            return paths.contains(path);
+        if paths.is_empty() {
+            return false;
         }
-        self.hashes.contains(&hash)
-            && paths
+        if paths.len() > MAX_NAMED_HASHES {
+            return paths.contains(path());
+        }
+        self.hashes.contains(&hash) && {
+            let path = path();
+            paths
                 .iter()
                 .any(|named| named.as_os_str() == path.as_os_str())
+        }
     }
 }
 
@@ -199,11 +213,74 @@ struct Open {
     entry: usize,
     /// The last poll gave lines: there may be more, so the next pass polls it without an event.
     hot: bool,
-    file: TailedFile,
+    /// The next pass must look at it without an event: it is hot, detached, or holds a partial
+    /// line or a pending multi-line event. Kept here, next to the hash, so that a pass over
+    /// thousands of quiet files reads a few bytes of each instead of its reader and pipeline
+    /// (boxed for the same reason: a pass walking 10,000 inline files was most of the CPU of
+    /// a quiet glob).
+    attention: bool,
+    file: Box<TailedFile>,
     /// [`path_hash`] of the file's path, taken once.
     path_hash: u64,
-    pipeline: EventPipeline,
+    pipeline: Box<EventPipeline>,
     destination: Arc<Destination>,
+}
+
+/// Which tailed files a pass visits, so that a pass costs what is due rather than every file
+/// (a glob over 10,000 quiet files walked them all on every append): the files that need
+/// attention (see `Open::attention`) and those an event named, found by path hash.
+#[derive(Default)]
+struct Roster {
+    /// Indices into the open files by [`path_hash`].
+    by_hash: HashMap<u64, smallvec::SmallVec<[usize; 1]>>,
+    /// Indices of the files with `attention` set, as the last pass left them.
+    attention: Vec<usize>,
+    /// How many of the open files are indexed: between removals, files are only pushed.
+    indexed: usize,
+    /// A file was removed, so indices moved: everything is indexed again.
+    stale: bool,
+}
+
+impl Roster {
+    /// Indexes the files pushed since the last call (all of them after a removal).
+    fn catch_up(&mut self, open: &[Open]) {
+        if std::mem::take(&mut self.stale) {
+            self.by_hash.clear();
+            self.attention.clear();
+            self.indexed = 0;
+        }
+        for (i, o) in open.iter().enumerate().skip(self.indexed) {
+            self.by_hash.entry(o.path_hash).or_default().push(i);
+            if o.attention {
+                self.attention.push(i);
+            }
+        }
+        self.indexed = open.len();
+    }
+
+    /// The files a pass visits, in order: every file when `all` or when too many paths were
+    /// named to hash; otherwise those with attention and those named. The pass puts the
+    /// files that still need attention back with [`Roster::keep`].
+    fn due(&mut self, named: &Named<'_>, all: bool, count: usize) -> Vec<usize> {
+        if all || named.changed.paths.len() > MAX_NAMED_HASHES {
+            self.attention.clear();
+            return (0..count).collect();
+        }
+        let mut due = std::mem::take(&mut self.attention);
+        for hash in &named.hashes {
+            if let Some(found) = self.by_hash.get(hash) {
+                due.extend_from_slice(found);
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    /// File `i` still needs attention after this pass.
+    fn keep(&mut self, i: usize) {
+        self.attention.push(i);
+    }
 }
 
 /// An older file of an `auto_removal` entry, read to its end, waiting for CloudWatch to
@@ -303,12 +380,22 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let mut removals: HashMap<u64, Removal> = HashMap::new();
     let mut finished_files = FinishedFiles::default();
     let counters = &links.telemetry.tailer;
+    let rescan_every = if links.file_events {
+        RESCAN_INTERVAL_WITH_EVENTS
+    } else {
+        RESCAN_INTERVAL
+    };
+    let auto_removal = settings.entries.iter().any(|e| e.auto_removal);
+    // Whether files came, went, or took a descriptor since the descriptors were last counted.
+    let mut roster_changed = true;
+    let mut roster = Roster::default();
     while !links.stop.load(Ordering::Relaxed) {
         counters
             .heartbeat_secs
             .store(epoch_secs(), Ordering::Relaxed);
         for key in links.delivered.try_iter() {
             if let Some(removal) = removals.remove(&key) {
+                roster_changed = true;
                 remove_delivered(
                     &settings,
                     &templates,
@@ -320,7 +407,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             }
         }
         let changed = links.changed.take();
-        let periodic = last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL);
+        let periodic = last_scan.is_none_or(|at| at.elapsed() >= rescan_every);
         // The periodic look also catches changes to closed files that raised no event.
         let look_at_all = changed.all || periodic || !links.file_events;
         let named = changed.named();
@@ -329,6 +416,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         if changed.names || rescan_now || periodic {
             last_scan = Some(Instant::now());
             rescan_now = false;
+            roster_changed = true;
             more_to_open = discover(
                 &mut settings,
                 &templates,
@@ -347,20 +435,20 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         // Whether a file gave most of a pass's budget: it has more right now.
         let mut busy = false;
         let mut finished = Vec::new();
-        for (i, tailed) in open.iter_mut().enumerate() {
+        roster.catch_up(&open);
+        for i in roster.due(&named, look_at_all, open.len()) {
+            let tailed = &mut open[i];
             // With file-system events, a file is only looked at when an event named it, when it
             // may hold more (it gave lines last pass), when something of it is pending or it is
             // detached, and at the periodic look: a glob over thousands of quiet files costs
             // nothing while a few of them are written.
             let due = look_at_all
-                || tailed.hot
-                || tailed.file.is_detached()
-                || tailed.file.pending_bytes() > 0
-                || tailed.pipeline.has_pending()
-                || named.mentions(tailed.file.path(), tailed.path_hash);
+                || tailed.attention
+                || named.mentions(tailed.path_hash, || tailed.file.path());
             if !due {
                 continue;
             }
+            let was_closed = tailed.file.is_closed();
             lines.clear();
             // Lines framed before an error are kept and handed on; the read is tried again next pass.
             let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
@@ -372,6 +460,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             };
             progressed |= !lines.is_empty();
             tailed.hot = !lines.is_empty();
+            roster_changed |= was_closed && !tailed.file.is_closed();
             if !lines.is_empty() {
                 Telemetry::bump(&counters.lines_read, lines.len() as u64);
                 let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
@@ -460,14 +549,30 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                     progressed = true;
                 }
             }
+            // A truncated file restarts at 0 without reading: the new content may have come
+            // with the event this pass consumed, and no other event may follow.
+            tailed.attention = tailed.hot
+                || change == Change::Truncated
+                || tailed.file.is_detached()
+                || tailed.file.pending_bytes() > 0
+                || tailed.pipeline.has_pending();
+            if tailed.attention {
+                roster.keep(i);
+            }
+        }
+        if !finished.is_empty() {
+            roster_changed = true;
+            roster.stale = true;
         }
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
             finished_files.remember(gone.file.identity(), gone.file.offset());
             info!(file = %gone.file.path().display(), "rotated or deleted file fully read");
         }
-        for i in (0..open.len()).rev() {
+        for i in (0..open.len()).rev().filter(|_| auto_removal) {
             if superseded_and_read(&open[i], &settings, &newest) {
+                roster_changed = true;
+                roster.stale = true;
                 let done = open.remove(i);
                 let end = done.file.offset();
                 info!(file = %done.file.path().display(), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
@@ -486,14 +591,19 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 );
             }
         }
-        close_idle(&mut open, MAX_OPEN_FILES);
-        counters
-            .files_tailed
-            .store(open.len() as u64, Ordering::Relaxed);
-        counters.files_open.store(
-            open.iter().filter(|o| !o.file.is_closed()).count() as u64,
-            Ordering::Relaxed,
-        );
+        if roster_changed {
+            // Descriptors are only taken by discovery and by reopening a closed file; counting
+            // them every pass was a walk of every file.
+            roster_changed = false;
+            close_idle(&mut open, MAX_OPEN_FILES);
+            counters
+                .files_tailed
+                .store(open.len() as u64, Ordering::Relaxed);
+            counters.files_open.store(
+                open.iter().filter(|o| !o.file.is_closed()).count() as u64,
+                Ordering::Relaxed,
+            );
+        }
         if !progressed {
             // Idle: sleep until a file-system event, the next rescan, or the moment a pending
             // multi-line event or unterminated line is due; no wake-ups beyond those. Without
@@ -501,13 +611,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             let now = Instant::now();
             let due = open
                 .iter()
-                .filter(|o| {
-                    o.pipeline.has_pending() || o.file.pending_bytes() > 0 || o.file.is_detached()
-                })
+                .filter(|o| o.attention)
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
             let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
-                RESCAN_INTERVAL.saturating_sub(at.elapsed())
+                rescan_every.saturating_sub(at.elapsed()).min(MAX_SLEEP)
             });
             let mut wait = due.map_or(until_rescan, |d| d.min(until_rescan));
             if !links.file_events {
@@ -767,9 +875,10 @@ fn add(
         key,
         entry,
         hot: true,
+        attention: true,
         path_hash: path_hash(file.path()),
-        file,
-        pipeline,
+        file: Box::new(file),
+        pipeline: Box::new(pipeline),
         destination,
     });
 }
@@ -961,7 +1070,7 @@ mod tests {
     fn an_event_mentions_exactly_the_paths_it_named() {
         let mentions = |changed: &Changed, path: &str| {
             let path = Path::new(path);
-            changed.named().mentions(path, path_hash(path))
+            changed.named().mentions(path_hash(path), || path)
         };
         let mut changed = Changed::default();
         assert!(!mentions(&changed, "/var/log/a.log"));
@@ -995,6 +1104,117 @@ mod tests {
     /// multi-line event until the idle flush, and that used to keep its file open; discovery
     /// also opened every match at once. Now the tailer never holds more than the limit, and
     /// every line still goes out.
+    /// A tailer thread over one entry, and its ends of the links.
+    struct Tailer {
+        thread: std::thread::JoinHandle<()>,
+        events: tokio::sync::mpsc::Receiver<TailMessage>,
+        changed: Arc<ChangedPaths>,
+        wake: crossbeam_channel::Sender<()>,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Tailer {
+        fn start(file_path: &str, file_events: bool, queue: usize) -> Tailer {
+            let entry = FileConfig {
+                file_path: file_path.into(),
+                log_group_name: LogGroupName::Named("g".into()),
+                log_stream_name: "s".into(),
+                log_group_class: None,
+                retention_in_days: None,
+                timestamp_format: None,
+                timezone: Timezone::Utc,
+                trim_timestamp: false,
+                multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
+                encoding: encoding_rs::UTF_8,
+                filters: vec![],
+                auto_removal: false,
+                publish_multi_logs: true,
+                blacklist: None,
+            };
+            let (events_tx, events) = tokio::sync::mpsc::channel(queue);
+            let (checkpoints_tx, _checkpoints_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (wake, wake_rx) = crossbeam_channel::bounded(1);
+            let (_delivered_tx, delivered_rx) = crossbeam_channel::unbounded();
+            let stop = Arc::new(AtomicBool::new(false));
+            let changed = Arc::new(ChangedPaths::default());
+            let links = TailerLinks {
+                events: events_tx,
+                checkpoints: checkpoints_tx,
+                budget: Arc::new(ByteBudget::new(1 << 30)),
+                stop: stop.clone(),
+                wake: wake_rx,
+                changed: changed.clone(),
+                delivered: delivered_rx,
+                telemetry: Arc::new(Telemetry::default()),
+                file_events,
+            };
+            let settings = TailerSettings {
+                entries: vec![entry],
+                checkpoints: HashMap::new(),
+                rotated: Vec::new(),
+                max_event_bytes: 1 << 20,
+            };
+            let thread = std::thread::spawn(move || run(settings, links));
+            Tailer {
+                thread,
+                events,
+                changed,
+                wake,
+                stop,
+            }
+        }
+
+        /// The messages of the next event handed on, waiting at most `within`.
+        fn next_messages(&mut self, within: Duration) -> Vec<String> {
+            let until = Instant::now() + within;
+            loop {
+                if let Ok(TailMessage::Events { events, .. }) = self.events.try_recv() {
+                    return events
+                        .iter()
+                        .map(|e| String::from_utf8_lossy(&e.message.joined()).into_owned())
+                        .collect();
+                }
+                assert!(
+                    Instant::now() < until,
+                    "nothing handed on within {within:?}"
+                );
+                // Polling the channel; the deadline decides failure.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        fn stop(self) {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = self.wake.try_send(());
+            self.thread.join().unwrap();
+        }
+    }
+
+    /// The event naming a truncation may be the only one for the new content written with it:
+    /// the truncated file is read again next pass, not at the rescan a minute later.
+    #[test]
+    fn a_truncation_and_its_new_content_in_one_event_are_both_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "old line one\nold line two\n").unwrap();
+        let mut tailer = Tailer::start(&path.display().to_string(), true, 16);
+        let mut old = Vec::new();
+        while old.is_empty() {
+            old.extend(tailer.next_messages(Duration::from_secs(20)));
+        }
+        assert_eq!(old[0], "old line one");
+        std::fs::write(&path, "new\n").unwrap();
+        tailer.changed.record(std::slice::from_ref(&path), false);
+        let _ = tailer.wake.try_send(());
+        let mut seen = Vec::new();
+        // Well within RESCAN_INTERVAL_WITH_EVENTS: only the pass after the truncation reads it.
+        while !seen.iter().any(|m| m == "new") {
+            seen.extend(tailer.next_messages(Duration::from_secs(20)));
+        }
+        assert!(RESCAN_INTERVAL_WITH_EVENTS > Duration::from_secs(40));
+        tailer.stop();
+    }
+
     #[test]
     fn a_glob_over_many_one_line_files_never_holds_more_than_the_limit_open() {
         const FILES: usize = 3 * MAX_OPEN_FILES;
@@ -1006,45 +1226,13 @@ mod tests {
             )
             .unwrap();
         }
-        let entry = FileConfig {
-            file_path: format!("{}/*.log", dir.path().display()),
-            log_group_name: LogGroupName::Named("g".into()),
-            log_stream_name: "s".into(),
-            log_group_class: None,
-            retention_in_days: None,
-            timestamp_format: None,
-            timezone: Timezone::Utc,
-            trim_timestamp: false,
-            multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
-            encoding: encoding_rs::UTF_8,
-            filters: vec![],
-            auto_removal: false,
-            publish_multi_logs: true,
-            blacklist: None,
-        };
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(FILES);
-        let (checkpoints_tx, _checkpoints_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
-        let (_delivered_tx, delivered_rx) = crossbeam_channel::unbounded();
-        let stop = Arc::new(AtomicBool::new(false));
-        let links = TailerLinks {
-            events: events_tx,
-            checkpoints: checkpoints_tx,
-            budget: Arc::new(ByteBudget::new(1 << 30)),
-            stop: stop.clone(),
-            wake: wake_rx,
-            changed: Arc::new(ChangedPaths::default()),
-            delivered: delivered_rx,
-            telemetry: Arc::new(Telemetry::default()),
-            file_events: false,
-        };
-        let settings = TailerSettings {
-            entries: vec![entry],
-            checkpoints: HashMap::new(),
-            rotated: Vec::new(),
-            max_event_bytes: 1 << 20,
-        };
-        let tailer = std::thread::spawn(move || run(settings, links));
+        let Tailer {
+            thread: tailer,
+            events: mut events_rx,
+            wake: wake_tx,
+            stop,
+            ..
+        } = Tailer::start(&format!("{}/*.log", dir.path().display()), false, FILES);
         let until = Instant::now() + Duration::from_secs(60);
         let (mut events, mut most) = (0, 0);
         while events < FILES {
