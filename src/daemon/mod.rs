@@ -7,6 +7,7 @@
 //! are empty or the deadline passes, final checkpoints. It never touches files being tailed or
 //! builds requests itself.
 
+mod memory;
 mod pipelines;
 pub mod privileges;
 
@@ -16,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use sd_notify::NotifyState;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use self::pipelines::Pipelines;
 use crate::aws::{ClientSetupError, Clients};
@@ -175,6 +176,7 @@ pub async fn run(
     let mut restarts = Backoff::new(RESTART_BACKOFF_BASE, RESTART_BACKOFF_CAP);
     let mut own = OwnMetrics::new(options.self_metrics, &config);
     let mut restart_at: Option<tokio::time::Instant> = None;
+    let mut release_code_at = Some(tokio::time::Instant::now() + memory::RELEASE_AFTER);
     loop {
         tokio::select! {
             control = signals.next() => match control {
@@ -193,6 +195,7 @@ pub async fn run(
                                 own = OwnMetrics::new(options.self_metrics, &new_config);
                                 config = new_config;
                                 clients = new_clients;
+                                release_code_at = Some(tokio::time::Instant::now() + memory::RELEASE_AFTER);
                                 info!("reloaded: the new configuration runs");
                             }
                             Err(err) => {
@@ -225,6 +228,13 @@ pub async fn run(
                 }
                 status.write(&telemetry, &pipelines);
                 own.publish(&status, &pipelines);
+                if release_code_at.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    release_code_at = None;
+                    match memory::release_startup_code() {
+                        Ok(bytes) => debug!(bytes, "start-up code released from memory"),
+                        Err(err) => debug!("start-up code not released: {err}"),
+                    }
+                }
                 let alive = ended.is_empty() && tailer_goes_round(&telemetry, &pipelines);
                 if watchdog.is_some() && alive {
                     notify(&[NotifyState::Watchdog, NotifyState::Status(&status.summary)]);
