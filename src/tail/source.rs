@@ -213,8 +213,8 @@ struct Open {
     entry: usize,
     /// The last poll gave lines: there may be more, so the next pass polls it without an event.
     hot: bool,
-    /// The next pass must look at it without an event: it is hot, detached, or holds a partial
-    /// line or a pending multi-line event. Kept here, next to the hash, so that a pass over
+    /// The next pass must look at it without an event: it is hot, was just truncated, is
+    /// detached, or holds a partial line or a pending multi-line event. Kept here, next to the hash, so that a pass over
     /// thousands of quiet files reads a few bytes of each instead of its reader and pipeline
     /// (boxed for the same reason: a pass walking 10,000 inline files was most of the CPU of
     /// a quiet glob).
