@@ -146,18 +146,20 @@ impl Telemetry {
         let previous = previous.map_or(&[][..], |p| &p.logs.files[..]);
         for (i, file) in files.iter_mut().enumerate() {
             let turn = (i + count - first) % count < LAG_STATS_PER_REPORT;
-            let seen = previous
-                .binary_search_by(|p| p.order_key().cmp(&file.order_key()))
-                .ok()
-                .map(|at| &previous[at])
-                .filter(|p| p.inode == file.inode);
-            let size = match seen {
-                Some(seen) if !turn => Some(seen.delivered + seen.lag_bytes),
-                _ => std::fs::metadata(&file.path)
+            let seen = || {
+                let at = previous
+                    .binary_search_by(|p| p.order_key().cmp(&file.order_key()))
+                    .ok()?;
+                let seen = &previous[at];
+                (seen.inode == file.inode).then_some(seen.delivered + seen.lag_bytes)
+            };
+            let looked_up = || {
+                std::fs::metadata(&file.path)
                     .ok()
                     .filter(|meta| Some((meta.dev(), meta.ino())) == file.inode)
-                    .map(|meta| meta.len()),
+                    .map(|meta| meta.len())
             };
+            let size = if turn { None } else { seen() }.or_else(looked_up);
             if let Some(size) = size {
                 file.lag_bytes = size.saturating_sub(file.delivered);
             }

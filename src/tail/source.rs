@@ -214,10 +214,10 @@ struct Open {
     /// The last poll gave lines: there may be more, so the next pass polls it without an event.
     hot: bool,
     /// The next pass must look at it without an event: it is hot, was just truncated, is
-    /// detached, or holds a partial line or a pending multi-line event. Kept here, next to the hash, so that a pass over
-    /// thousands of quiet files reads a few bytes of each instead of its reader and pipeline
-    /// (boxed for the same reason: a pass walking 10,000 inline files was most of the CPU of
-    /// a quiet glob).
+    /// detached, or holds a partial line or a pending multi-line event. Kept here, next to the
+    /// hash, so that a pass over thousands of quiet files reads a few bytes of each instead of
+    /// its reader and pipeline (boxed for the same reason: a pass walking 10,000 inline files
+    /// was most of the CPU of a quiet glob).
     attention: bool,
     file: Box<TailedFile>,
     /// [`path_hash`] of the file's path, taken once.
@@ -387,7 +387,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     };
     let auto_removal = settings.entries.iter().any(|e| e.auto_removal);
     // Whether files came, went, or took a descriptor since the descriptors were last counted.
-    let mut roster_changed = true;
+    let mut recount = true;
     let mut roster = Roster::default();
     while !links.stop.load(Ordering::Relaxed) {
         counters
@@ -395,7 +395,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             .store(epoch_secs(), Ordering::Relaxed);
         for key in links.delivered.try_iter() {
             if let Some(removal) = removals.remove(&key) {
-                roster_changed = true;
+                recount = true;
                 remove_delivered(
                     &settings,
                     &templates,
@@ -416,7 +416,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         if changed.names || rescan_now || periodic {
             last_scan = Some(Instant::now());
             rescan_now = false;
-            roster_changed = true;
+            recount = true;
             more_to_open = discover(
                 &mut settings,
                 &templates,
@@ -460,7 +460,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             };
             progressed |= !lines.is_empty();
             tailed.hot = !lines.is_empty();
-            roster_changed |= was_closed && !tailed.file.is_closed();
+            recount |= was_closed && !tailed.file.is_closed();
             if !lines.is_empty() {
                 Telemetry::bump(&counters.lines_read, lines.len() as u64);
                 let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
@@ -561,7 +561,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             }
         }
         if !finished.is_empty() {
-            roster_changed = true;
+            recount = true;
             roster.stale = true;
         }
         for i in finished.into_iter().rev() {
@@ -571,7 +571,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         }
         for i in (0..open.len()).rev().filter(|_| auto_removal) {
             if superseded_and_read(&open[i], &settings, &newest) {
-                roster_changed = true;
+                recount = true;
                 roster.stale = true;
                 let done = open.remove(i);
                 let end = done.file.offset();
@@ -591,10 +591,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 );
             }
         }
-        if roster_changed {
+        if recount {
             // Descriptors are only taken by discovery and by reopening a closed file; counting
             // them every pass was a walk of every file.
-            roster_changed = false;
+            recount = false;
             close_idle(&mut open, MAX_OPEN_FILES);
             counters
                 .files_tailed
@@ -1100,10 +1100,6 @@ mod tests {
             .count()
     }
 
-    /// A glob over three times [`MAX_OPEN_FILES`] one-line files. Each line stays a pending
-    /// multi-line event until the idle flush, and that used to keep its file open; discovery
-    /// also opened every match at once. Now the tailer never holds more than the limit, and
-    /// every line still goes out.
     /// A tailer thread over one entry, and its ends of the links.
     struct Tailer {
         thread: std::thread::JoinHandle<()>,
@@ -1215,6 +1211,10 @@ mod tests {
         tailer.stop();
     }
 
+    /// A glob over three times [`MAX_OPEN_FILES`] one-line files. Each line stays a pending
+    /// multi-line event until the idle flush, and that used to keep its file open; discovery
+    /// also opened every match at once. Now the tailer never holds more than the limit, and
+    /// every line still goes out.
     #[test]
     fn a_glob_over_many_one_line_files_never_holds_more_than_the_limit_open() {
         const FILES: usize = 3 * MAX_OPEN_FILES;
