@@ -16,6 +16,7 @@ use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSA
 use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
 use cwlite::tail::events::{EventPipeline, Output};
 use cwlite::tail::line_reader::{DEFAULT_CHUNK_BYTES, LineReader};
+use cwlite::tail::timestamp::TimestampFormat;
 
 fn corpus() -> Vec<u8> {
     let mut out = Vec::with_capacity(32 << 20);
@@ -224,6 +225,45 @@ fn bench(c: &mut Criterion) {
             closed
                 .iter()
                 .map(|batch| encode_via_strings(batch).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+
+    // Reading each event's timestamp (`timestamp_format`), which the e2e scenarios configure:
+    // the direct read at the start of a line against the regex's captures it falls back to.
+    let format = TimestampFormat::new("%Y-%m-%dT%H:%M:%S.%f", Timezone::Utc).unwrap();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let lines: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| {
+            format!(
+                "2026-11-25T18:{:02}:{:02}.{:03} web-01 app[{}]: GET /api/orders/{i} 200",
+                rng.u8(..60),
+                rng.u8(..60),
+                rng.u16(..1000),
+                rng.u16(..)
+            )
+            .into_bytes()
+        })
+        .collect();
+    let bytes: usize = lines.iter().map(Vec::len).sum();
+    let mut group = c.benchmark_group("timestamp_find");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("direct_read", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|line| format.find(line, 1_764_000_000_000))
+                .map(|found| found.timestamp_ms)
+                .sum::<i64>()
+        })
+    });
+    group.bench_function("baseline_regex_captures", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|line| format.regex().captures(line))
+                .map(|captures| captures.len())
                 .sum::<usize>()
         })
     });

@@ -23,13 +23,16 @@ pub struct TimestampFormat {
     /// Shared, not cloned: a cloned `Regex` gets its own match caches, which a glob over
     /// thousands of files would multiply.
     regex: std::sync::Arc<Regex>,
-    /// The same pattern as steps for [`parse_at_start`], tried first: most logs begin with
-    /// their timestamp, and reading it directly costs a tenth of the regex's captures (which
-    /// were a quarter of the bulk profile, even anchored on a one-pass DFA).
-    steps: std::sync::Arc<[Step]>,
+    /// The same pattern as ops for [`parse_at_start`], tried first: most logs begin with their
+    /// timestamp, and reading it directly costs a fraction of the regex's captures (which were
+    /// a quarter of the bulk profile, even anchored on a one-pass DFA).
+    ops: std::sync::Arc<[Op]>,
+    literals: std::sync::Arc<[u8]>,
     /// For each capture group after the whole match, which directive it holds.
     fields: Vec<char>,
     zone: TimeZone,
+    /// `zone` as a fixed offset when it is one (UTC, or a system zone without rules).
+    fixed: Option<jiff::tz::Offset>,
 }
 
 /// Which bytes an [`Atom`] takes. Go's `\d`, `\w` and `\s` are ASCII, and so are these (Rust's
@@ -134,29 +137,125 @@ fn pattern(steps: &[Step]) -> String {
 /// Byte ranges of the whole match and of each directive's group.
 type Spans = SmallVec<[(usize, usize); 10]>;
 
-/// Reads `steps` at the start of `text`, each atom taking as many bytes as it can, into `spans`
+/// How many bytes at the start of `window` `takes` accepts.
+#[inline(always)]
+fn run(window: &[u8], takes: impl Fn(u8) -> bool) -> usize {
+    window
+        .iter()
+        .position(|&b| !takes(b))
+        .unwrap_or(window.len())
+}
+
+/// One step of [`parse_at_start`]: the steps of a format with each run of literal bytes joined
+/// into one, and the edges of capture groups folded into the atoms beside them, so a
+/// timestamp takes a dozen steps rather than thirty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Op {
+    what: OpKind,
+    min: u8,
+    max: u8,
+    /// A directive's group starts before this op.
+    opens: bool,
+    /// A directive's group ends after this op.
+    closes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    /// `len` bytes of the format's literals, from `start`.
+    Literal {
+        start: usize,
+        len: usize,
+    },
+    Class(Class),
+}
+
+/// The ops for `steps`, and the literal bytes they point into.
+fn compile(steps: &[Step]) -> (Vec<Op>, Vec<u8>) {
+    let mut ops: Vec<Op> = Vec::new();
+    let mut literals = Vec::new();
+    let mut opens = false;
+    for step in steps {
+        match *step {
+            Step::Open => opens = true,
+            Step::Close => ops.last_mut().expect("a group holds an atom").closes = true,
+            Step::Atom(Atom { class, min, max }) => {
+                if let Class::Byte(b) = class {
+                    literals.push(b);
+                    if let Some(Op {
+                        what: OpKind::Literal { len, .. },
+                        closes: false,
+                        ..
+                    }) = ops.last_mut()
+                        && !opens
+                    {
+                        *len += 1;
+                        continue;
+                    }
+                    let start = literals.len() - 1;
+                    ops.push(Op {
+                        what: OpKind::Literal { start, len: 1 },
+                        min: 1,
+                        max: 1,
+                        opens,
+                        closes: false,
+                    });
+                } else {
+                    ops.push(Op {
+                        what: OpKind::Class(class),
+                        min,
+                        max,
+                        opens,
+                        closes: false,
+                    });
+                }
+                opens = false;
+            }
+        }
+    }
+    (ops, literals)
+}
+
+/// Reads `ops` at the start of `text`, each atom taking as many bytes as it can, into `spans`
 /// (the whole match first). This is the first path a leftmost-first regex engine tries for the
 /// same pattern anchored at 0, so when it succeeds its answer is the regex's; when it fails, a
 /// shorter take might still have matched, and the caller asks the regex.
-fn parse_at_start(steps: &[Step], text: &[u8], spans: &mut Spans) -> bool {
+fn parse_at_start(ops: &[Op], literals: &[u8], text: &[u8], spans: &mut Spans) -> bool {
     spans.clear();
     spans.push((0, 0));
     let mut at = 0;
     let mut open = 0;
-    for step in steps {
-        match *step {
-            Step::Open => open = at,
-            Step::Close => spans.push((open, at)),
-            Step::Atom(Atom { class, min, max }) => {
-                let start = at;
-                while at - start < usize::from(max) && text.get(at).is_some_and(|&b| class.takes(b))
-                {
-                    at += 1;
-                }
-                if at - start < usize::from(min) {
+    for op in ops {
+        if op.opens {
+            open = at;
+        }
+        let rest = &text[at..];
+        let taken = match op.what {
+            OpKind::Literal { start, len } => {
+                let want = &literals[start..start + len];
+                // A byte loop: the runs are a few bytes, too short for a `memcmp` call.
+                if rest.len() < len || want.iter().zip(rest).any(|(w, r)| w != r) {
                     return false;
                 }
+                len
             }
+            OpKind::Class(class) => {
+                let window = &rest[..rest.len().min(usize::from(op.max))];
+                // The class is matched outside the byte loop: this runs for every event.
+                let taken = match class {
+                    Class::Digit => run(window, |b| b.is_ascii_digit()),
+                    Class::Word => run(window, |b| b.is_ascii_alphanumeric() || b == b'_'),
+                    _ => run(window, |b| class.takes(b)),
+                };
+                if taken < usize::from(op.min) {
+                    return false;
+                }
+                taken
+            }
+        };
+        at += taken;
+        if op.closes {
+            spans.push((open, at));
         }
     }
     spans[0] = (0, at);
@@ -174,9 +273,9 @@ pub struct Found {
     pub end: usize,
 }
 
-/// The number in a captured field: ASCII digits, with the leading space `%d` and `%m` allow.
-fn ascii_number(value: &[u8]) -> Option<i32> {
-    let digits = value.trim_ascii();
+/// The number in a captured field: one to nine ASCII digits (the space `%d` and `%m` allow is
+/// outside their groups).
+fn ascii_number(digits: &[u8]) -> Option<i32> {
     if digits.is_empty() || digits.len() > 9 {
         return None;
     }
@@ -189,6 +288,46 @@ const MONTHS: [&[u8]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
 
+/// The steps of `format` and, in order, the directive each group holds.
+fn steps(format: &str) -> (Vec<Step>, Vec<char>) {
+    let mut steps = Vec::new();
+    let mut fields = Vec::new();
+    let literal = |steps: &mut Vec<Step>, text: &str| {
+        steps.extend(text.bytes().map(|b| Step::Atom(atom(Class::Byte(b), 1, 1))));
+    };
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            literal(&mut steps, c.encode_utf8(&mut [0; 4]));
+            continue;
+        }
+        let padded = chars.peek() != Some(&'-');
+        if !padded {
+            chars.next();
+        }
+        let Some(name) = chars.next() else {
+            literal(&mut steps, "%");
+            break;
+        };
+        let Some((before, inside)) = directive(name, padded) else {
+            // Not a directive: the stock translator leaves it as written.
+            literal(&mut steps, if padded { "%" } else { "%-" });
+            literal(&mut steps, name.encode_utf8(&mut [0; 4]));
+            continue;
+        };
+        steps.extend(before.iter().copied().map(Step::Atom));
+        steps.push(Step::Open);
+        steps.extend(inside.iter().copied().map(Step::Atom));
+        steps.push(Step::Close);
+        fields.push(name);
+    }
+    // The stock translator drops a leading `\s{0,1}` (a format opening with `%m` or `%d`).
+    if steps.first() == Some(&Step::Atom(atom(Class::Space, 0, 1))) {
+        steps.remove(0);
+    }
+    (steps, fields)
+}
+
 impl TimestampFormat {
     /// Compiles `format` for `timezone`.
     ///
@@ -196,51 +335,20 @@ impl TimestampFormat {
     /// The resulting regex does not compile (an unknown `%` is kept as a literal, as in the stock
     /// agent, so this only fails on pathological input).
     pub fn new(format: &str, timezone: Timezone) -> Result<Self, String> {
-        let mut steps = Vec::new();
-        let mut fields = Vec::new();
-        let literal = |steps: &mut Vec<Step>, text: &str| {
-            steps.extend(text.bytes().map(|b| Step::Atom(atom(Class::Byte(b), 1, 1))));
-        };
-        let mut chars = format.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                literal(&mut steps, c.encode_utf8(&mut [0; 4]));
-                continue;
-            }
-            let padded = chars.peek() != Some(&'-');
-            if !padded {
-                chars.next();
-            }
-            let Some(name) = chars.next() else {
-                literal(&mut steps, "%");
-                break;
-            };
-            let Some((before, inside)) = directive(name, padded) else {
-                // Not a directive: the stock translator leaves it as written.
-                literal(&mut steps, if padded { "%" } else { "%-" });
-                literal(&mut steps, name.encode_utf8(&mut [0; 4]));
-                continue;
-            };
-            steps.extend(before.iter().copied().map(Step::Atom));
-            steps.push(Step::Open);
-            steps.extend(inside.iter().copied().map(Step::Atom));
-            steps.push(Step::Close);
-            fields.push(name);
-        }
-        // The stock translator drops a leading `\s{0,1}` (a format opening with `%m` or `%d`).
-        if steps.first() == Some(&Step::Atom(atom(Class::Space, 0, 1))) {
-            steps.remove(0);
-        }
+        let (steps, fields) = steps(format);
         let regex = Regex::new(&pattern(&steps))
             .map_err(|e| format!("timestamp_format gives an invalid pattern: {e}"))?;
         let zone = match timezone {
             Timezone::Utc => TimeZone::UTC,
             Timezone::Local => TimeZone::system(),
         };
+        let (ops, literals) = compile(&steps);
         Ok(Self {
             regex: std::sync::Arc::new(regex),
-            steps: steps.into(),
+            ops: ops.into(),
+            literals: literals.into(),
             fields,
+            fixed: zone.to_fixed_offset().ok(),
             zone,
         })
     }
@@ -254,7 +362,7 @@ impl TimestampFormat {
     /// has none.
     pub fn find(&self, text: &[u8], now_ms: i64) -> Option<Found> {
         let mut spans = Spans::new();
-        if !parse_at_start(&self.steps, text, &mut spans) {
+        if !parse_at_start(&self.ops, &self.literals, text, &mut spans) {
             let captures = self.regex.captures(text)?;
             spans.clear();
             // Group 0 is the same as group 1, the whole match.
@@ -324,21 +432,28 @@ impl TimestampFormat {
                 (h, _) => h,
             };
         }
-        let zone = match offset_seconds {
-            Some(seconds) => TimeZone::fixed(jiff::tz::Offset::from_seconds(seconds).ok()?),
-            None => self.zone.clone(),
+        // A fixed offset is plain arithmetic; only a zone with rules (`Local`) needs a lookup.
+        let offset = match offset_seconds {
+            Some(seconds) => Some(jiff::tz::Offset::from_seconds(seconds).ok()?),
+            None => self.fixed,
         };
         let month = month.unwrap_or(1);
         let resolve = |year: i16| -> Option<jiff::Timestamp> {
             let civil =
                 DateTime::new(year, month, day, hour, minute, second, millis * 1_000_000).ok()?;
-            zone.to_ambiguous_timestamp(civil).compatible().ok()
+            match offset {
+                Some(offset) => offset.to_timestamp(civil).ok(),
+                None => self.zone.to_ambiguous_timestamp(civil).compatible().ok(),
+            }
         };
         let timestamp = match year {
             Some(year) => resolve(year)?,
             None => {
                 let now = jiff::Timestamp::from_millisecond(now_ms).ok()?;
-                let this_year = zone.to_datetime(now).year();
+                let this_year = match offset {
+                    Some(offset) => offset.to_datetime(now).year(),
+                    None => self.zone.to_datetime(now).year(),
+                };
                 let candidate = resolve(this_year)?;
                 // "Dec 31" read on Jan 1 belongs to last year.
                 if candidate.as_millisecond() - now_ms > 30 * 24 * 3600 * 1000 {
@@ -530,10 +645,10 @@ mod tests {
         let parsed = std::cell::Cell::new(0);
         for format in formats {
             let compiled = TimestampFormat::new(format, Timezone::Utc).unwrap();
-            let anchored = Regex::new(&format!("^{}", pattern(&compiled.steps))).unwrap();
+            let steps = super::steps(format).0;
+            let anchored = Regex::new(&format!("^{}", pattern(&steps))).unwrap();
             // Byte strings that follow the format's steps most of the time, with counts one short or
             // one over and a stray character now and then, so both outcomes are common.
-            let steps = compiled.steps.clone();
             let alphabet = alphabet.clone();
             let text = proptest::collection::vec(any::<u32>(), 64).prop_map(move |random| {
                 let mut random = random.into_iter().cycle();
@@ -566,7 +681,7 @@ mod tests {
             });
             proptest!(ProptestConfig::with_cases(3000), |(text in text)| {
                 let mut spans = Spans::new();
-                if parse_at_start(&compiled.steps, &text, &mut spans) {
+                if parse_at_start(&compiled.ops, &compiled.literals, &text, &mut spans) {
                     parsed.set(parsed.get() + 1);
                     let captures = anchored.captures(&text);
                     prop_assert!(captures.is_some(), "{format:?} on {text:?}: parsed, regex says none");
@@ -592,7 +707,8 @@ mod tests {
         let format = TimestampFormat::new("%Y-%m-%dT%H:%M:%S.%f%z", Timezone::Utc).unwrap();
         let mut spans = Spans::new();
         assert!(parse_at_start(
-            &format.steps,
+            &format.ops,
+            &format.literals,
             b"2026-11-25T18:44:12.123456+0900 start",
             &mut spans
         ));
@@ -601,7 +717,12 @@ mod tests {
         // `%d` takes "12" and leaves no digit for `%m`: the greedy read fails where the regex
         // backtracks to "1" and "2", and `find` falls back to it.
         let tricky = TimestampFormat::new("%d%m", Timezone::Utc).unwrap();
-        assert!(!parse_at_start(&tricky.steps, b"12", &mut spans));
+        assert!(!parse_at_start(
+            &tricky.ops,
+            &tricky.literals,
+            b"12",
+            &mut spans
+        ));
         assert_eq!(
             tricky.find(b"12", ms(NOW)).map(|f| (f.start, f.end)),
             Some((0, 2))
