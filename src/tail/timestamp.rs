@@ -27,6 +27,7 @@ pub struct TimestampFormat {
     /// timestamp, and reading it directly costs a fraction of the regex's captures (which were
     /// a quarter of the bulk profile, even anchored on a one-pass DFA).
     ops: std::sync::Arc<[Op]>,
+    /// The literal bytes of the format, which the ops point into.
     literals: std::sync::Arc<[u8]>,
     /// For each capture group after the whole match, which directive it holds.
     fields: Vec<char>,
