@@ -49,6 +49,7 @@ enum Class {
 }
 
 impl Class {
+    #[inline]
     fn takes(self, b: u8) -> bool {
         match self {
             Class::Digit => b.is_ascii_digit(),
@@ -242,10 +243,11 @@ fn parse_at_start(ops: &[Op], literals: &[u8], text: &[u8], spans: &mut Spans) -
             }
             OpKind::Class(class) => {
                 let window = &rest[..rest.len().min(usize::from(op.max))];
-                // The class is matched outside the byte loop: this runs for every event.
+                // The class is matched outside the byte loop (each arm's `takes` folds to its
+                // test): this runs for every event.
                 let taken = match class {
-                    Class::Digit => run(window, |b| b.is_ascii_digit()),
-                    Class::Word => run(window, |b| b.is_ascii_alphanumeric() || b == b'_'),
+                    Class::Digit => run(window, |b| Class::Digit.takes(b)),
+                    Class::Word => run(window, |b| Class::Word.takes(b)),
                     _ => run(window, |b| class.takes(b)),
                 };
                 if taken < usize::from(op.min) {
