@@ -12,8 +12,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use cwlite::config::go_regex::GoRegex;
-use cwlite::config::{FileConfig, LogGroupName, MultiLineStart, Timezone};
+use cwlite::config::{FileConfig, Timezone};
 use cwlite::event::{EventSource, LogEvent};
 use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSAGE_BYTES};
 use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
@@ -57,22 +56,7 @@ fn corpus() -> Vec<u8> {
 }
 
 fn config() -> FileConfig {
-    FileConfig {
-        file_path: "/var/log/app.log".into(),
-        log_group_name: LogGroupName::Named("app".into()),
-        log_stream_name: "web-01".into(),
-        log_group_class: None,
-        retention_in_days: None,
-        timestamp_format: None,
-        timezone: Timezone::Utc,
-        trim_timestamp: false,
-        multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
-        encoding: encoding_rs::UTF_8,
-        filters: vec![],
-        auto_removal: false,
-        publish_multi_logs: false,
-        blacklist: None,
-    }
+    FileConfig::plain("/var/log/app.log", "app", "web-01")
 }
 
 /// What the body cost before `put_log_events_body`: a `String` per event (as the SDK's

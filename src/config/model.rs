@@ -354,6 +354,35 @@ pub struct FileConfig {
     pub blacklist: Option<GoRegex>,
 }
 
+impl FileConfig {
+    /// An entry reading `file_path` into `group` and `stream` with nothing else set: no
+    /// `timestamp_format`, the default start pattern, UTF-8, no filters, only the newest match.
+    /// For code that builds an entry without a configuration file (tests, benches); its zone is
+    /// UTC, where a configuration's unset `timezone` is the host's, so that their timestamps
+    /// read the same on every machine.
+    pub fn plain(file_path: &str, group: &str, stream: &str) -> Self {
+        Self {
+            file_path: file_path.into(),
+            log_group_name: LogGroupName::Named(group.into()),
+            log_stream_name: stream.into(),
+            log_group_class: None,
+            retention_in_days: None,
+            timestamp_format: None,
+            timezone: Timezone::Utc,
+            trim_timestamp: false,
+            multi_line_start: MultiLineStart::Pattern(
+                GoRegex::new(DEFAULT_MULTI_LINE_START_PATTERN)
+                    .expect("the default start pattern compiles"),
+            ),
+            encoding: encoding_rs::UTF_8,
+            filters: vec![],
+            auto_removal: false,
+            publish_multi_logs: false,
+            blacklist: None,
+        }
+    }
+}
+
 fn serialize_encoding<S: serde::Serializer>(
     encoding: &&'static encoding_rs::Encoding,
     s: S,
@@ -364,6 +393,17 @@ fn serialize_encoding<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_entry_starts_events_on_lines_not_opening_with_white_space() {
+        let entry = FileConfig::plain("/var/log/app.log", "app", "web-01");
+        let MultiLineStart::Pattern(start) = &entry.multi_line_start else {
+            panic!("the default is a pattern: {:?}", entry.multi_line_start);
+        };
+        assert!(start.is_match("GET /"));
+        assert!(!start.is_match("  at Service.java:12"));
+        assert!(matches!(entry.log_group_name, LogGroupName::Named(ref g) if g == "app"));
+    }
 
     #[test]
     fn retention_values_are_the_cloudwatch_set() {

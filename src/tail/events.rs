@@ -132,7 +132,7 @@ impl EventPipeline {
 
     /// Feeds one line read at `now`; completed events and skips are appended to `out`.
     pub fn push(&mut self, line: Line, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
-        let text = self.decode(line.bytes);
+        let text = self.decode(line.bytes, line.utf8);
         let mut events = std::mem::take(&mut self.events);
         if text.len() <= self.max_event_bytes {
             let line = TextLine {
@@ -199,9 +199,14 @@ impl EventPipeline {
         MULTI_LINE_IDLE
     }
 
-    fn decode(&self, bytes: Bytes) -> Bytes {
+    /// `checked`: the line reader saw that `bytes` are valid UTF-8.
+    fn decode(&self, bytes: Bytes, checked: bool) -> Bytes {
         if self.encoding == encoding_rs::UTF_8 {
-            // The one UTF-8 check of a line (everything after matches bytes), SIMD-accelerated.
+            if checked {
+                return bytes;
+            }
+            // The one UTF-8 check of a line the reader did not check (everything after matches
+            // bytes), SIMD-accelerated.
             match simdutf8::basic::from_utf8(&bytes) {
                 Ok(_) => bytes,
                 Err(_) => Bytes::from(String::from_utf8_lossy(&bytes).into_owned()),
@@ -299,28 +304,13 @@ fn split_utf8(text: &Bytes, max: usize) -> Vec<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Filter;
     use crate::config::go_regex::GoRegex;
-    use crate::config::{Filter, LogGroupName, Timezone};
 
     const NOW_MS: i64 = 1_764_072_000_000; // 2025-11-25T12:00:00Z
 
     fn config() -> FileConfig {
-        FileConfig {
-            file_path: "/var/log/app.log".into(),
-            log_group_name: LogGroupName::Named("app".into()),
-            log_stream_name: "h".into(),
-            log_group_class: None,
-            retention_in_days: None,
-            timestamp_format: None,
-            timezone: Timezone::Utc,
-            trim_timestamp: false,
-            multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
-            encoding: encoding_rs::UTF_8,
-            filters: vec![],
-            auto_removal: false,
-            publish_multi_logs: false,
-            blacklist: None,
-        }
+        FileConfig::plain("/var/log/app.log", "app", "h")
     }
 
     fn run(config: &FileConfig, input: &[u8]) -> Vec<Output> {

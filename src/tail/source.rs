@@ -1063,8 +1063,6 @@ fn send_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::go_regex::GoRegex;
-    use crate::config::{MultiLineStart, Timezone};
 
     #[test]
     fn an_event_mentions_exactly_the_paths_it_named() {
@@ -1112,20 +1110,8 @@ mod tests {
     impl Tailer {
         fn start(file_path: &str, file_events: bool, queue: usize) -> Tailer {
             let entry = FileConfig {
-                file_path: file_path.into(),
-                log_group_name: LogGroupName::Named("g".into()),
-                log_stream_name: "s".into(),
-                log_group_class: None,
-                retention_in_days: None,
-                timestamp_format: None,
-                timezone: Timezone::Utc,
-                trim_timestamp: false,
-                multi_line_start: MultiLineStart::Pattern(GoRegex::new(r"^[\S]").unwrap()),
-                encoding: encoding_rs::UTF_8,
-                filters: vec![],
-                auto_removal: false,
                 publish_multi_logs: true,
-                blacklist: None,
+                ..FileConfig::plain(file_path, "g", "s")
             };
             let (events_tx, events) = tokio::sync::mpsc::channel(queue);
             let (checkpoints_tx, _checkpoints_rx) = tokio::sync::mpsc::unbounded_channel();
