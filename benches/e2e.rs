@@ -7,6 +7,7 @@
 //! cargo bench --bench e2e -- --quick             # smaller inputs, shorter windows
 //! cargo bench --bench e2e -- --only bulk,idle    # some scenarios: bulk, live, idle, many, metrics
 //! cargo bench --bench e2e -- --readme            # also rewrite the figures in README.md
+//! cargo bench --bench e2e -- --against /tmp/cwlite.old --rounds 3   # A/B, runs alternated
 //! cargo bench --bench e2e -- --agent 'fluent-bit=fluent-bit -c {dir}/fluent-bit.conf'
 //! ```
 //!
@@ -21,6 +22,10 @@
 //! through `sh -c` with `{endpoint}`, `{ca}`, `{file}`, `{dir}` and `{group}` replaced, must send
 //! the file's lines to group `{group}` of `{endpoint}` (trusting `{ca}`), and is measured the same
 //! way, so the stock agent or Fluent Bit can be compared side by side where they are installed.
+//! `--against PATH` runs every cwlite scenario with another cwlite binary too (a copy of an
+//! earlier build), in turn with this one, `--rounds` times: on a host whose speed drifts by
+//! tens of per cent within minutes, only runs alternated in the same minutes tell a change of a
+//! few per cent from the drift.
 //! Every scenario also runs a baseline in the same run: the same bytes sent by the harness itself
 //! as pre-built PutLogEvents bodies through cwlite's own sink (no reading, framing or
 //! checkpoints), which is the ceiling of this machine, this TLS stack and this fake.
@@ -42,19 +47,33 @@ use serde_json::json;
 const TICKS_PER_SECOND: f64 = 100.0;
 const MIB: f64 = 1024.0 * 1024.0;
 
+#[derive(Debug, Clone)]
 struct Options {
     /// `cargo test` runs bench targets without `--bench`: then a tiny bulk run checks that the
     /// harness still works, in seconds.
     smoke: bool,
+    /// The cwlite binaries to measure, in the order each round runs them, and their labels:
+    /// this build, then any `--against`.
+    cwlites: Vec<(String, PathBuf)>,
+    /// The one a scenario runs now.
+    cwlite: (String, PathBuf),
+    rounds: usize,
     quick: bool,
     only: Option<String>,
     readme: bool,
     agents: Vec<(String, String)>,
 }
 
+fn this_cwlite() -> (String, PathBuf) {
+    ("cwlite".into(), PathBuf::from(env!("CARGO_BIN_EXE_cwlite")))
+}
+
 fn options() -> Options {
     let mut options = Options {
         smoke: !std::env::args().any(|a| a == "--bench"),
+        cwlites: vec![this_cwlite()],
+        cwlite: this_cwlite(),
+        rounds: 1,
         quick: false,
         only: None,
         readme: false,
@@ -66,6 +85,16 @@ fn options() -> Options {
             "--quick" => options.quick = true,
             "--readme" => options.readme = true,
             "--only" => options.only = args.next(),
+            "--against" => {
+                if let Some(path) = args.next() {
+                    options
+                        .cwlites
+                        .push((format!("cwlite ({path})"), PathBuf::from(path)));
+                }
+            }
+            "--rounds" => {
+                options.rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(1).max(1)
+            }
             "--agent" => {
                 if let Some((name, command)) = args
                     .next()
@@ -287,9 +316,9 @@ fn logs_entry(file_path: &str, group: &str, multi: bool) -> serde_json::Value {
     })
 }
 
-fn start_cwlite(setup: &Setup, name: &str, config: &serde_json::Value) -> Child {
+fn start_cwlite(options: &Options, setup: &Setup, name: &str, config: &serde_json::Value) -> Child {
     let config_file = common::write_json(setup.dir.path(), &format!("{name}.json"), config);
-    Command::new(env!("CARGO_BIN_EXE_cwlite"))
+    Command::new(&options.cwlite.1)
         .arg("run")
         .arg("--config")
         .arg(config_file)
@@ -467,7 +496,11 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             complete: verdict(&expected, &got),
         });
     };
-    eprintln!("bulk: cwlite, {} MiB, {lines} lines", bytes >> 20);
+    eprintln!(
+        "bulk: {}, {} MiB, {lines} lines",
+        options.cwlite.0,
+        bytes >> 20
+    );
     let config = json!({
         "agent": {"region": "us-east-1"},
         "logs": {
@@ -476,9 +509,15 @@ fn bulk(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             "logs_collected": {"files": {"collect_list": [logs_entry(&file.display().to_string(), "cwlite", false)]}}
         }
     });
-    let child = start_cwlite(&setup, "bulk", &config);
-    run("cwlite", child, "cwlite");
-    for (name, command) in &options.agents {
+    let child = start_cwlite(options, &setup, "bulk", &config);
+    run(&options.cwlite.0, child, "cwlite");
+    // Other agents run once a round, with this build's turn.
+    let agents = if options.cwlite == options.cwlites[0] {
+        &options.agents[..]
+    } else {
+        &[]
+    };
+    for (name, command) in agents {
         eprintln!("bulk: {name}");
         let command = command
             .replace("{endpoint}", &setup.fake.url())
@@ -643,7 +682,7 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             "logs_collected": {"files": {"collect_list": [logs_entry(&file.display().to_string(), "live", false)]}}
         }
     });
-    let child = start_cwlite(&setup, "live", &config);
+    let child = start_cwlite(options, &setup, "live", &config);
     let pid = child.id();
     // Let it start and settle before the clock runs.
     std::thread::sleep(Duration::from_secs(2));
@@ -709,7 +748,7 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     }
     rows.push(Row {
         scenario: format!("live {} MB/s", rate_bytes / 1_000_000),
-        agent: "cwlite".into(),
+        agent: options.cwlite.0.clone(),
         figures,
         complete: verdict(&expected, &got),
     });
@@ -739,7 +778,7 @@ fn idle(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
             "logs_collected": {"files": {"collect_list": [logs_entry(&file.display().to_string(), "idle", false)]}}
         }
     });
-    let child = start_cwlite(&setup, "idle", &config);
+    let child = start_cwlite(options, &setup, "idle", &config);
     let pid = child.id();
     let started = Instant::now();
     wait_delivered(
@@ -757,7 +796,7 @@ fn idle(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let minutes = window.as_secs_f64() / 60.0;
     rows.push(Row {
         scenario: "idle, default config".into(),
-        agent: "cwlite".into(),
+        agent: options.cwlite.0.clone(),
         figures: vec![
             (
                 "RSS MB".into(),
@@ -823,7 +862,7 @@ fn many_files(
         }
     });
     eprintln!("many: {count} files");
-    let child = start_cwlite(&setup, "many", &config);
+    let child = start_cwlite(options, &setup, "many", &config);
     let pid = child.id();
     let started = Instant::now();
     let caught_up = wait_delivered(
@@ -895,7 +934,7 @@ fn many_files(
         } else {
             format!("{count} files, 5 active")
         },
-        agent: "cwlite".into(),
+        agent: options.cwlite.0.clone(),
         figures,
         complete: verdict(&expected, &setup.fake.digest("many")),
     });
@@ -923,7 +962,7 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
             }
         }
     });
-    let child = start_cwlite(&setup, "metrics", &config);
+    let child = start_cwlite(options, &setup, "metrics", &config);
     let pid = child.id();
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
@@ -933,7 +972,7 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
     stop(child);
     rows.push(Row {
         scenario: "metrics only, 8 plugins at 10 s".into(),
-        agent: "cwlite".into(),
+        agent: options.cwlite.0.clone(),
         figures: vec![
             (
                 "RSS MB".into(),
@@ -1048,7 +1087,15 @@ fn main() {
             options.only.as_deref()
         };
         if only.is_none_or(|only| only.split(',').any(|o| o == name)) {
-            scenario(&options, &runtime, &mut rows);
+            for _ in 0..options.rounds {
+                for cwlite in &options.cwlites {
+                    let options = Options {
+                        cwlite: cwlite.clone(),
+                        ..options.clone()
+                    };
+                    scenario(&options, &runtime, &mut rows);
+                }
+            }
         }
     }
     let table = table(&rows, &options);
