@@ -340,7 +340,7 @@ fn start_cwlite(options: &Options, setup: &Setup, name: &str, config: &serde_jso
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("the release cwlite binary")
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", options.cwlite.1.display()))
 }
 
 fn stop(mut child: Child) {
