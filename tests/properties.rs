@@ -1,5 +1,6 @@
 //! Property tests over hostile input (proptest): the line framer, the `timestamp_format`
-//! parser and the JSON configuration loader never panic or hang, and say where an error is.
+//! parser and the JSON configuration loader never panic or hang, and say where an error is;
+//! the framer's UTF-8 marks are never wrong.
 //! Each property runs a bounded number of cases so the suite stays fast in CI; cases proptest
 //! finds are kept in `tests/properties.proptest-regressions` and replayed first.
 
@@ -150,6 +151,56 @@ proptest! {
             for error in &err.errors.0 {
                 prop_assert!(error.to_string().contains("bytes.json"), "{}", error);
             }
+        }
+    }
+}
+
+/// Characters of one to four bytes, line ends, and invalid or truncated sequences.
+const UTF8_ATOMS: [&[u8]; 9] = [
+    b"a",
+    b"\n",
+    b"\r\n",
+    "\u{e9}".as_bytes(),
+    "\u{20ac}".as_bytes(),
+    "\u{1f600}".as_bytes(),
+    b"\xff",
+    b"\xe2\x82",
+    b"\x80",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The framer's per-read UTF-8 check: every line it marks is valid UTF-8, and in valid
+    /// input every complete line is marked (only pieces of an over-long line may not be).
+    #[test]
+    fn lines_marked_utf8_are_valid_and_valid_complete_lines_are_marked(
+        picks in prop::collection::vec(0..UTF8_ATOMS.len(), 0..300),
+        sizes in prop::collection::vec(1usize..50, 1..4),
+        chunk in 1usize..64,
+        max_line in 4usize..40,
+    ) {
+        let data: Vec<u8> = picks.iter().flat_map(|&i| UTF8_ATOMS[i].iter().copied()).collect();
+        let valid = std::str::from_utf8(&data).is_ok();
+        let mut reader = LineReader::new(0, chunk, max_line);
+        let mut source = Pieces { data: data.clone(), at: 0, sizes, turn: 0 };
+        let mut lines = Vec::new();
+        while reader.fill(&mut source).unwrap() > 0 {
+            while let Some(line) = reader.next_line() {
+                lines.push(line);
+            }
+        }
+        let joined: Vec<u8> = lines.iter().flat_map(|l| l.bytes.iter().copied()).collect();
+        prop_assert!(joined.len() <= data.len());
+        for line in &lines {
+            if line.utf8 {
+                prop_assert!(std::str::from_utf8(&line.bytes).is_ok(), "{line:?}");
+            } else {
+                prop_assert!(!valid || line.continues, "valid input, unmarked line {line:?}");
+            }
+        }
+        if let Some(partial) = reader.take_partial() {
+            prop_assert!(!partial.utf8 || std::str::from_utf8(&partial.bytes).is_ok());
         }
     }
 }

@@ -484,68 +484,6 @@ mod tests {
         assert_eq!(unsafe_free_distance(&a.bytes, &b.bytes), 6);
     }
 
-    /// A reader that gives at most `step` bytes per read, like a file still being written.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.step.min(buf.len()).min(self.data.len());
-            buf[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
-    }
-
-    #[test]
-    fn lines_marked_utf8_are_valid_and_valid_complete_lines_are_marked() {
-        use proptest::prelude::*;
-        // Characters of one to four bytes, line ends, and invalid or truncated sequences.
-        let atoms: [&[u8]; 9] = [
-            b"a",
-            b"\n",
-            b"\r\n",
-            "\u{e9}".as_bytes(),
-            "\u{20ac}".as_bytes(),
-            "\u{1f600}".as_bytes(),
-            b"\xff",
-            b"\xe2\x82",
-            b"\x80",
-        ];
-        let input = proptest::collection::vec(0..atoms.len(), 0..300);
-        proptest!(ProptestConfig::with_cases(2000), |(
-            picks in input,
-            chunk in 1usize..64,
-            max_line in 4usize..40,
-            step in 1usize..50,
-        )| {
-            let data: Vec<u8> = picks.iter().flat_map(|&i| atoms[i].iter().copied()).collect();
-            let valid = std::str::from_utf8(&data).is_ok();
-            let mut reader = LineReader::new(0, chunk, max_line);
-            let mut source = Trickle { data: &data, step };
-            let mut lines = Vec::new();
-            while reader.fill(&mut source).unwrap() > 0 {
-                while let Some(line) = reader.next_line() {
-                    lines.push(line);
-                }
-            }
-            let joined: Vec<u8> = lines.iter().flat_map(|l| l.bytes.iter().copied()).collect();
-            prop_assert!(joined.len() <= data.len());
-            for line in &lines {
-                if line.utf8 {
-                    prop_assert!(std::str::from_utf8(&line.bytes).is_ok(), "{line:?}");
-                } else {
-                    prop_assert!(!valid || line.continues, "valid input, unmarked line {line:?}");
-                }
-            }
-            if let Some(partial) = reader.take_partial() {
-                prop_assert!(!partial.utf8 || std::str::from_utf8(&partial.bytes).is_ok());
-            }
-        });
-    }
-
     #[test]
     fn a_chunk_with_an_invalid_line_still_marks_the_lines_before_it() {
         let mut reader = LineReader::new(0, 1024, 1024);
