@@ -626,15 +626,10 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
             }
             for output in outputs.drain(..) {
                 if let cwlite::tail::events::Output::Event(event) = output {
-                    let source = cwlite::event::EventSource {
-                        file: 1,
-                        start_offset: event.message.start_offset,
-                        end_offset: event.message.end_offset,
-                    };
                     closed.extend(batcher.push(cwlite::event::LogEvent {
                         timestamp_ms: event.timestamp_ms,
                         message: event.message,
-                        source,
+                        file: 1,
                     }));
                 }
             }

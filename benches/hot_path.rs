@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cwlite::config::{FileConfig, Timezone};
-use cwlite::event::{EventSource, LogEvent};
+use cwlite::event::LogEvent;
 use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSAGE_BYTES};
 use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
 use cwlite::tail::events::{EventPipeline, Output};
@@ -109,15 +109,10 @@ fn batches(data: &[u8], config: &FileConfig) -> Vec<LogBatch> {
         }
         for output in outputs.drain(..) {
             if let Output::Event(event) = output {
-                let source = EventSource {
-                    file: 1,
-                    start_offset: event.message.start_offset,
-                    end_offset: event.message.end_offset,
-                };
                 closed.extend(batcher.push(LogEvent {
                     timestamp_ms: event.timestamp_ms,
                     message: event.message,
-                    source,
+                    file: 1,
                 }));
             }
         }
@@ -144,26 +139,20 @@ fn bench(c: &mut Criterion) {
             let mut encoded = 0usize;
             let now = Instant::now();
             let mut source: &[u8] = &data;
-            let handle = |outputs: &mut Vec<Output>,
-                          batcher: &mut LogBatcher,
-                          encoded: &mut usize| {
-                for output in outputs.drain(..) {
-                    if let Output::Event(event) = output {
-                        let source = EventSource {
-                            file: 1,
-                            start_offset: event.message.start_offset,
-                            end_offset: event.message.end_offset,
-                        };
-                        if let Some(batch) = batcher.push(LogEvent {
-                            timestamp_ms: event.timestamp_ms,
-                            message: event.message,
-                            source,
-                        }) {
+            let handle =
+                |outputs: &mut Vec<Output>, batcher: &mut LogBatcher, encoded: &mut usize| {
+                    for output in outputs.drain(..) {
+                        if let Output::Event(event) = output
+                            && let Some(batch) = batcher.push(LogEvent {
+                                timestamp_ms: event.timestamp_ms,
+                                message: event.message,
+                                file: 1,
+                            })
+                        {
                             *encoded += put_log_events_body("app", "web-01", &batch.events).len();
                         }
                     }
-                }
-            };
+                };
             while reader.fill(&mut source).unwrap() > 0 {
                 while let Some(line) = reader.next_line() {
                     pipeline.push(line, now, 1_764_000_000_000, &mut outputs);

@@ -23,7 +23,7 @@ use super::line_reader::{Framing, Line};
 use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile, locate};
 use crate::config::{FileConfig, LogGroupName};
-use crate::event::{Destination, EventSource, LogEvent, MAX_EVENTS_PER_HANDOFF, TailMessage};
+use crate::event::{Destination, LogEvent, MAX_EVENTS_PER_HANDOFF, TailMessage};
 use crate::queue::ByteBudget;
 use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
 use crate::telemetry::Telemetry;
@@ -1003,15 +1003,10 @@ fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> boo
                 });
             }
             Output::Event(event) => {
-                let source = EventSource {
-                    file: tailed.key,
-                    start_offset: event.message.start_offset,
-                    end_offset: event.message.end_offset,
-                };
                 let event = LogEvent {
                     timestamp_ms: event.timestamp_ms,
                     message: event.message,
-                    source,
+                    file: tailed.key,
                 };
                 chunk_bytes += event.budget_bytes();
                 chunk.push(event);

@@ -121,7 +121,6 @@ pub fn put_log_events_body(group: &str, stream: &str, events: &[LogEvent]) -> By
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
     use crate::tail::multiline::RawEvent;
 
     fn event(ts: i64, parts: &[&[u8]]) -> LogEvent {
@@ -136,11 +135,7 @@ mod tests {
                 start_offset: 0,
                 end_offset: len as u64 + 1,
             },
-            source: EventSource {
-                file: 1,
-                start_offset: 0,
-                end_offset: len as u64 + 1,
-            },
+            file: 1,
         }
     }
 

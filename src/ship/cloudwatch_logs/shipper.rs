@@ -295,7 +295,7 @@ fn acknowledge(events: &[LogEvent], acks: &mpsc::UnboundedSender<Ack>, budget: &
     let mut bytes = 0;
     for event in events {
         bytes += event.budget_bytes();
-        let source = event.source;
+        let source = event.source();
         match &mut pending {
             Some(ack) if ack.file == source.file && ack.end == source.start_offset => {
                 ack.end = source.end_offset;
@@ -424,9 +424,9 @@ fn finish(
             warn!(
                 group = %state.destination.group,
                 stream = %state.destination.stream,
-                file = event.source.file,
-                start = event.source.start_offset,
-                end = event.source.end_offset,
+                file = event.source().file,
+                start = event.source().start_offset,
+                end = event.source().end_offset,
                 "a log event was refused as invalid and is given up: {error}"
             );
             acknowledge(&batch.events);
@@ -484,11 +484,7 @@ mod tests {
                 start_offset: start,
                 end_offset: end,
             },
-            source: crate::event::EventSource {
-                file,
-                start_offset: start,
-                end_offset: end,
-            },
+            file,
         }
     }
 
