@@ -18,7 +18,7 @@ use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSA
 use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
 use cwlite::tail::events::{EventPipeline, Output};
 use cwlite::tail::line_reader::{DEFAULT_CHUNK_BYTES, LineReader};
-use cwlite::tail::timestamp::TimestampFormat;
+use cwlite::tail::timestamp::{Memo, TimestampFormat};
 
 fn corpus() -> Vec<u8> {
     let mut out = Vec::with_capacity(32 << 20);
@@ -207,16 +207,20 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // Reading each event's timestamp (`timestamp_format`), which the e2e scenarios configure:
-    // the direct read at the start of a line against the regex's captures it falls back to.
+    // the direct read at the start of a line, alone and going on from the line before as the
+    // pipeline does (lines in time order, a few milliseconds apart), against the regex's
+    // captures it falls back to.
     let format = TimestampFormat::new("%Y-%m-%dT%H:%M:%S.%f", Timezone::Utc).unwrap();
     let mut rng = fastrand::Rng::with_seed(5);
+    let mut at_ms = 1_764_093_600_000; // 2025-11-25T18:00:00Z
     let lines: Vec<Vec<u8>> = (0..10_000)
         .map(|i| {
+            at_ms += rng.i64(0..20);
+            let stamp = jiff::Timestamp::from_millisecond(at_ms)
+                .unwrap()
+                .strftime("%Y-%m-%dT%H:%M:%S%.3f");
             format!(
-                "2026-11-25T18:{:02}:{:02}.{:03} web-01 app[{}]: GET /api/orders/{i} 200",
-                rng.u8(..60),
-                rng.u8(..60),
-                rng.u16(..1000),
+                "{stamp} web-01 app[{}]: GET /api/orders/{i} 200",
                 rng.u16(..)
             )
             .into_bytes()
@@ -230,6 +234,16 @@ fn bench(c: &mut Criterion) {
             lines
                 .iter()
                 .filter_map(|line| format.find(line, 1_764_000_000_000))
+                .map(|found| found.timestamp_ms)
+                .sum::<i64>()
+        })
+    });
+    group.bench_function("direct_read_going_on", |b| {
+        b.iter(|| {
+            let mut memo = Memo::default();
+            lines
+                .iter()
+                .filter_map(|line| format.find_next(line, 1_764_000_000_000, &mut memo))
                 .map(|found| found.timestamp_ms)
                 .sum::<i64>()
         })

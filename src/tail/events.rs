@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use super::line_reader::Line;
 use super::multiline::{Assembler, MULTI_LINE_IDLE, RawEvent, StartRule, TextLine};
-use super::timestamp::TimestampFormat;
+use super::timestamp::{Memo, TimestampFormat};
 use crate::config::{FileConfig, FilterKind, MultiLineStart};
 
 /// An event ready for a batch.
@@ -65,6 +65,8 @@ pub struct EventPipeline {
     encoding: &'static encoding_rs::Encoding,
     assembler: Assembler,
     timestamp: Option<TimestampFormat>,
+    /// What this file's last timestamp leaves for the next.
+    timestamp_memo: Memo,
     trim_timestamp: bool,
     /// Shared with every file of the entry (see `fresh`).
     filters: Arc<[(FilterKind, regex::bytes::Regex)]>,
@@ -101,6 +103,7 @@ impl EventPipeline {
             encoding: config.encoding,
             assembler: Assembler::new(rule, max_event_bytes),
             timestamp,
+            timestamp_memo: Memo::default(),
             trim_timestamp: config.trim_timestamp,
             filters: config
                 .filters
@@ -122,6 +125,7 @@ impl EventPipeline {
             encoding: self.encoding,
             assembler: self.assembler.fresh(),
             timestamp: self.timestamp.clone(),
+            timestamp_memo: Memo::default(),
             trim_timestamp: self.trim_timestamp,
             filters: self.filters.clone(),
             last_timestamp_ms: None,
@@ -233,10 +237,10 @@ impl EventPipeline {
         let joined = event.joined();
         // Decoded text is valid UTF-8 by construction (`decode`); the timestamp and the filters
         // match its bytes, with no second check.
-        let found = self
-            .timestamp
-            .as_ref()
-            .and_then(|t| t.find(&joined, now_ms));
+        let found = match &self.timestamp {
+            Some(t) => t.find_next(&joined, now_ms, &mut self.timestamp_memo),
+            None => None,
+        };
         let timestamp_ms = match found {
             Some(found) => {
                 self.last_timestamp_ms = Some(found.timestamp_ms);
