@@ -138,7 +138,10 @@ impl ChangedPaths {
                 changed.all = true;
                 return;
             }
-            changed.paths.insert(path.clone());
+            // Mostly already there (a written file raises an event per write): no clone then.
+            if !changed.paths.contains(path) {
+                changed.paths.insert(path.clone());
+            }
         }
     }
 

@@ -48,7 +48,12 @@ pub fn identify(file: &File) -> io::Result<FileIdentity> {
 }
 
 fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
-    let mut head = vec![0u8; len as usize];
+    // On the stack: this runs at every end of file of every busy file (a heap buffer was a
+    // malloc, a zeroing and a free each time). cwlite never fingerprints more than
+    // `FINGERPRINT_BYTES`; a longer length can only come from an edited checkpoint, and is
+    // read as that many (so it does not match) rather than allocated.
+    let mut head = [0u8; FINGERPRINT_BYTES as usize];
+    let head = &mut head[..(len as usize).min(FINGERPRINT_BYTES as usize)];
     let mut read = 0;
     while read < head.len() {
         let n = file.read_at(&mut head[read..], read as u64)?;
@@ -455,6 +460,22 @@ mod tests {
 
     fn open(path: &Path) -> TailedFile {
         TailedFile::open(path, 0, None, 64, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn a_fingerprint_covers_at_most_its_bytes_whatever_a_checkpoint_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let text: String = (0..300).map(|i| format!("{i:>6}\n")).collect();
+        append(&path, &text);
+        let file = File::open(&path).unwrap();
+        let head = |n: usize| u64::from(crc32fast::hash(&text.as_bytes()[..n]));
+        assert_eq!(head_crc(&file, 10).unwrap(), (head(10), 10));
+        let whole = (head(FINGERPRINT_BYTES as usize), FINGERPRINT_BYTES);
+        assert_eq!(head_crc(&file, FINGERPRINT_BYTES).unwrap(), whole);
+        // An edited checkpoint's length is not allocated.
+        assert_eq!(head_crc(&file, u32::MAX).unwrap(), whole);
+        assert_eq!(identify(&file).unwrap().fingerprint_len, FINGERPRINT_BYTES);
     }
 
     #[test]
