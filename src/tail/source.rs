@@ -284,6 +284,26 @@ impl Roster {
     fn keep(&mut self, i: usize) {
         self.attention.push(i);
     }
+
+    /// The open files that need attention, found through the indices the last pass kept
+    /// rather than by walking every file: an idle wait after each pass over a glob of 10,000
+    /// mostly quiet files walked all of them to find the few with a deadline. Every file is
+    /// walked only when a removal moved the indices since.
+    fn needing_attention<'a>(&'a self, open: &'a [Open]) -> impl Iterator<Item = &'a Open> + 'a {
+        let (kept, rest): (&[usize], &[Open]) = if self.stale {
+            (&[], open)
+        } else {
+            // Files added after the pass indexed them are looked at too.
+            (
+                &self.attention,
+                open.get(self.indexed..).unwrap_or_default(),
+            )
+        };
+        kept.iter()
+            .filter_map(|&i| open.get(i))
+            .chain(rest)
+            .filter(|o| o.attention)
+    }
 }
 
 /// An older file of an `auto_removal` entry, read to its end, waiting for CloudWatch to
@@ -612,9 +632,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // multi-line event or unterminated line is due; no wake-ups beyond those. Without
             // file-system events (no inotify), appends are looked for every second.
             let now = Instant::now();
-            let due = open
-                .iter()
-                .filter(|o| o.attention)
+            let due = roster
+                .needing_attention(&open)
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
             let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
@@ -1192,6 +1211,36 @@ mod tests {
             seen.extend(tailer.next_messages(Duration::from_secs(20)));
         }
         assert!(RESCAN_INTERVAL_WITH_EVENTS > Duration::from_secs(40));
+        tailer.stop();
+    }
+
+    /// With file-system events the tailer sleeps until an event, the rescan, or the first
+    /// deadline of a file that needs attention (or [`MAX_SLEEP`]). A hundred files whose one
+    /// line waits as a pending multi-line event give it those deadlines, found through the
+    /// roster rather than by walking every file: all of them go out at the idle flush.
+    #[test]
+    fn pending_events_of_many_files_go_out_at_their_idle_deadline_with_file_events() {
+        const FILES: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..FILES {
+            std::fs::write(
+                dir.path().join(format!("f{i:04}.log")),
+                format!("line {i}\n"),
+            )
+            .unwrap();
+        }
+        // Before the tailer's longest sleep ends: a deadline it missed would only be noticed
+        // then.
+        let deadline = Instant::now() + MULTI_LINE_IDLE + (MAX_SLEEP - MULTI_LINE_IDLE) / 2;
+        let mut tailer = Tailer::start(&format!("{}/*.log", dir.path().display()), true, FILES);
+        let mut seen = Vec::new();
+        while seen.len() < FILES {
+            seen.extend(tailer.next_messages(deadline.saturating_duration_since(Instant::now())));
+        }
+        seen.sort();
+        let mut want: Vec<String> = (0..FILES).map(|i| format!("line {i}")).collect();
+        want.sort();
+        assert_eq!(seen, want);
         tailer.stop();
     }
 
