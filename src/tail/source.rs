@@ -1214,6 +1214,19 @@ mod tests {
         tailer.stop();
     }
 
+    /// A directory of `count` files `f0000.log`, ... each holding the one line `line <i>`.
+    fn one_line_files(count: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..count {
+            std::fs::write(
+                dir.path().join(format!("f{i:04}.log")),
+                format!("line {i}\n"),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
     /// With file-system events the tailer sleeps until an event, the rescan, or the first
     /// deadline of a file that needs attention (or [`MAX_SLEEP`]). A hundred files whose one
     /// line waits as a pending multi-line event give it those deadlines, found through the
@@ -1221,14 +1234,7 @@ mod tests {
     #[test]
     fn pending_events_of_many_files_go_out_at_their_idle_deadline_with_file_events() {
         const FILES: usize = 100;
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..FILES {
-            std::fs::write(
-                dir.path().join(format!("f{i:04}.log")),
-                format!("line {i}\n"),
-            )
-            .unwrap();
-        }
+        let dir = one_line_files(FILES);
         // Before the tailer's longest sleep ends: a deadline it missed would only be noticed
         // then.
         let deadline = Instant::now() + MULTI_LINE_IDLE + (MAX_SLEEP - MULTI_LINE_IDLE) / 2;
@@ -1251,14 +1257,7 @@ mod tests {
     #[test]
     fn a_glob_over_many_one_line_files_never_holds_more_than_the_limit_open() {
         const FILES: usize = 3 * MAX_OPEN_FILES;
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..FILES {
-            std::fs::write(
-                dir.path().join(format!("f{i:04}.log")),
-                format!("line {i}\n"),
-            )
-            .unwrap();
-        }
+        let dir = one_line_files(FILES);
         let Tailer {
             thread: tailer,
             events: mut events_rx,

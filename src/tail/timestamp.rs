@@ -456,14 +456,25 @@ impl TimestampFormat {
     pub fn find(&self, text: &[u8], now_ms: i64) -> Option<Found> {
         let mut spans = Spans::new();
         if !parse_at_start(&self.ops, &self.literals, text, &mut spans) {
-            let captures = self.regex.captures(text)?;
-            spans.clear();
-            // Group 0 is the same as group 1, the whole match.
-            for group in captures.iter().skip(1) {
-                let group = group?;
-                spans.push((group.start(), group.end()));
-            }
+            return self.find_by_regex(text, now_ms, &mut spans);
         }
+        self.found(text, &spans, now_ms)
+    }
+
+    /// The regex's answer, where the direct read at the start of `text` failed.
+    fn find_by_regex(&self, text: &[u8], now_ms: i64, spans: &mut Spans) -> Option<Found> {
+        let captures = self.regex.captures(text)?;
+        spans.clear();
+        // Group 0 is the same as group 1, the whole match.
+        for group in captures.iter().skip(1) {
+            let group = group?;
+            spans.push((group.start(), group.end()));
+        }
+        self.found(text, spans, now_ms)
+    }
+
+    /// The timestamp that `spans` (the whole match, then each directive) of `text` name.
+    fn found(&self, text: &[u8], spans: &[(usize, usize)], now_ms: i64) -> Option<Found> {
         let (start, end) = spans[0];
         let timestamp_ms = self.resolve(text, &spans[1..], now_ms)?;
         Some(Found {
@@ -505,7 +516,7 @@ impl TimestampFormat {
         let Some((end, prefix_end)) =
             read_ops(&self.ops, &self.literals, text, 0, &mut spans, split.op)
         else {
-            return self.find(text, now_ms);
+            return self.find_by_regex(text, now_ms, &mut spans);
         };
         spans[0] = (0, end);
         let timestamp_ms = self.resolve(text, &spans[1..], now_ms)?;

@@ -419,14 +419,14 @@ fn finish(
             info!(group = %state.destination.group, "a batch was refused as invalid; resending it in halves to find the refused event: {error}");
         }
         Err(error) if error.gives_up() => {
-            let event = &batch.events[0];
+            let source = batch.events[0].source();
             stats.events_given_up += 1;
             warn!(
                 group = %state.destination.group,
                 stream = %state.destination.stream,
-                file = event.source().file,
-                start = event.source().start_offset,
-                end = event.source().end_offset,
+                file = source.file,
+                start = source.start_offset,
+                end = source.end_offset,
                 "a log event was refused as invalid and is given up: {error}"
             );
             acknowledge(&batch.events);
