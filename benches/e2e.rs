@@ -612,7 +612,7 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
         );
         let mut source = std::fs::File::open(file).unwrap();
         let mut batcher = LogBatcher::default();
-        let mut outputs = Vec::new();
+        let mut outputs = cwlite::tail::events::Outputs::new(1);
         let mut closed = Vec::new();
         let now = Instant::now();
         let now_ms = epoch_ms();
@@ -624,15 +624,7 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
             if !more {
                 pipeline.flush(now_ms, &mut outputs);
             }
-            for output in outputs.drain(..) {
-                if let cwlite::tail::events::Output::Event(event) = output {
-                    closed.extend(batcher.push(cwlite::event::LogEvent {
-                        timestamp_ms: event.timestamp_ms,
-                        message: event.message,
-                        file: 1,
-                    }));
-                }
-            }
+            batcher.extend(std::mem::take(&mut outputs.events), &mut closed);
             if !more {
                 break;
             }

@@ -13,10 +13,9 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cwlite::config::{FileConfig, Timezone};
-use cwlite::event::LogEvent;
 use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher, MAX_EVENT_MESSAGE_BYTES};
 use cwlite::ship::cloudwatch_logs::body::put_log_events_body;
-use cwlite::tail::events::{EventPipeline, Output};
+use cwlite::tail::events::{EventPipeline, Outputs};
 use cwlite::tail::line_reader::{DEFAULT_CHUNK_BYTES, LineReader};
 use cwlite::tail::timestamp::{Memo, TimestampFormat};
 
@@ -95,7 +94,7 @@ fn batches(data: &[u8], config: &FileConfig) -> Vec<LogBatch> {
     let mut reader = LineReader::new(0, DEFAULT_CHUNK_BYTES, MAX_EVENT_MESSAGE_BYTES);
     let mut pipeline = EventPipeline::new(config, MAX_EVENT_MESSAGE_BYTES).unwrap();
     let mut batcher = LogBatcher::default();
-    let mut outputs = Vec::new();
+    let mut outputs = Outputs::new(1);
     let mut closed = Vec::new();
     let mut source = data;
     let now = Instant::now();
@@ -107,15 +106,7 @@ fn batches(data: &[u8], config: &FileConfig) -> Vec<LogBatch> {
         if !more {
             pipeline.flush(1_764_000_000_000, &mut outputs);
         }
-        for output in outputs.drain(..) {
-            if let Output::Event(event) = output {
-                closed.extend(batcher.push(LogEvent {
-                    timestamp_ms: event.timestamp_ms,
-                    message: event.message,
-                    file: 1,
-                }));
-            }
-        }
+        batcher.extend(std::mem::take(&mut outputs.events), &mut closed);
         if !more {
             break;
         }
@@ -135,32 +126,29 @@ fn bench(c: &mut Criterion) {
             let mut reader = LineReader::new(0, DEFAULT_CHUNK_BYTES, MAX_EVENT_MESSAGE_BYTES);
             let mut pipeline = EventPipeline::new(&config, MAX_EVENT_MESSAGE_BYTES).unwrap();
             let mut batcher = LogBatcher::default();
-            let mut outputs = Vec::new();
+            let mut outputs = Outputs::new(1);
+            let mut closed = Vec::new();
             let mut encoded = 0usize;
             let now = Instant::now();
             let mut source: &[u8] = &data;
-            let handle =
-                |outputs: &mut Vec<Output>, batcher: &mut LogBatcher, encoded: &mut usize| {
-                    for output in outputs.drain(..) {
-                        if let Output::Event(event) = output
-                            && let Some(batch) = batcher.push(LogEvent {
-                                timestamp_ms: event.timestamp_ms,
-                                message: event.message,
-                                file: 1,
-                            })
-                        {
-                            *encoded += put_log_events_body("app", "web-01", &batch.events).len();
-                        }
-                    }
-                };
+            // As the tailer hands a pass's events on and the shipper batches them.
+            let handle = |outputs: &mut Outputs,
+                          batcher: &mut LogBatcher,
+                          closed: &mut Vec<LogBatch>,
+                          encoded: &mut usize| {
+                batcher.extend(std::mem::take(&mut outputs.events), closed);
+                for batch in closed.drain(..) {
+                    *encoded += put_log_events_body("app", "web-01", &batch.events).len();
+                }
+            };
             while reader.fill(&mut source).unwrap() > 0 {
                 while let Some(line) = reader.next_line() {
                     pipeline.push(line, now, 1_764_000_000_000, &mut outputs);
                 }
-                handle(&mut outputs, &mut batcher, &mut encoded);
+                handle(&mut outputs, &mut batcher, &mut closed, &mut encoded);
             }
             pipeline.flush(1_764_000_000_000, &mut outputs);
-            handle(&mut outputs, &mut batcher, &mut encoded);
+            handle(&mut outputs, &mut batcher, &mut closed, &mut encoded);
             if let Some(batch) = batcher.take() {
                 encoded += put_log_events_body("app", "web-01", &batch.events).len();
             }

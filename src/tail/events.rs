@@ -20,15 +20,7 @@ use super::line_reader::Line;
 use super::multiline::{Assembler, MULTI_LINE_IDLE, RawEvent, StartRule, TextLine};
 use super::timestamp::{Memo, TimestampFormat};
 use crate::config::{FileConfig, FilterKind, MultiLineStart};
-
-/// An event ready for a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Milliseconds since the epoch.
-    pub timestamp_ms: i64,
-    /// The message.
-    pub message: RawEvent,
-}
+use crate::event::LogEvent;
 
 /// Why a byte range produced no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +42,31 @@ pub struct Skipped {
     pub reason: SkipReason,
 }
 
-/// What the pipeline produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// An event to send.
-    Event(Event),
-    /// A range to acknowledge without sending.
-    Skipped(Skipped),
+/// What the pipeline produced from one file: events ready for a batch, in file order, and
+/// the ranges to acknowledge without sending.
+///
+/// Events are built here as the [`LogEvent`]s the shipper batches, in the vector that is
+/// handed over: each is written once on its way from the line to the batch, where an event
+/// per enum slot had been copied into a hand-off vector one by one.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// The tailer's key of the file fed: every event carries it.
+    pub file: u64,
+    /// Events to send.
+    pub events: Vec<LogEvent>,
+    /// Ranges that produced no event.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Outputs {
+    /// Nothing yet from the file with key `file`.
+    pub fn new(file: u64) -> Self {
+        Self {
+            file,
+            events: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
 }
 
 /// A file's event pipeline.
@@ -135,7 +145,7 @@ impl EventPipeline {
     }
 
     /// Feeds one line read at `now`; completed events and skips are appended to `out`.
-    pub fn push(&mut self, line: Line, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
+    pub fn push(&mut self, line: Line, now: Instant, now_ms: i64, out: &mut Outputs) {
         let text = self.decode(line.bytes, line.utf8);
         let mut events = std::mem::take(&mut self.events);
         if text.len() <= self.max_event_bytes {
@@ -180,14 +190,14 @@ impl EventPipeline {
     }
 
     /// Hands on a pending multi-line event after the idle time.
-    pub fn flush_idle(&mut self, now: Instant, now_ms: i64, out: &mut Vec<Output>) {
+    pub fn flush_idle(&mut self, now: Instant, now_ms: i64, out: &mut Outputs) {
         if let Some(event) = self.assembler.flush_idle(now, MULTI_LINE_IDLE) {
             self.finish(event, now_ms, out);
         }
     }
 
     /// Hands on whatever is pending (shutdown, rotation, deletion).
-    pub fn flush(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+    pub fn flush(&mut self, now_ms: i64, out: &mut Outputs) {
         if let Some(event) = self.assembler.flush() {
             self.finish(event, now_ms, out);
         }
@@ -222,16 +232,14 @@ impl EventPipeline {
         }
     }
 
-    fn finish(&mut self, mut event: RawEvent, now_ms: i64, out: &mut Vec<Output>) {
-        let skip = |reason| {
-            Output::Skipped(Skipped {
-                start_offset: event.start_offset,
-                end_offset: event.end_offset,
-                reason,
-            })
+    fn finish(&mut self, mut event: RawEvent, now_ms: i64, out: &mut Outputs) {
+        let skip = |reason| Skipped {
+            start_offset: event.start_offset,
+            end_offset: event.end_offset,
+            reason,
         };
         if event.len == 0 {
-            out.push(skip(SkipReason::Empty));
+            out.skipped.push(skip(SkipReason::Empty));
             return;
         }
         let joined = event.joined();
@@ -269,21 +277,22 @@ impl EventPipeline {
                 FilterKind::Exclude => !matched,
             };
             if !passes {
-                out.push(skip(SkipReason::Filtered));
+                out.skipped.push(skip(SkipReason::Filtered));
                 return;
             }
         }
         if let Some(trimmed) = message {
             if trimmed.is_empty() {
-                return out.push(skip(SkipReason::Empty));
+                return out.skipped.push(skip(SkipReason::Empty));
             }
             event.len = trimmed.len();
             event.parts = smallvec::smallvec![Bytes::from(trimmed)];
         }
-        out.push(Output::Event(Event {
+        out.events.push(LogEvent {
             timestamp_ms,
             message: event,
-        }));
+            file: out.file,
+        });
     }
 }
 
@@ -317,11 +326,11 @@ mod tests {
         FileConfig::plain("/var/log/app.log", "app", "h")
     }
 
-    fn run(config: &FileConfig, input: &[u8]) -> Vec<Output> {
+    fn run(config: &FileConfig, input: &[u8]) -> Outputs {
         let mut pipeline = EventPipeline::new(config, 1 << 20).unwrap();
         let mut reader = super::super::line_reader::LineReader::new(0, 1024, 1 << 20);
         let mut source = input;
-        let mut out = Vec::new();
+        let mut out = Outputs::new(7);
         let now = Instant::now();
         while reader.fill(&mut source).unwrap() > 0 {
             while let Some(line) = reader.next_line() {
@@ -332,12 +341,11 @@ mod tests {
         out
     }
 
-    fn messages(out: &[Output]) -> Vec<String> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Event(e) => Some(String::from_utf8(e.message.joined().to_vec()).unwrap()),
-                Output::Skipped(_) => None,
-            })
+    fn messages(out: &Outputs) -> Vec<String> {
+        assert!(out.events.iter().all(|e| e.file == out.file));
+        out.events
+            .iter()
+            .map(|e| String::from_utf8(e.message.joined().to_vec()).unwrap())
             .collect()
     }
 
@@ -367,7 +375,7 @@ mod tests {
         let mut reader = super::super::line_reader::LineReader::new(0, 1024, 1 << 20)
             .with_framing(super::super::line_reader::Framing::Utf16Le);
         let mut source: &[u8] = &bytes;
-        let mut out = Vec::new();
+        let mut out = Outputs::new(7);
         reader.fill(&mut source).unwrap();
         while let Some(line) = reader.next_line() {
             pipeline.push(line, Instant::now(), NOW_MS, &mut out);
@@ -384,16 +392,7 @@ mod tests {
             &with_format,
             b"no time yet\n2025-11-25 10:00:00 first\nno time here\n",
         );
-        let times: Vec<i64> = out
-            .iter()
-            .filter_map(|o| {
-                if let Output::Event(e) = o {
-                    Some(e.timestamp_ms)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let times: Vec<i64> = out.events.iter().map(|e| e.timestamp_ms).collect();
         let ten = NOW_MS - 2 * 3600 * 1000;
         assert_eq!(times, [NOW_MS, ten, ten]);
     }
@@ -425,14 +424,9 @@ mod tests {
         let out = run(&filtered, b"INFO a\nERROR b\nWARN healthcheck\n");
         assert_eq!(messages(&out), ["ERROR b"]);
         let skipped: Vec<_> = out
+            .skipped
             .iter()
-            .filter_map(|o| {
-                if let Output::Skipped(s) = o {
-                    Some((s.start_offset, s.end_offset, s.reason))
-                } else {
-                    None
-                }
-            })
+            .map(|s| (s.start_offset, s.end_offset, s.reason))
             .collect();
         assert_eq!(
             skipped,
@@ -443,16 +437,7 @@ mod tests {
     #[test]
     fn empty_events_are_skipped_not_sent() {
         let out = run(&config(), b"\nafter\n");
-        let reasons: Vec<_> = out
-            .iter()
-            .filter_map(|o| {
-                if let Output::Skipped(s) = o {
-                    Some(s.reason)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let reasons: Vec<_> = out.skipped.iter().map(|s| s.reason).collect();
         assert_eq!(reasons, [SkipReason::Empty]);
         assert_eq!(messages(&out), ["after"]);
     }
@@ -465,22 +450,13 @@ mod tests {
         let mut pipeline = EventPipeline::new(&config(), 500).unwrap();
         let mut reader = super::super::line_reader::LineReader::new(0, 4096, 500);
         let mut source: &[u8] = &input;
-        let mut out = Vec::new();
+        let mut out = Outputs::new(7);
         reader.fill(&mut source).unwrap();
         while let Some(line) = reader.next_line() {
             pipeline.push(line, Instant::now(), NOW_MS, &mut out);
         }
         pipeline.flush(NOW_MS, &mut out);
-        let events: Vec<&Event> = out
-            .iter()
-            .filter_map(|o| {
-                if let Output::Event(e) = o {
-                    Some(e)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let events = &out.events;
         assert_eq!(events.len(), 3);
         assert!(
             events
@@ -509,11 +485,10 @@ mod tests {
         let input = b"keep 1\n  cont\ndrop me\n\nkeep 2\n";
         let out = run(&filtered, input);
         let mut ranges: Vec<(u64, u64)> = out
+            .events
             .iter()
-            .map(|o| match o {
-                Output::Event(e) => (e.message.start_offset, e.message.end_offset),
-                Output::Skipped(s) => (s.start_offset, s.end_offset),
-            })
+            .map(|e| (e.message.start_offset, e.message.end_offset))
+            .chain(out.skipped.iter().map(|s| (s.start_offset, s.end_offset)))
             .collect();
         ranges.sort();
         let mut at = 0;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
 
 use super::discovery::Pattern;
-use super::events::{EventPipeline, Output};
+use super::events::{EventPipeline, Outputs};
 use super::line_reader::{Framing, Line};
 use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile, locate};
@@ -396,7 +396,6 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     );
     let mut last_scan: Option<Instant> = None;
     let mut lines: Vec<Line> = Vec::new();
-    let mut outputs: Vec<Output> = Vec::new();
     let mut rescan_now = false;
     // The newest match of each entry, as the last discovery saw it.
     let mut newest: Vec<Option<PathBuf>> = vec![None; patterns.len()];
@@ -502,6 +501,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 lines.extend(tailed.file.take_partial());
                 tailed.last_line_at = now;
             }
+            let mut outputs = Outputs::new(tailed.key);
             for line in lines.drain(..) {
                 tailed.pipeline.push(line, now, now_ms, &mut outputs);
             }
@@ -524,7 +524,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
                 _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
             }
-            if !hand_on(tailed, &mut outputs, &links) {
+            if !hand_on(tailed, outputs, &links) {
                 return;
             }
             if writer_done {
@@ -1011,50 +1011,44 @@ fn epoch_ms() -> i64 {
 }
 
 /// Sends the outputs on, events in chunks; false when the tailer must stop.
-fn hand_on(tailed: &Open, outputs: &mut Vec<Output>, links: &TailerLinks) -> bool {
-    let mut chunk: Vec<LogEvent> = Vec::new();
-    let mut chunk_bytes = 0;
-    for output in outputs.drain(..) {
-        match output {
-            Output::Skipped(skipped) => {
-                Telemetry::bump(&links.telemetry.tailer.events_skipped, 1);
-                let _ = links.checkpoints.send(CheckpointMessage::Ack {
-                    file: tailed.key,
-                    start: skipped.start_offset,
-                    end: skipped.end_offset,
-                });
-            }
-            Output::Event(event) => {
-                let event = LogEvent {
-                    timestamp_ms: event.timestamp_ms,
-                    message: event.message,
-                    file: tailed.key,
-                };
-                chunk_bytes += event.budget_bytes();
-                chunk.push(event);
-                if chunk.len() >= MAX_EVENTS_PER_HANDOFF
-                    && !send_chunk(tailed, &mut chunk, &mut chunk_bytes, links)
-                {
-                    return false;
-                }
-            }
-        }
+fn hand_on(tailed: &Open, outputs: Outputs, links: &TailerLinks) -> bool {
+    for skipped in &outputs.skipped {
+        Telemetry::bump(&links.telemetry.tailer.events_skipped, 1);
+        let _ = links.checkpoints.send(CheckpointMessage::Ack {
+            file: tailed.key,
+            start: skipped.start_offset,
+            end: skipped.end_offset,
+        });
     }
-    chunk.is_empty() || send_chunk(tailed, &mut chunk, &mut chunk_bytes, links)
+    handoff_chunks(outputs.events)
+        .into_iter()
+        .all(|chunk| send_chunk(tailed, chunk, links))
+}
+
+/// Cuts a pass's events into hand-off chunks of at most [`MAX_EVENTS_PER_HANDOFF`], in order.
+///
+/// The vector that holds them is the first chunk: cut from the back, each event beyond it is
+/// moved once, in one block copy per chunk (cutting from the front would move the rest again
+/// for every chunk).
+fn handoff_chunks(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let mut chunks = Vec::with_capacity(events.len().div_ceil(MAX_EVENTS_PER_HANDOFF));
+    while events.len() > MAX_EVENTS_PER_HANDOFF {
+        let last = (events.len() - 1) / MAX_EVENTS_PER_HANDOFF * MAX_EVENTS_PER_HANDOFF;
+        chunks.push(events.split_off(last));
+    }
+    chunks.push(events);
+    chunks.reverse();
+    chunks
 }
 
 /// Takes the chunk's bytes from the budget (waiting while CloudWatch catches up: reading
 /// pauses), then hands the chunk to the shipper; false when the tailer must stop.
-fn send_chunk(
-    tailed: &Open,
-    chunk: &mut Vec<LogEvent>,
-    chunk_bytes: &mut usize,
-    links: &TailerLinks,
-) -> bool {
-    while !links
-        .budget
-        .acquire(*chunk_bytes, Duration::from_millis(200))
-    {
+fn send_chunk(tailed: &Open, events: Vec<LogEvent>, links: &TailerLinks) -> bool {
+    let bytes = events.iter().map(LogEvent::budget_bytes).sum();
+    while !links.budget.acquire(bytes, Duration::from_millis(200)) {
         if links.stop.load(Ordering::Relaxed) {
             return false;
         }
@@ -1065,8 +1059,6 @@ fn send_chunk(
             .heartbeat_secs
             .store(epoch_secs(), Ordering::Relaxed);
     }
-    let events = std::mem::take(chunk);
-    *chunk_bytes = 0;
     let count = events.len() as u64;
     Telemetry::bump(&links.telemetry.tailer.events_read, count);
     Telemetry::bump(&links.telemetry.queued_events, count);
@@ -1080,6 +1072,36 @@ fn send_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_is_handed_on_in_order_in_chunks_of_at_most_the_handoff_limit() {
+        let event = |n: u64| LogEvent {
+            timestamp_ms: 0,
+            message: crate::tail::multiline::RawEvent {
+                parts: smallvec::smallvec![bytes::Bytes::from_static(b"x")],
+                len: 1,
+                start_offset: n,
+                end_offset: n + 1,
+            },
+            file: 3,
+        };
+        let max = MAX_EVENTS_PER_HANDOFF;
+        for len in [0, 1, max - 1, max, max + 1, 2 * max, 3 * max + 7] {
+            let chunks = handoff_chunks((0..len as u64).map(event).collect());
+            let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            let mut expected = vec![max; len / max];
+            if len % max != 0 {
+                expected.push(len % max);
+            }
+            assert_eq!(sizes, expected, "{len} events");
+            let order: Vec<u64> = chunks
+                .iter()
+                .flatten()
+                .map(|e| e.message.start_offset)
+                .collect();
+            assert_eq!(order, (0..len as u64).collect::<Vec<_>>(), "{len} events");
+        }
+    }
 
     #[test]
     fn an_event_mentions_exactly_the_paths_it_named() {

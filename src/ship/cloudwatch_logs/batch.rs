@@ -70,27 +70,69 @@ pub struct LogBatcher {
 impl LogBatcher {
     /// Adds an event; returns the batch that had to be closed first to make room, if any.
     pub fn push(&mut self, event: LogEvent) -> Option<LogBatch> {
-        let size = billed_bytes(&event);
-        let ts = event.timestamp_ms;
-        let closed = if self.open.events.is_empty() {
+        let one = std::slice::from_ref(&event);
+        let closed = if self.fitting(one) == 0 {
+            let closed = self.take();
+            self.fitting(one);
+            closed
+        } else {
             None
-        } else {
-            let span = self.newest_ms.max(ts) - self.oldest_ms.min(ts);
-            let full = self.open.events.len() >= MAX_EVENTS_PER_BATCH
-                || self.open.bytes + size > MAX_BATCH_BYTES
-                || span > MAX_BATCH_SPAN_MS;
-            if full { self.take() } else { None }
         };
-        if self.open.events.is_empty() {
-            self.oldest_ms = ts;
-            self.newest_ms = ts;
-        } else {
-            self.oldest_ms = self.oldest_ms.min(ts);
-            self.newest_ms = self.newest_ms.max(ts);
-        }
-        self.open.bytes += size;
         self.open.events.push(event);
         closed
+    }
+
+    /// Adds events in order; each batch closed to make room for the next event goes to
+    /// `closed`.
+    ///
+    /// The events move in blocks: a run that fits the open batch is appended in one copy (or
+    /// becomes the batch's vector when the batch is empty), not pushed one by one.
+    pub fn extend(&mut self, mut events: Vec<LogEvent>, closed: &mut impl Extend<LogBatch>) {
+        while !events.is_empty() {
+            let fit = self.fitting(&events);
+            if fit == 0 {
+                closed.extend(self.take());
+                continue;
+            }
+            let rest = if fit < events.len() {
+                events.split_off(fit)
+            } else {
+                Vec::new()
+            };
+            if self.open.events.is_empty() {
+                self.open.events = events;
+            } else {
+                self.open.events.append(&mut events);
+            }
+            events = rest;
+        }
+    }
+
+    /// How many of `events`, from the first, fit the open batch; counts them in. An event
+    /// always fits an empty batch (its message is at most [`MAX_EVENT_MESSAGE_BYTES`]), so a
+    /// batch closed for want of room is never closed empty.
+    fn fitting(&mut self, events: &[LogEvent]) -> usize {
+        let held = self.open.events.len();
+        for (fit, event) in events.iter().enumerate() {
+            let size = billed_bytes(event);
+            let ts = event.timestamp_ms;
+            if held + fit == 0 {
+                self.oldest_ms = ts;
+                self.newest_ms = ts;
+            } else {
+                let (oldest, newest) = (self.oldest_ms.min(ts), self.newest_ms.max(ts));
+                if held + fit >= MAX_EVENTS_PER_BATCH
+                    || self.open.bytes + size > MAX_BATCH_BYTES
+                    || newest - oldest > MAX_BATCH_SPAN_MS
+                {
+                    return fit;
+                }
+                self.oldest_ms = oldest;
+                self.newest_ms = newest;
+            }
+            self.open.bytes += size;
+        }
+        events.len()
     }
 
     /// Closes the open batch (sorted by timestamp), if it holds anything.
@@ -224,6 +266,94 @@ mod tests {
             .map(|e| (e.timestamp_ms, e.message.start_offset))
             .collect();
         assert_eq!(order, [(10, 10), (10, 30), (20, 20), (30, 0)]);
+    }
+
+    /// Where a greedy batcher cuts `events` (sizes and timestamps in file order): the index
+    /// of each batch's first event. Written from the limits alone, apart from the batcher.
+    fn reference_cuts(events: &[(usize, i64)]) -> Vec<usize> {
+        let mut cuts = vec![0];
+        let (mut count, mut bytes, mut oldest, mut newest) = (0, 0, 0, 0);
+        for (i, &(len, ts)) in events.iter().enumerate() {
+            let size = len + 26;
+            if count > 0
+                && (count == 10_000
+                    || bytes + size > 1_048_576
+                    || newest.max(ts) - oldest.min(ts) > 86_400_000)
+            {
+                cuts.push(i);
+                count = 0;
+            }
+            if count == 0 {
+                (bytes, oldest, newest) = (0, ts, ts);
+            }
+            count += 1;
+            bytes += size;
+            oldest = oldest.min(ts);
+            newest = newest.max(ts);
+        }
+        cuts
+    }
+
+    #[test]
+    fn runs_of_events_are_batched_as_one_by_one_within_every_limit() {
+        for seed in 0..40 {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut shape = Vec::new();
+            let mut ts = 1_000_000_000_000i64;
+            // One seed in four writes short lines a millisecond apart: batches then end at 10,000
+            // events.
+            let short = seed % 4 == 0;
+            for _ in 0..rng.usize(1..30_000) {
+                let len = match rng.u8(..100) {
+                    _ if short => rng.usize(0..40),
+                    0 => rng.usize(100_000..=MAX_EVENT_MESSAGE_BYTES),
+                    1..=20 => 0,
+                    _ => rng.usize(1..300),
+                };
+                ts += match rng.u16(..1000) {
+                    _ if short => 1,
+                    0 => 20 * 3_600_000,
+                    1 => -20 * 3_600_000,
+                    n => i64::from(n % 7),
+                };
+                shape.push((len, ts));
+            }
+            let events: Vec<LogEvent> = shape
+                .iter()
+                .enumerate()
+                .map(|(n, &(len, ts))| event(ts, len, n as u64))
+                .collect();
+            // The same events one by one, and in runs of random length (as hand-offs come).
+            let mut one_by_one = LogBatcher::default();
+            let mut expected: Vec<LogBatch> = Vec::new();
+            for event in events.clone() {
+                expected.extend(one_by_one.push(event));
+            }
+            expected.extend(one_by_one.take());
+            let mut in_runs = LogBatcher::default();
+            let mut got: Vec<LogBatch> = Vec::new();
+            let mut rest = events;
+            while !rest.is_empty() {
+                let tail = rest.split_off(rest.len().min(rng.usize(1..6_000)));
+                in_runs.extend(rest, &mut got);
+                rest = tail;
+            }
+            got.extend(in_runs.take());
+            assert_eq!(got, expected, "seed {seed}");
+            let firsts: Vec<usize> = got
+                .iter()
+                .map(|b| {
+                    let first = b.events.iter().map(|e| e.message.start_offset).min();
+                    (first.unwrap() / 10) as usize
+                })
+                .collect();
+            assert_eq!(firsts, reference_cuts(&shape), "seed {seed}");
+            for batch in &got {
+                let sizes: usize = batch.events.iter().map(billed_bytes).sum();
+                assert_eq!(batch.bytes, sizes, "seed {seed}");
+                assert!(batch.events.is_sorted_by_key(|e| e.timestamp_ms));
+            }
+        }
     }
 
     #[test]

@@ -233,15 +233,14 @@ pub async fn run(
                         destinations.len() - 1
                     });
                     let state = &mut destinations[i];
-                    let mut outside = Vec::new();
-                    for event in events {
-                        if time_window(event.timestamp_ms, now_ms) != TimeWindow::Accepted {
-                            outside.push(event);
-                            continue;
-                        }
-                        if let Some(full) = state.batcher.push(event) {
-                            state.queue.push_back(full);
-                        }
+                    let accepted = |e: &LogEvent| time_window(e.timestamp_ms, now_ms) == TimeWindow::Accepted;
+                    let (events, outside): (Vec<LogEvent>, Vec<LogEvent>) = if events.iter().all(accepted) {
+                        (events, Vec::new())
+                    } else {
+                        events.into_iter().partition(accepted)
+                    };
+                    if !events.is_empty() {
+                        state.batcher.extend(events, &mut state.queue);
                         state.opened_at.get_or_insert_with(Instant::now);
                     }
                     active.note(&mut destinations, i);
