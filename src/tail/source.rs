@@ -1035,9 +1035,14 @@ fn handoff_chunks(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
         return Vec::new();
     }
     let mut chunks = Vec::with_capacity(events.len().div_ceil(MAX_EVENTS_PER_HANDOFF));
-    while events.len() > MAX_EVENTS_PER_HANDOFF {
-        let last = (events.len() - 1) / MAX_EVENTS_PER_HANDOFF * MAX_EVENTS_PER_HANDOFF;
-        chunks.push(events.split_off(last));
+    if events.len() > MAX_EVENTS_PER_HANDOFF {
+        while events.len() > MAX_EVENTS_PER_HANDOFF {
+            let last = (events.len() - 1) / MAX_EVENTS_PER_HANDOFF * MAX_EVENTS_PER_HANDOFF;
+            chunks.push(events.split_off(last));
+        }
+        // The queue bounds events, not capacity: a pass of 500,000 two-byte lines must not
+        // leave its first chunk holding room for all of them.
+        events.shrink_to_fit();
     }
     chunks.push(events);
     chunks.reverse();
@@ -1101,6 +1106,11 @@ mod tests {
                 .collect();
             assert_eq!(order, (0..len as u64).collect::<Vec<_>>(), "{len} events");
         }
+        // The pass's vector had room for far more: its first chunk keeps none of that.
+        let mut pass = Vec::with_capacity(100 * max);
+        pass.extend((0..2 * max as u64 + 1).map(event));
+        let chunks = handoff_chunks(pass);
+        assert!(chunks.iter().all(|c| c.capacity() <= max));
     }
 
     #[test]

@@ -85,26 +85,23 @@ impl LogBatcher {
     /// Adds events in order; each batch closed to make room for the next event goes to
     /// `closed`.
     ///
-    /// The events move in blocks: a run that fits the open batch is appended in one copy (or
-    /// becomes the batch's vector when the batch is empty), not pushed one by one.
-    pub fn extend(&mut self, mut events: Vec<LogEvent>, closed: &mut impl Extend<LogBatch>) {
-        while !events.is_empty() {
-            let fit = self.fitting(&events);
+    /// What fits the open batch is appended in one block copy; only the part of a run that ends
+    /// a batch moves event by event. The batch never takes the run's vector over: a run cut
+    /// into batches of a few events each (timestamps a day apart) would otherwise leave each
+    /// batch holding the capacity of the whole run.
+    pub fn extend(&mut self, events: Vec<LogEvent>, closed: &mut impl Extend<LogBatch>) {
+        let mut events = events.into_iter();
+        loop {
+            let fit = self.fitting(events.as_slice());
+            if fit == events.len() {
+                self.open.events.extend(events);
+                return;
+            }
             if fit == 0 {
                 closed.extend(self.take());
                 continue;
             }
-            let rest = if fit < events.len() {
-                events.split_off(fit)
-            } else {
-                Vec::new()
-            };
-            if self.open.events.is_empty() {
-                self.open.events = events;
-            } else {
-                self.open.events.append(&mut events);
-            }
-            events = rest;
+            self.open.events.extend(events.by_ref().take(fit));
         }
     }
 
@@ -354,6 +351,21 @@ mod tests {
                 assert!(batch.events.is_sorted_by_key(|e| e.timestamp_ms));
             }
         }
+    }
+
+    #[test]
+    fn a_run_cut_into_many_batches_leaves_each_batch_only_room_for_its_own() {
+        // Timestamps two days apart every third event: batches of three.
+        let run: Vec<LogEvent> = (0..4096u64)
+            .map(|n| event((n / 3) as i64 * 2 * MAX_BATCH_SPAN_MS, 10, n))
+            .collect();
+        let mut batcher = LogBatcher::default();
+        let mut closed = Vec::new();
+        batcher.extend(run, &mut closed);
+        closed.extend(batcher.take());
+        assert_eq!(closed.len(), 4096usize.div_ceil(3));
+        let room: usize = closed.iter().map(|b| b.events.capacity()).sum();
+        assert!(room <= 2 * 4096, "room for {room} events");
     }
 
     #[test]
