@@ -1369,3 +1369,76 @@ fn clock_jumps_forwards_and_backwards_while_batching_lose_nothing() {
         "an hour behind: {stamps:?}"
     );
 }
+
+/// Voluntary plus involuntary context switches of the daemon's file-event thread (notify's,
+/// named `notify-rs inotify`, cut to 15 bytes by the kernel).
+fn event_thread_switches(daemon: &Daemon) -> u64 {
+    let tasks = format!("/proc/{}/task", daemon.child.id());
+    for task in std::fs::read_dir(&tasks).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if comm.trim_end() == "notify-rs inoti" {
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            return status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+        }
+    }
+    panic!("no file-event thread in {tasks}");
+}
+
+/// A program that logs line by line, one `write(2)` each, a few lines every 200 µs for three
+/// seconds: every line arrives once, and the file-event thread does not wake for each group
+/// of writes (it pauses during a burst so the kernel merges them). Woken per write, it took
+/// more CPU than reading the lines.
+#[test]
+fn a_file_written_line_by_line_arrives_whole_without_a_wake_up_per_write() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "");
+    let daemon = spawn(
+        dir.path(),
+        &logs_config(&fake.url(), vec![entry(&log, "bursts")]),
+    );
+    let before = event_thread_switches(&daemon);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let started = std::time::Instant::now();
+    let mut next = started;
+    let (mut groups, mut written) = (0u64, 0usize);
+    while started.elapsed() < Duration::from_secs(3) {
+        for _ in 0..5 {
+            use std::io::Write;
+            file.write_all(format!("{}\n", line("burst", written)).as_bytes())
+                .unwrap();
+            written += 1;
+        }
+        groups += 1;
+        // Paced by spinning: a sleep this short would take far longer on a busy host.
+        next += Duration::from_micros(200);
+        while std::time::Instant::now() < next {
+            std::hint::spin_loop();
+        }
+    }
+    let expected = lines("burst", 0, written);
+    common::eventually("every line delivered", || {
+        (messages(&fake, "bursts").len() >= written).then_some(())
+    });
+    let switches = event_thread_switches(&daemon) - before;
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+    let result = tally(&expected, &messages(&fake, "bursts"));
+    assert_eq!(
+        (result.lost, result.duplicates, result.unexpected),
+        (0, 0, 0),
+        "{result:?}"
+    );
+    assert!(groups >= 1000, "only {groups} groups of writes");
+    assert!(
+        switches < groups / 8,
+        "the file-event thread switched {switches} times for {groups} groups of writes"
+    );
+}

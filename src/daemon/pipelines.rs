@@ -406,8 +406,10 @@ fn watch_directories(
     changed: Arc<ChangedPaths>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
+    let mut bursts = crate::tail::source::WriteBursts::default();
     let mut watcher =
         match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let mut pause = None;
             match event {
                 // Opening or reading a file or directory (our own reads and rescans do) is not
                 // a change.
@@ -421,11 +423,20 @@ fn watch_directories(
                         EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
                     );
                     changed.record(&event.paths, names);
+                    if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) {
+                        pause = bursts.written(std::time::Instant::now());
+                    }
                 }
                 // Events were lost (queue overflow): look at everything.
                 Err(_) => changed.record_all(),
             }
             let _ = wake.try_send(());
+            // This runs on notify's event thread: pausing it lets the kernel merge the writes
+            // that come meanwhile (see `WriteBursts`).
+            if let Some(pause) = pause {
+                std::thread::sleep(pause);
+                bursts.resumed(std::time::Instant::now());
+            }
         }) {
             Ok(watcher) => watcher,
             Err(err) => {
