@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench e2e                        # every scenario, full size (1 GiB bulk file)
 //! cargo bench --bench e2e -- --quick             # smaller inputs, shorter windows
-//! cargo bench --bench e2e -- --only bulk,idle    # some scenarios: bulk, live, idle, many, metrics
+//! cargo bench --bench e2e -- --only bulk,idle    # some: bulk, live, lines, idle, many, metrics
 //! cargo bench --bench e2e -- --readme            # also rewrite the figures in README.md
 //! cargo bench --bench e2e -- --against /tmp/cwlite.old --rounds 3   # A/B, runs alternated
 //! cargo bench --bench e2e -- --agent 'fluent-bit=fluent-bit -c {dir}/fluent-bit.conf'
@@ -243,6 +243,11 @@ impl Generator {
         digest.add(std::str::from_utf8(&out[start..]).unwrap());
         out.push(b'\n');
     }
+}
+
+/// The number of lines (newlines) in `bytes`.
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn epoch_ms() -> i64 {
@@ -654,13 +659,50 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
     started.elapsed()
 }
 
-/// Live tailing: lines appended at a fixed rate while cwlite runs.
+/// How the live scenarios' writer appends.
+#[derive(Debug, Clone, Copy)]
+enum Writes {
+    /// `bytes_per_sec` in one write(2) every 10 ms: a program that buffers its output.
+    Chunks { bytes_per_sec: u64 },
+    /// `lines_per_sec` lines, each its own write(2), spread over 1 ms ticks: a program that
+    /// logs line by line unbuffered, as many do (every write is an inotify event).
+    Lines { lines_per_sec: u64 },
+}
+
+/// Live tailing: 10 MB/s appended in 10 ms chunks while cwlite runs.
 fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row>) {
+    live_writes(
+        options,
+        runtime,
+        rows,
+        Writes::Chunks {
+            bytes_per_sec: 10_000_000,
+        },
+    );
+}
+
+/// Live tailing of a program that writes each line on its own.
+fn lines(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row>) {
+    live_writes(
+        options,
+        runtime,
+        rows,
+        Writes::Lines {
+            lines_per_sec: 20_000,
+        },
+    );
+}
+
+fn live_writes(
+    options: &Options,
+    runtime: &tokio::runtime::Runtime,
+    rows: &mut Vec<Row>,
+    writes: Writes,
+) {
     let setup = setup(runtime);
     let file = setup.dir.path().join("live.log");
     std::fs::write(&file, "").unwrap();
     let seconds = if options.quick { 10 } else { 30 };
-    let rate_bytes = 10_000_000u64;
     let config = json!({
         "agent": {"region": "us-east-1"},
         "logs": {
@@ -673,8 +715,14 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let pid = child.id();
     // Let it start and settle before the clock runs.
     std::thread::sleep(Duration::from_secs(2));
-    let cpu_before = proc_cpu_secs(pid);
-    eprintln!("live: {} MB/s for {seconds} s", rate_bytes / 1_000_000);
+    let before = measure(pid, Instant::now());
+    let scenario = match writes {
+        Writes::Chunks { bytes_per_sec } => format!("live {} MB/s", bytes_per_sec / 1_000_000),
+        Writes::Lines { lines_per_sec } => {
+            format!("live {lines_per_sec} lines/s, a write(2) each")
+        }
+    };
+    eprintln!("{scenario} for {seconds} s");
     let mut writer = std::fs::OpenOptions::new()
         .append(true)
         .open(&file)
@@ -682,17 +730,38 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
     let mut generator = Generator::new(11);
     let mut expected = Digest::default();
     let started = Instant::now();
-    let tick = Duration::from_millis(10);
-    let per_tick = rate_bytes * tick.as_millis() as u64 / 1000;
+    let tick = Duration::from_millis(match writes {
+        Writes::Chunks { .. } => 10,
+        Writes::Lines { .. } => 1,
+    });
     let mut chunk = Vec::new();
     let mut next = started;
+    let mut written_bytes = 0u64;
     while started.elapsed() < Duration::from_secs(seconds) {
         chunk.clear();
         let now = epoch_ms();
-        while (chunk.len() as u64) < per_tick {
-            generator.event(now, &mut chunk, &mut expected);
+        match writes {
+            Writes::Chunks { bytes_per_sec } => {
+                let per_tick = bytes_per_sec * tick.as_millis() as u64 / 1000;
+                while (chunk.len() as u64) < per_tick {
+                    generator.event(now, &mut chunk, &mut expected);
+                }
+                writer.write_all(&chunk).unwrap();
+            }
+            Writes::Lines { lines_per_sec } => {
+                let mut lines = 0;
+                while lines < lines_per_sec * tick.as_millis() as u64 / 1000 {
+                    let start = chunk.len();
+                    generator.event(now, &mut chunk, &mut expected);
+                    lines += newlines(&chunk[start..]);
+                }
+                // One write(2) per line, as an unbuffered logger does (a stack trace too).
+                for line in chunk.split_inclusive(|&b| b == b'\n') {
+                    writer.write_all(line).unwrap();
+                }
+            }
         }
-        writer.write_all(&chunk).unwrap();
+        written_bytes += chunk.len() as u64;
         next += tick;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
@@ -707,7 +776,8 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         started,
         Duration::from_secs(120),
     );
-    let cpu = proc_cpu_secs(pid) - cpu_before;
+    let after = measure(pid, Instant::now());
+    let cpu = after.cpu_secs - before.cpu_secs;
     stop(child);
     let got = setup.fake.digest("live");
     let mut latencies = setup.fake.latencies("live");
@@ -726,6 +796,21 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         ("median delay ms".into(), percentile(0.5).to_string()),
         ("p99 delay ms".into(), percentile(0.99).to_string()),
         ("flush interval ms".into(), "1000".into()),
+        (
+            "written MB/s".into(),
+            format!(
+                "{:.1}",
+                written_bytes as f64 / 1e6 / written_for.as_secs_f64()
+            ),
+        ),
+        (
+            "context switches/s".into(),
+            format!(
+                "{:.0}",
+                (after.context_switches - before.context_switches) as f64
+                    / written_for.as_secs_f64()
+            ),
+        ),
     ];
     if let Some(m) = measured {
         figures.push((
@@ -734,7 +819,7 @@ fn live(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row
         ));
     }
     rows.push(Row {
-        scenario: format!("live {} MB/s", rate_bytes / 1_000_000),
+        scenario,
         agent: options.cwlite.0.clone(),
         figures,
         complete: verdict(&expected, &got),
@@ -1060,9 +1145,10 @@ fn main() {
         .unwrap();
     let mut rows = Vec::new();
     type Scenario = fn(&Options, &tokio::runtime::Runtime, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("bulk", bulk),
         ("live", live),
+        ("lines", lines),
         ("idle", idle),
         ("many", many),
         ("metrics", metrics),
