@@ -205,6 +205,8 @@ fn run(
     common_config: Option<&std::path::Path>,
     options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
+    // First, while this is the only thread.
+    daemon::memory::one_malloc_arena();
     let loaded = match load_for_run(paths, common_config) {
         Ok(loaded) => loaded,
         Err(err) => {

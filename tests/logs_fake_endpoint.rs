@@ -163,6 +163,13 @@ fn a_large_volume_arrives_exactly_once_within_every_limit() {
         let got = messages(&fake, "volume");
         (got.len() >= expected.len()).then_some(got)
     });
+    // The tailer and the runtime threads have all allocated by now; without the one-arena
+    // setting each had a heap of its own, each with its own high-water mark.
+    let arenas = common::malloc_arena_heaps(daemon.child.id());
+    assert!(
+        arenas.is_empty(),
+        "malloc arenas besides the main one: {arenas:?}"
+    );
     let (status, stderr) = daemon.stop("TERM");
     assert!(status.success(), "{stderr:?}");
     assert!(

@@ -7,7 +7,7 @@
 //! are empty or the deadline passes, final checkpoints. It never touches files being tailed or
 //! builds requests itself.
 
-mod memory;
+pub mod memory;
 mod pipelines;
 pub mod privileges;
 

@@ -433,6 +433,51 @@ pub fn metric_data(namespace: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&body).unwrap()
 }
 
+/// The heaps of glibc malloc arenas other than the main one in process `pid`, from its
+/// `/proc/<pid>/maps`: each is an anonymous mapping at a 64 MiB boundary whose reserved rest
+/// (`---p`) ends exactly 64 MiB further (glibc's `HEAP_MAX_SIZE` on 64-bit), which thread
+/// stacks and other mappings are not.
+pub fn malloc_arena_heaps(pid: u32) -> Vec<String> {
+    const HEAP_MAX: u64 = 64 << 20;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    // (start, end, perms, line) of anonymous mappings, in address order.
+    let anonymous: Vec<(u64, u64, &str, &str)> = maps
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // address perms offset dev inode, and no path.
+            if fields.len() != 5 || fields[4] != "0" {
+                return None;
+            }
+            let (start, end) = fields[0].split_once('-')?;
+            Some((
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+                fields[1],
+                line,
+            ))
+        })
+        .collect();
+    let mut heaps = Vec::new();
+    for (i, &(start, _, perms, line)) in anonymous.iter().enumerate() {
+        if perms != "rw-p" || start % HEAP_MAX != 0 {
+            continue;
+        }
+        let mut at = start;
+        for &(from, to, _, _) in &anonymous[i..] {
+            if from != at {
+                break;
+            }
+            at = to;
+            if at == start + HEAP_MAX {
+                heaps.push(line.to_owned());
+                break;
+            }
+        }
+    }
+    heaps
+}
+
 /// Polls `check` until it returns `Some`, failing at the deadline with `what`.
 pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let until = std::time::Instant::now() + DEADLINE;
