@@ -70,8 +70,10 @@ pub struct Line {
     pub utf8: bool,
 }
 
-/// Smallest chunk allocated for a read: small appends share one page-sized chunk.
-pub const MIN_CHUNK_BYTES: usize = 4096;
+/// Smallest chunk allocated for a read. A chunk is sized to what the file holds (one `fstat`),
+/// so the few hundred bytes of a quiet file's append pin a few hundred bytes until they are
+/// delivered, not a page: a glob over 10,000 such files held 4 KiB chunks for 40 MB.
+pub const MIN_CHUNK_BYTES: usize = 256;
 
 /// Splits a stream into lines.
 #[derive(Debug)]
@@ -159,7 +161,9 @@ impl LineReader {
         let want = available.min(self.chunk_bytes);
         if self.buf.capacity() - self.buf.len() < want.min((self.chunk_bytes / 4).max(1)) {
             // Either grows in place or, when earlier lines still hold the old chunk, moves only
-            // the unconsumed tail (a partial line) into a new chunk.
+            // the unconsumed tail (a partial line) into a new chunk. The buffer is never made
+            // `with_capacity`: BytesMut would remember that size and round every later
+            // chunk up to it (up to 64 KiB), where `reserve` on a `new()` one is exact.
             self.buf.reserve(
                 want.max(MIN_CHUNK_BYTES)
                     .min(self.chunk_bytes.max(MIN_CHUNK_BYTES)),
@@ -254,12 +258,11 @@ impl LineReader {
         Some(self.emit(bytes, len, false))
     }
 
-    /// Lets go of a large read chunk when nothing is held back, so an idle file keeps at most a
-    /// small one (a chunk is freed once the events cut from it are delivered).
+    /// Lets go of the read chunk when nothing is held back, so an idle file holds no buffer of
+    /// its own (a chunk is freed once the events cut from it are delivered). The next append
+    /// gets a chunk of its size, one allocation per pass that read something.
     pub fn release_idle(&mut self) {
-        // A small chunk is kept and filled on by the next appends: giving every small append
-        // a chunk of its own would let a few bytes of each event pin a whole chunk.
-        if self.buf.is_empty() && self.buf.capacity() > 2 * MIN_CHUNK_BYTES {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
             self.buf = BytesMut::new();
         }
     }
@@ -482,6 +485,36 @@ mod tests {
         let b = reader.next_line().unwrap();
         // Adjacent slices of one allocation: the second starts right after the first's newline.
         assert_eq!(unsafe_free_distance(&a.bytes, &b.bytes), 6);
+    }
+
+    #[test]
+    fn a_small_append_gets_a_chunk_of_its_size_and_an_idle_reader_holds_none() {
+        let mut reader = LineReader::new(0, DEFAULT_CHUNK_BYTES, 1024);
+        // A catch-up read that ends on a line end, whose lines are still held (not yet
+        // delivered): the next chunk is a new one, and must not take this one's size.
+        let big = "x"
+            .repeat(99)
+            .repeat(1000)
+            .replace("xxxxxxxxx", "xxxxxxxx\n");
+        let mut source = big.as_bytes();
+        reader.fill_from(&mut source, big.len()).unwrap();
+        let held: Vec<Line> = std::iter::from_fn(|| reader.next_line()).collect();
+        assert!(!held.is_empty() && reader.pending_bytes() == 0);
+        let append = b"2026-12-03T10:00:00.000 web-01 app[1]: a quiet file's line\n";
+        let mut source: &[u8] = append;
+        reader.fill_from(&mut source, append.len()).unwrap();
+        // A few hundred bytes, not the 4 KiB minimum or the 64 KiB of the first chunk.
+        assert!(
+            reader.buf.capacity() < 1024,
+            "a {}-byte append took a {}-byte chunk",
+            append.len(),
+            reader.buf.capacity()
+        );
+        let line = reader.next_line().unwrap();
+        assert_eq!(&line.bytes[..], &append[..append.len() - 1]);
+        reader.release_idle();
+        assert_eq!(reader.buf.capacity(), 0, "an idle reader keeps no chunk");
+        drop((held, line));
     }
 
     #[test]
