@@ -4,14 +4,16 @@
 //! Owns two steps. Before the runtime starts its threads, glibc's malloc is told to use one
 //! arena (`one_malloc_arena`). And some time after the pipelines start, the code and read-only
 //! data of the executable and its libraries are dropped from this process (`MADV_DONTNEED`),
-//! and what the steady state runs is faulted back in from the page cache as it runs. Reading the configuration, building the SDK
-//! clients, loading credentials and CA certificates and the first TLS handshakes touch most of
-//! a 6 MB `.text` once (each fault maps 64 KiB around it), and an idle daemon then kept all of
-//! it resident. The pages stay in the page cache, where the kernel can reclaim them.
+//! and what the steady state runs is faulted back in from the page cache as it runs. Reading
+//! the configuration, building the SDK clients, loading credentials and CA certificates and
+//! the first TLS handshakes touch most of a 6 MB `.text` once (each fault maps 64 KiB around
+//! it), and an idle daemon then kept all of it resident. The pages stay in the page cache,
+//! where the kernel can reclaim them.
 //!
 //! It must not touch anything but read-only mappings of files that hold no page of their own
-//! (`Anonymous: 0 kB`): their pages are the file's, so dropping them loses nothing. The code is never written (no text relocations); the relocated read-only data
-//! (RELRO) holds pages of its own and is skipped, as are data, the heap and the stacks.
+//! (`Anonymous: 0 kB`): their pages are the file's, so dropping them loses nothing. The code
+//! is never written (no text relocations); the relocated read-only data (RELRO) holds pages of
+//! its own and is skipped, as are data, the heap and the stacks.
 
 use std::io;
 use std::time::Duration;
