@@ -123,6 +123,9 @@ struct Measured {
     rss_kib: u64,
     fds: usize,
     context_switches: u64,
+    /// Minor page faults: fresh memory touched for the first time (the kernel zeroes each
+    /// page), what an allocator that gives memory back and takes it again costs.
+    page_faults: u64,
 }
 
 fn proc_cpu_secs(pid: u32) -> f64 {
@@ -187,6 +190,7 @@ fn measure(pid: u32, started: Instant) -> Measured {
         rss_kib: proc_status_kib(pid, "VmRSS:"),
         fds: proc_fds(pid),
         context_switches: proc_context_switches(pid),
+        page_faults: common::minor_page_faults(pid),
     }
 }
 
@@ -809,6 +813,13 @@ fn live_writes(
                 "{:.0}",
                 (after.context_switches - before.context_switches) as f64
                     / written_for.as_secs_f64()
+            ),
+        ),
+        (
+            "page faults/s".into(),
+            format!(
+                "{:.0}",
+                (after.page_faults - before.page_faults) as f64 / written_for.as_secs_f64()
             ),
         ),
     ];

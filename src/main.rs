@@ -206,7 +206,7 @@ fn run(
     options: RunOptions,
 ) -> anyhow::Result<ExitCode> {
     // First, while this is the only thread.
-    daemon::memory::one_malloc_arena();
+    daemon::memory::tune_malloc();
     let loaded = match load_for_run(paths, common_config) {
         Ok(loaded) => loaded,
         Err(err) => {

@@ -1,14 +1,14 @@
-//! Keeps the heap in one malloc arena, and gives back the resident pages of code that only
-//! start-up ran.
+//! Tunes glibc's malloc for a streaming heap, and gives back the resident pages of code that
+//! only start-up ran.
 //!
 //! Owns two steps. Before the runtime starts its threads, glibc's malloc is told to use one
-//! arena (`one_malloc_arena`). And some time after the pipelines start, the code and read-only
-//! data of the executable and its libraries are dropped from this process (`MADV_DONTNEED`),
-//! and what the steady state runs is faulted back in from the page cache as it runs. Reading
-//! the configuration, building the SDK clients, loading credentials and CA certificates and
-//! the first TLS handshakes touch most of a 6 MB `.text` once (each fault maps 64 KiB around
-//! it), and an idle daemon then kept all of it resident. The pages stay in the page cache,
-//! where the kernel can reclaim them.
+//! arena and to keep the memory the pipeline frees and takes again (`tune_malloc`). And some
+//! time after the pipelines start, the code and read-only data of the executable and its
+//! libraries are dropped from this process (`MADV_DONTNEED`), and what the steady state runs
+//! is faulted back in from the page cache as it runs. Reading the configuration, building the
+//! SDK clients, loading credentials and CA certificates and the first TLS handshakes touch
+//! most of a 6 MB `.text` once (each fault maps 64 KiB around it), and an idle daemon then kept
+//! all of it resident. The pages stay in the page cache, where the kernel can reclaim them.
 //!
 //! It must not touch anything but read-only mappings of files that hold no page of their own
 //! (`Anonymous: 0 kB`): their pages are the file's, so dropping them loses nothing. The code
@@ -24,45 +24,109 @@ pub const RELEASE_AFTER: Duration = Duration::from_secs(60);
 
 /// The malloc arenas the daemon's heap may use. glibc gives each thread that allocates an
 /// arena of its own (up to eight per core; the daemon had four), and memory freed into one
-/// arena serves only that arena: the tailer allocates read chunks and event vectors that a runtime thread
-/// frees, and each arena kept its own high-water mark of them. Bulk, 1 GiB, full runs in turn:
-/// peak RSS 39.4/41.3/39.5/43.7 MB with the default, 34.8/35.2/36.4/33.9 with one arena (two:
-/// 36.8/38.1), at the same throughput (0.73/0.76/0.72/0.74 of the baseline against
-/// 0.67/0.72/0.70/0.69): the daemon's threads rarely allocate at the same instant.
+/// arena serves only that arena: the tailer allocates read chunks and event vectors that a
+/// runtime thread frees, and each arena kept its own high-water mark of them. Bulk, 1 GiB,
+/// full runs in turn: peak RSS 39.4/41.3/39.5/43.7 MB with the default, 34.8/35.2/36.4/33.9
+/// with one arena (two: 36.8/38.1), at the same throughput (0.73/0.76/0.72/0.74 of the
+/// baseline against 0.67/0.72/0.70/0.69): the daemon's threads rarely allocate at the same
+/// instant.
 pub const MALLOC_ARENAS: i32 = 1;
 
-/// Limits glibc's malloc to `MALLOC_ARENAS` arenas, unless the operator chose a number
-/// (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`). Call it before any thread is
-/// started: a thread's arena is picked at its first allocation. Returns whether it set it.
-pub fn one_malloc_arena() -> bool {
-    let chosen = operator_chose_arenas(
-        std::env::var_os("MALLOC_ARENA_MAX").is_some(),
-        std::env::var("GLIBC_TUNABLES").ok().as_deref(),
-    );
-    !chosen && set_malloc_arenas(MALLOC_ARENAS)
+/// Allocations from this size up get pages of their own (`mmap`), given back when freed; the
+/// smaller ones come from the heap. Everything the log path allocates while streaming is
+/// smaller: read chunks (256 KiB, `tail::line_reader`), request bodies (about 1.3 MB for a full
+/// batch of log lines, twice its 1 MiB if every byte were a quote or a tab) and event vectors;
+/// a larger block (a batch of control characters) is rare and is given back at once. glibc's
+/// default threshold starts at 128 KiB and follows the largest block freed; with the trim
+/// threshold it sets along (twice that), the heap gave back its top each time a body was
+/// freed there and took fresh pages for the next, which the kernel must zero: 2,300 to 3,300
+/// page faults a second at 10 MB/s, and about 140 with these two settings.
+pub const MALLOC_MMAP_THRESHOLD: i32 = 4 << 20;
+
+/// Free memory at the top of the heap beyond this is given back to the system; up to this
+/// size it is kept for the next batches' chunks and bodies (see `MALLOC_MMAP_THRESHOLD`).
+/// 8 MiB is the default byte budget of events in flight, which a busy pipeline holds anyway.
+pub const MALLOC_TRIM_THRESHOLD: i32 = 8 << 20;
+
+// A read chunk and a full batch's body with every byte escaped in two stay below the mmap
+// threshold, and the heap keeps more than one such block at its top.
+const _: () = {
+    use crate::ship::cloudwatch_logs::batch::MAX_BATCH_BYTES;
+    use crate::tail::line_reader::DEFAULT_CHUNK_BYTES;
+    assert!(MALLOC_MMAP_THRESHOLD as usize > 2 * MAX_BATCH_BYTES + 64 * 1024);
+    assert!(MALLOC_MMAP_THRESHOLD as usize > 4 * DEFAULT_CHUNK_BYTES);
+    assert!(MALLOC_TRIM_THRESHOLD >= 2 * MALLOC_MMAP_THRESHOLD);
+};
+
+/// What `tune_malloc` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MallocTuning {
+    pub arenas: bool,
+    pub thresholds: bool,
 }
 
-/// Whether the environment already sets the number of arenas: `MALLOC_ARENA_MAX` is set, or
-/// the `GLIBC_TUNABLES` list (`name=value` pairs joined by `:`) has `glibc.malloc.arena_max`.
-fn operator_chose_arenas(malloc_arena_max_set: bool, tunables: Option<&str>) -> bool {
-    malloc_arena_max_set
+/// Holds glibc's malloc to `MALLOC_ARENAS` arenas and sets its mmap and trim thresholds
+/// (`MALLOC_MMAP_THRESHOLD`, `MALLOC_TRIM_THRESHOLD`), each unless the operator chose it: the
+/// number of arenas through `MALLOC_ARENA_MAX` or `arena_max` in `GLIBC_TUNABLES`, the
+/// thresholds through either one's variable (`MALLOC_MMAP_THRESHOLD_`,
+/// `MALLOC_TRIM_THRESHOLD_`) or tunable (setting one turns off glibc's adjustment of both, so
+/// an operator's one setting leaves the other alone as well). Call it before any thread is
+/// started: a thread's arena is picked at its first allocation.
+pub fn tune_malloc() -> MallocTuning {
+    let tunables = std::env::var("GLIBC_TUNABLES").ok();
+    let set = |name: &str| std::env::var_os(name).is_some();
+    let arenas_chosen =
+        operator_chose(set("MALLOC_ARENA_MAX"), tunables.as_deref(), &["arena_max"]);
+    let thresholds_chosen = operator_chose(
+        set("MALLOC_MMAP_THRESHOLD_") || set("MALLOC_TRIM_THRESHOLD_"),
+        tunables.as_deref(),
+        &["mmap_threshold", "trim_threshold"],
+    );
+    MallocTuning {
+        arenas: !arenas_chosen && mallopt(Parameter::ArenaMax, MALLOC_ARENAS),
+        thresholds: !thresholds_chosen
+            && mallopt(Parameter::MmapThreshold, MALLOC_MMAP_THRESHOLD)
+            && mallopt(Parameter::TrimThreshold, MALLOC_TRIM_THRESHOLD),
+    }
+}
+
+/// Whether the environment already sets a parameter: its variable is set (`variable_set`), or
+/// the `GLIBC_TUNABLES` list (`name=value` pairs joined by `:`) has `glibc.malloc.` and one of
+/// `tunables`.
+fn operator_chose(variable_set: bool, tunables: Option<&str>, names: &[&str]) -> bool {
+    variable_set
         || tunables.is_some_and(|t| {
             t.split(':').any(|pair| {
-                pair.split_once('=').map(|(name, _)| name) == Some("glibc.malloc.arena_max")
+                pair.split_once('=')
+                    .and_then(|(name, _)| name.strip_prefix("glibc.malloc."))
+                    .is_some_and(|name| names.contains(&name))
             })
         })
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set_malloc_arenas(arenas: i32) -> bool {
-    // SAFETY: mallopt takes two integers and only sets a parameter of glibc's allocator, which
-    // it reads under its own lock; M_ARENA_MAX is a parameter glibc documents for this call.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) == 1 }
+/// The `mallopt` parameters this module sets.
+#[derive(Debug, Clone, Copy)]
+enum Parameter {
+    ArenaMax,
+    MmapThreshold,
+    TrimThreshold,
 }
 
-/// Other C libraries (musl) have one heap and no such parameter.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn mallopt(parameter: Parameter, value: i32) -> bool {
+    let parameter = match parameter {
+        Parameter::ArenaMax => libc::M_ARENA_MAX,
+        Parameter::MmapThreshold => libc::M_MMAP_THRESHOLD,
+        Parameter::TrimThreshold => libc::M_TRIM_THRESHOLD,
+    };
+    // SAFETY: mallopt takes two integers and only sets a parameter of glibc's allocator, which
+    // it reads under its own lock; the three parameters are ones glibc documents for this call.
+    unsafe { libc::mallopt(parameter, value) == 1 }
+}
+
+/// Other C libraries (musl) have one heap and no such parameters.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_malloc_arenas(_arenas: i32) -> bool {
+fn mallopt(_parameter: Parameter, _value: i32) -> bool {
     false
 }
 
@@ -156,18 +220,24 @@ mod tests {
     }
 
     #[test]
-    fn an_operators_arena_setting_is_left_alone() {
-        assert!(!operator_chose_arenas(false, None));
-        assert!(operator_chose_arenas(true, None));
-        assert!(operator_chose_arenas(
+    fn an_operators_malloc_settings_are_left_alone() {
+        let arenas = |variable, tunables| operator_chose(variable, tunables, &["arena_max"]);
+        assert!(!arenas(false, None));
+        assert!(arenas(true, None));
+        assert!(arenas(
             false,
             Some("glibc.malloc.tcache_count=0:glibc.malloc.arena_max=4")
         ));
-        assert!(!operator_chose_arenas(
-            false,
-            Some("glibc.malloc.mmap_threshold=131072")
-        ));
-        assert!(!operator_chose_arenas(false, Some("")));
+        assert!(!arenas(false, Some("glibc.malloc.mmap_threshold=131072")));
+        assert!(!arenas(false, Some("")));
+        assert!(!arenas(false, Some("glibc.pthread.arena_max=4")));
+        let thresholds =
+            |tunables| operator_chose(false, tunables, &["mmap_threshold", "trim_threshold"]);
+        assert!(thresholds(Some("glibc.malloc.mmap_threshold=131072")));
+        assert!(thresholds(Some(
+            "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=0"
+        )));
+        assert!(!thresholds(Some("glibc.malloc.arena_max=2")));
     }
 
     #[test]

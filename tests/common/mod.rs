@@ -433,6 +433,18 @@ pub fn metric_data(namespace: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Minor page faults of process `pid` so far, all its threads: pages touched for the first
+/// time, which the kernel zeroes (field 10 of `/proc/<pid>/stat`, the 8th after the name).
+pub fn minor_page_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    after_name
+        .split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The heaps of glibc malloc arenas other than the main one in process `pid`, from its
 /// `/proc/<pid>/maps`: each is an anonymous mapping at a 64 MiB boundary whose reserved rest
 /// (`---p`) ends exactly 64 MiB further (glibc's `HEAP_MAX_SIZE` on 64-bit), which thread
