@@ -429,7 +429,9 @@ impl StatusWriter {
         );
         self.summary = report.summary(self.previous.as_ref());
         if let Some(path) = &self.path {
-            let written = serde_json::to_vec_pretty(&report)
+            // Compact: `cwlite status` is the human view (or `jq .`), and a glob over 10,000
+            // files writes 10,000 entries every 5 s.
+            let written = serde_json::to_vec(&report)
                 .map_err(std::io::Error::other)
                 .and_then(|json| replace_file(path, &json));
             match written {
