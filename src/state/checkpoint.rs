@@ -816,7 +816,6 @@ mod tests {
                 ("/var/log/b.log".into(), false, 0)
             ]
         );
-        // Offsets move without files coming or going: the same order, the new offsets.
         checkpointer.apply(CheckpointMessage::Ack {
             file: 1,
             start: 0,
@@ -840,6 +839,19 @@ mod tests {
             [
                 ("/var/log/a.log".into(), false, 0),
                 ("/var/log/b.log".into(), false, 0)
+            ]
+        );
+        // Offsets move while no file comes or goes: the kept order shows the new ones.
+        checkpointer.apply(CheckpointMessage::Ack {
+            file: 3,
+            start: 0,
+            end: 25,
+        });
+        assert_eq!(
+            seen(&mut checkpointer),
+            [
+                ("/var/log/a.log".into(), false, 0),
+                ("/var/log/b.log".into(), false, 25)
             ]
         );
     }
