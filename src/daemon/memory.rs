@@ -61,7 +61,9 @@ const _: () = {
 /// What `tune_malloc` set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MallocTuning {
+    /// The number of arenas was set (`MALLOC_ARENAS`).
     pub arenas: bool,
+    /// The mmap and trim thresholds were set.
     pub thresholds: bool,
 }
 
