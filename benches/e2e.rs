@@ -190,7 +190,7 @@ fn measure(pid: u32, started: Instant) -> Measured {
         rss_kib: proc_status_kib(pid, "VmRSS:"),
         fds: proc_fds(pid),
         context_switches: proc_context_switches(pid),
-        page_faults: common::minor_page_faults(pid),
+        page_faults: common::minor_page_faults(pid).unwrap_or(0),
     }
 }
 

@@ -214,14 +214,15 @@ fn later_volumes_stream_through_the_heap_the_first_ones_grew() {
     };
     let daemon = start(dir.path(), &fake.url(), entry(&log, "heap"));
     let pid = daemon.child.id();
+    let page_faults = || common::minor_page_faults(pid).expect("the daemon's /proc stat");
     let mut faults = Vec::new();
     for round in 1..=4 {
-        let before = common::minor_page_faults(pid);
+        let before = page_faults();
         append(&log, &volume(round));
         common::eventually("the volume at the fake", || {
             (messages(&fake, "heap").len() >= round * LINES).then_some(())
         });
-        faults.push(common::minor_page_faults(pid) - before);
+        faults.push(page_faults() - before);
     }
     let (status, stderr) = daemon.stop("TERM");
     assert!(status.success(), "{stderr:?}");

@@ -435,14 +435,11 @@ pub fn metric_data(namespace: &str) -> Vec<serde_json::Value> {
 
 /// Minor page faults of process `pid` so far, all its threads: pages touched for the first
 /// time, which the kernel zeroes (field 10 of `/proc/<pid>/stat`, the 8th after the name).
-pub fn minor_page_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    after_name
-        .split_whitespace()
-        .nth(7)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// `None` when the process is gone.
+pub fn minor_page_faults(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// The heaps of glibc malloc arenas other than the main one in process `pid`, from its
