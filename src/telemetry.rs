@@ -91,7 +91,13 @@ impl FilePosition {
     /// The order of positions in a report: by path bytes (cheaper to compare than components),
     /// the newest file of a path before its rotated ones.
     pub fn order_key(&self) -> (&[u8], bool) {
-        (self.path.as_os_str().as_encoded_bytes(), self.rotated)
+        Self::order_key_of(&self.path, self.rotated)
+    }
+
+    /// [`FilePosition::order_key`] of a file at `path` not yet made a position (the
+    /// checkpointer sorts its files by it once and keeps the order).
+    pub fn order_key_of(path: &std::path::Path, rotated: bool) -> (&[u8], bool) {
+        (path.as_os_str().as_encoded_bytes(), rotated)
     }
 }
 

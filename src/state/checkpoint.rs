@@ -289,26 +289,27 @@ impl Checkpointer {
     /// Where delivery stands for every file tracked (for status), in the order of
     /// [`FilePosition::order_key`](crate::telemetry::FilePosition::order_key).
     pub fn positions(&mut self) -> Vec<crate::telemetry::FilePosition> {
+        use crate::telemetry::FilePosition;
         let order = self.order.get_or_insert_with(|| {
-            let mut order: Vec<(&[u8], bool, u64)> = self
+            let mut order: Vec<((&[u8], bool), u64)> = self
                 .files
                 .iter()
                 .map(|(file, tracked)| {
                     let rotated = self.newest.get(&tracked.path) != Some(file);
-                    (tracked.path.as_os_str().as_encoded_bytes(), rotated, *file)
+                    (FilePosition::order_key_of(&tracked.path, rotated), *file)
                 })
                 .collect();
             order.sort_unstable();
             order
                 .into_iter()
-                .map(|(_, rotated, file)| (file, rotated))
+                .map(|((_, rotated), file)| (file, rotated))
                 .collect()
         });
         order
             .iter()
             .filter_map(|&(file, rotated)| {
                 let tracked = self.files.get(&file)?;
-                Some(crate::telemetry::FilePosition {
+                Some(FilePosition {
                     path: tracked.path.clone(),
                     delivered: tracked.tracker.committed(),
                     lag_bytes: 0,
