@@ -134,9 +134,7 @@ fn proc_cpu_secs(pid: u32) -> f64 {
 
 /// User plus system CPU seconds from a `/proc/.../stat` line (of a process or a thread).
 fn stat_cpu_secs(stat: &str) -> f64 {
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
+    let fields = common::stat_fields(stat).unwrap_or_default();
     let ticks = |i: usize| {
         fields
             .get(i)

@@ -433,13 +433,19 @@ pub fn metric_data(namespace: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&body).unwrap()
 }
 
+/// The fields of a `/proc/.../stat` line after the command name (which may hold spaces and
+/// parentheses): field `n` of the whole line is `n - 3` here.
+pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    Some(after_name.split_whitespace().collect())
+}
+
 /// Minor page faults of process `pid` so far, all its threads: pages touched for the first
-/// time, which the kernel zeroes (field 10 of `/proc/<pid>/stat`, the 8th after the name).
-/// `None` when the process is gone.
+/// time, which the kernel zeroes (field 10 of `/proc/<pid>/stat`). `None` when the process
+/// is gone.
 pub fn minor_page_faults(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(") ")?;
-    after_name.split_whitespace().nth(7)?.parse().ok()
+    stat_fields(&stat)?.get(7)?.parse().ok()
 }
 
 /// The heaps of glibc malloc arenas other than the main one in process `pid`, from its
