@@ -604,7 +604,12 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
         class: None,
         retention_days: None,
     };
-    sink.create_stream(&destination).await.unwrap();
+    sink.create_stream(
+        &destination,
+        &cwlite::ship::cloudwatch_logs::rate::Pace::default(),
+    )
+    .await
+    .unwrap();
     let batches: Vec<LogBatch> = {
         let config = &loaded.config.logs.as_ref().unwrap().files[0];
         let mut pipeline = cwlite::tail::events::EventPipeline::new(

@@ -1,65 +1,210 @@
 //! Bounds between producers and shippers.
 //!
-//! Owns [`ByteBudget`]: the bytes of log data read but not yet acknowledged by CloudWatch. A
-//! tailer acquires before handing an event on and blocks when the budget is spent (backpressure:
-//! reading pauses, nothing is dropped, memory stays bounded); the shipper releases when
-//! CloudWatch acknowledged (or the event was given up). Counts of events are bounded by the
-//! channels themselves.
+//! Owns [`ByteBudget`]: the bytes of log data read but not yet acknowledged by CloudWatch, and
+//! each destination's [`Share`] of them. A tailer takes a chunk's bytes from its destination's
+//! share before handing the chunk on, and never waits for them: when the share (or the whole
+//! budget) is spent, only the files feeding that destination pause, nothing is dropped, memory
+//! stays bounded, and the budget wakes the tailer when room is given back. The shipper gives
+//! bytes back when CloudWatch acknowledged them (or they were given up), and marks a share as
+//! failing while its destination's requests fail, which shrinks what that destination may
+//! hold: one refused group can never take the room every other destination needs. Counts of
+//! events are bounded by the channels themselves. It knows nothing of files or of AWS.
 
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use crate::event::Destination;
 
 /// Default bytes of log data in memory between reading and acknowledgement, events included
-/// (see `LogEvent::budget_bytes`): four full 1 MiB requests in flight and the next being
-/// batched. The bulk benchmark reads 334 MB/s with it at 38 MB peak RSS, and 354 MB/s at
-/// 48 MB with twice as much, so more only costs memory; `--log-buffer-mib` raises it for
-/// hosts with many busy streams.
-pub const DEFAULT_LOG_BUDGET_BYTES: usize = 8 * 1024 * 1024;
+/// (see `LogEvent::budget_bytes`). One destination may hold half of it ([`ByteBudget::share_cap`]):
+/// 8 MiB, four full 1 MiB requests in flight and the next being batched, which is what one busy
+/// stream needs to reach its full speed (the bulk benchmark read 334 MB/s with 8 MiB at 38 MB
+/// peak RSS, and 354 MB/s at 48 MB with 16, so more only costs memory). The other half is there
+/// for every other destination when one of them fails while it holds its whole share.
+/// `--log-buffer-mib` raises it for hosts with many busy streams.
+pub const DEFAULT_LOG_BUDGET_BYTES: usize = 16 * 1024 * 1024;
 
-/// A counting budget of bytes.
-#[derive(Debug)]
+/// One destination's part of the budget. Files of the same destination share one (see
+/// [`ByteBudget::share`]); the shipper holds it too, to give bytes back.
+#[derive(Debug, Default)]
+pub struct Share {
+    /// Bytes it holds now. Written under the budget's lock only, read anywhere.
+    held: AtomicUsize,
+    /// Its destination's requests fail: it may take only from the failing part of the budget.
+    failing: AtomicBool,
+}
+
+impl Share {
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Whether its destination is marked failing.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+}
+
+/// The totals the budget's lock guards.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Bytes held by every share.
+    used: usize,
+    /// Of them, bytes held by failing shares.
+    failing: usize,
+    /// A take was refused since the last wake: the next give-back wakes the tailer.
+    waiting: bool,
+}
+
+/// A counting budget of bytes, shared out among destinations.
+///
+/// Rules, each checked when bytes are taken. A take passes while the holder is under each limit
+/// and may go past it by its own size: one chunk larger than a share still goes out, and
+/// [`ByteBudget::has_room`] tells a reader beforehand whether what it reads can be handed on.
+/// - the whole budget: at most [`ByteBudget::max`] held in all;
+/// - a destination: at most [`ByteBudget::share_cap`] (half the budget), so a destination that
+///   starts failing while it holds all it may leaves the other half to the others;
+/// - failing destinations together: at most [`ByteBudget::failing_cap`] (a quarter), so any
+///   number of refused destinations leave three quarters to the healthy ones.
 pub struct ByteBudget {
     max: usize,
-    used: Mutex<usize>,
-    freed: Condvar,
+    totals: Mutex<Totals>,
+    /// Live shares by destination, so that every file of one destination takes from the same
+    /// share. Entries whose share is gone are pruned as the map grows.
+    shares: Mutex<ShareMap>,
+    /// Wakes the tailer when bytes come back after a take was refused.
+    wake: Option<crossbeam_channel::Sender<()>>,
+}
+
+#[derive(Default)]
+struct ShareMap {
+    map: HashMap<Destination, Weak<Share>>,
+    /// Size at which dead entries are pruned next.
+    prune_at: usize,
+}
+
+impl std::fmt::Debug for ByteBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteBudget")
+            .field("max", &self.max)
+            .field("used", &self.used())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ByteBudget {
-    /// A budget of `max` bytes.
+    /// A budget of `max` bytes that wakes no one.
     pub fn new(max: usize) -> Self {
+        Self::with_wake(max, None)
+    }
+
+    /// A budget of `max` bytes that sends on `wake` when bytes come back after a refused take.
+    pub fn with_wake(max: usize, wake: Option<crossbeam_channel::Sender<()>>) -> Self {
         Self {
             max: max.max(1),
-            used: Mutex::new(0),
-            freed: Condvar::new(),
+            totals: Mutex::default(),
+            shares: Mutex::default(),
+            wake,
         }
     }
 
-    /// Takes `bytes`, waiting up to `wait` for room. A request larger than the whole budget is
-    /// granted when nothing else is held, so one huge event cannot block for ever. Returns false
-    /// on timeout (the caller checks for shutdown and tries again).
-    pub fn acquire(&self, bytes: usize, wait: Duration) -> bool {
-        // The counter stays consistent even if a holder panicked; recover it.
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        let fits = |used: usize| used == 0 || used + bytes <= self.max;
-        if !fits(*used) {
-            let (guard, _) = self
-                .freed
-                .wait_timeout_while(used, wait, |u| !fits(*u))
-                .unwrap_or_else(|p| p.into_inner());
-            used = guard;
-            if !fits(*used) {
-                return false;
-            }
+    /// The share of `destination`: the same one for every caller while any holds it.
+    pub fn share(&self, destination: &Destination) -> Arc<Share> {
+        let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(share) = shares.map.get(destination).and_then(Weak::upgrade) {
+            return share;
         }
-        *used += bytes;
+        if shares.map.len() >= shares.prune_at {
+            shares.map.retain(|_, share| share.strong_count() > 0);
+            shares.prune_at = (shares.map.len() * 2).max(64);
+        }
+        let share = Arc::new(Share::default());
+        shares
+            .map
+            .insert(destination.clone(), Arc::downgrade(&share));
+        share
+    }
+
+    /// Destinations with a live share (for tests and memory accounting).
+    pub fn shares_live(&self) -> usize {
+        let shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        shares
+            .map
+            .values()
+            .filter(|share| share.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether a take for `share` would pass now (a tailer reads a file only then, so what it
+    /// reads is almost always handed on at once instead of waiting in memory). A `false` makes
+    /// the next give-back wake the tailer.
+    pub fn has_room(&self, share: &Share) -> bool {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        let allowed = self.allows(&totals, share);
+        totals.waiting |= !allowed;
+        allowed
+    }
+
+    fn allows(&self, totals: &Totals, share: &Share) -> bool {
+        totals.used < self.max
+            && share.held() < self.share_cap()
+            && (!share.failing() || totals.failing < self.failing_cap())
+    }
+
+    /// Takes `bytes` for `share` if the rules allow it now; never waits. A refused take makes
+    /// the next give-back wake the tailer.
+    pub fn try_acquire(&self, share: &Share, bytes: usize) -> bool {
+        let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.allows(&totals, share) {
+            totals.waiting = true;
+            return false;
+        }
+        totals.used += bytes;
+        if share.failing() {
+            totals.failing += bytes;
+        }
+        share.held.store(share.held() + bytes, Ordering::Relaxed);
         true
     }
 
-    /// Gives `bytes` back.
-    pub fn release(&self, bytes: usize) {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        *used = used.saturating_sub(bytes);
-        self.freed.notify_all();
+    /// Gives `bytes` of `share` back.
+    pub fn release(&self, share: &Share, bytes: usize) {
+        let wake = {
+            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            let bytes = bytes.min(share.held());
+            totals.used = totals.used.saturating_sub(bytes);
+            if share.failing() {
+                totals.failing = totals.failing.saturating_sub(bytes);
+            }
+            share.held.store(share.held() - bytes, Ordering::Relaxed);
+            std::mem::take(&mut totals.waiting)
+        };
+        if wake && let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+    }
+
+    /// Marks `share` failing or healthy again. Its bytes move between the failing and healthy
+    /// parts; turning healthy may make room for it, so the tailer is woken then.
+    pub fn set_failing(&self, share: &Share, failing: bool) {
+        let wake = {
+            let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            if share.failing() == failing {
+                return;
+            }
+            share.failing.store(failing, Ordering::Relaxed);
+            if failing {
+                totals.failing += share.held();
+            } else {
+                totals.failing = totals.failing.saturating_sub(share.held());
+            }
+            !failing && std::mem::take(&mut totals.waiting)
+        };
+        if wake && let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
     }
 
     /// The budget's size in bytes.
@@ -67,43 +212,146 @@ impl ByteBudget {
         self.max
     }
 
+    /// Most one destination holds: half the budget.
+    pub fn share_cap(&self) -> usize {
+        (self.max / 2).max(1)
+    }
+
+    /// Most failing destinations hold together: a quarter of the budget.
+    pub fn failing_cap(&self) -> usize {
+        (self.max / 4).max(1)
+    }
+
     /// Bytes held now.
     pub fn used(&self) -> usize {
-        *self.used.lock().unwrap_or_else(|p| p.into_inner())
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .used
+    }
+
+    /// Bytes held now by failing destinations.
+    pub fn used_failing(&self) -> usize {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failing
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    #[test]
-    fn acquiring_past_the_budget_waits_for_a_release() {
-        let budget = Arc::new(ByteBudget::new(100));
-        assert!(budget.acquire(80, Duration::ZERO));
-        assert!(
-            !budget.acquire(30, Duration::from_millis(1)),
-            "no room and nobody releases"
-        );
-        let releaser = {
-            let budget = budget.clone();
-            std::thread::spawn(move || budget.release(50))
-        };
-        assert!(
-            budget.acquire(30, Duration::from_secs(30)),
-            "granted once the release happens"
-        );
-        releaser.join().unwrap();
-        assert_eq!(budget.used(), 60);
+    fn destination(group: &str) -> Destination {
+        Destination {
+            group: group.into(),
+            stream: "s".into(),
+            class: None,
+            retention_days: None,
+        }
     }
 
     #[test]
-    fn an_event_larger_than_the_budget_passes_alone() {
+    fn the_default_budget_gives_one_destination_eight_mib() {
+        assert_eq!(DEFAULT_LOG_BUDGET_BYTES, 16 * 1024 * 1024);
+        let budget = ByteBudget::new(DEFAULT_LOG_BUDGET_BYTES);
+        assert_eq!(budget.share_cap(), 8 * 1024 * 1024);
+        assert_eq!(budget.failing_cap(), 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn one_destination_holds_at_most_half_and_the_rest_stays_for_the_others() {
+        let budget = ByteBudget::new(100);
+        let (a, b) = (
+            budget.share(&destination("a")),
+            budget.share(&destination("b")),
+        );
+        assert!(budget.try_acquire(&a, 50));
+        assert!(!budget.try_acquire(&a, 1), "a's share is spent");
+        assert!(budget.try_acquire(&b, 50), "b still has its half");
+        assert!(!budget.try_acquire(&b, 1), "and the whole budget is spent");
+        budget.release(&a, 50);
+        assert_eq!((budget.used(), a.held(), b.held()), (50, 0, 50));
+    }
+
+    #[test]
+    fn failing_destinations_together_hold_at_most_a_quarter() {
+        let budget = ByteBudget::new(100);
+        let shares: Vec<_> = (0..4)
+            .map(|i| budget.share(&destination(&format!("refused-{i}"))))
+            .collect();
+        for share in &shares {
+            budget.set_failing(share, true);
+        }
+        assert!(budget.try_acquire(&shares[0], 20));
+        assert!(budget.try_acquire(&shares[1], 5));
+        assert!(
+            !budget.try_acquire(&shares[2], 1),
+            "failing shares hold 25 of 25"
+        );
+        let healthy = budget.share(&destination("healthy"));
+        assert!(budget.try_acquire(&healthy, 50), "the healthy keep theirs");
+        // Recovery moves the bytes back to the healthy part, and room opens for the others.
+        budget.set_failing(&shares[0], false);
+        assert_eq!(budget.used_failing(), 5);
+        assert!(budget.try_acquire(&shares[2], 20));
+    }
+
+    #[test]
+    fn a_destination_failing_while_it_holds_its_share_keeps_it_and_takes_no_more() {
+        let budget = ByteBudget::new(100);
+        let busy = budget.share(&destination("busy"));
+        assert!(budget.try_acquire(&busy, 50));
+        budget.set_failing(&busy, true);
+        assert_eq!(budget.used_failing(), 50);
+        budget.release(&busy, 20);
+        assert!(!budget.try_acquire(&busy, 10), "failing part at its cap");
+        assert!(!budget.has_room(&busy));
+        budget.release(&busy, 10);
+        assert!(budget.has_room(&busy));
+        assert!(budget.try_acquire(&busy, 10));
+        assert_eq!(budget.used_failing(), 30);
+    }
+
+    #[test]
+    fn an_event_larger_than_a_share_passes_alone() {
         let budget = ByteBudget::new(10);
-        assert!(budget.acquire(50, Duration::ZERO));
-        assert!(!budget.acquire(1, Duration::ZERO));
-        budget.release(50);
+        let share = budget.share(&destination("a"));
+        assert!(budget.try_acquire(&share, 50));
+        assert!(!budget.try_acquire(&share, 1));
+        budget.release(&share, 50);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn files_of_one_destination_take_from_one_share_and_a_gone_share_is_forgotten() {
+        let budget = ByteBudget::new(100);
+        let first = budget.share(&destination("a"));
+        let second = budget.share(&destination("a"));
+        assert!(Arc::ptr_eq(&first, &second));
+        drop((first, second));
+        assert_eq!(budget.shares_live(), 0);
+        for i in 0..10_000 {
+            drop(budget.share(&destination(&format!("short-lived-{i}"))));
+        }
+        let map = budget.shares.lock().unwrap().map.len();
+        assert!(map < 200, "dead entries pruned as the map grows: {map}");
+    }
+
+    #[test]
+    fn a_give_back_after_a_refused_take_wakes_the_tailer_once() {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let budget = ByteBudget::with_wake(100, Some(wake));
+        let share = budget.share(&destination("a"));
+        assert!(budget.try_acquire(&share, 50));
+        budget.release(&share, 10);
+        assert!(woken.try_recv().is_err(), "nobody was refused");
+        assert!(budget.try_acquire(&share, 10));
+        assert!(!budget.try_acquire(&share, 10));
+        budget.release(&share, 10);
+        assert!(woken.try_recv().is_ok());
+        budget.release(&share, 10);
+        assert!(woken.try_recv().is_err(), "one wake per refusal");
     }
 }

@@ -64,6 +64,24 @@ pub struct FilePosition {
     pub inode: Option<(u64, u64)>,
 }
 
+/// A destination CloudWatch refuses (see `aws::Disposition::Refused`): its files pause until
+/// the refusal is lifted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedDestination {
+    /// The log group.
+    pub group: String,
+    /// The log stream.
+    pub stream: String,
+    /// The API action refused (`PutLogEvents`, `CreateLogGroup`).
+    pub operation: String,
+    /// The IAM permission (or key policy) it needs.
+    pub permission: String,
+    /// CloudWatch's answer.
+    pub error: String,
+    /// Since when (seconds since the epoch).
+    pub since: u64,
+}
+
 /// Everything counted, shared by every part.
 #[derive(Debug, Default)]
 pub struct Telemetry {
@@ -77,6 +95,10 @@ pub struct Telemetry {
     metrics: Mutex<PublisherStats>,
     metric_spool_bytes: AtomicU64,
     files: Mutex<Vec<FilePosition>>,
+    refused: Mutex<Vec<RefusedDestination>>,
+    /// When the logs shipper last finished a request or had none in flight (seconds since
+    /// the epoch): a shipper whose requests hang stops the watchdog pings.
+    shipper_progress_secs: AtomicU64,
     /// Where the next report's look at file sizes starts (see [`LAG_STATS_PER_REPORT`]).
     lag_cursor: AtomicUsize,
 }
@@ -112,6 +134,34 @@ impl Telemetry {
         *self.metrics.lock().unwrap_or_else(PoisonError::into_inner) = stats;
         self.metric_spool_bytes
             .store(spool_bytes, Ordering::Relaxed);
+    }
+
+    /// Replaces the refused destinations (the logs shipper is the only writer).
+    pub fn set_refused(&self, refused: Vec<RefusedDestination>) {
+        *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = refused;
+    }
+
+    /// The destinations CloudWatch refuses now.
+    pub fn refused(&self) -> Vec<RefusedDestination> {
+        self.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The logs shipper finished a request, or has none in flight.
+    pub fn shipper_progressed(&self) {
+        self.shipper_progress_secs
+            .store(epoch_secs(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the logs shipper last progressed (see [`Telemetry::shipper_progressed`]);
+    /// `None` before it first did.
+    pub fn shipper_idle_secs(&self) -> Option<u64> {
+        match self.shipper_progress_secs.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(epoch_secs().saturating_sub(at)),
+        }
     }
 
     /// Replaces the delivery positions (the checkpointer is the only writer).
@@ -207,6 +257,10 @@ impl Telemetry {
                 rejected_expired: logs.events_expired,
                 not_sent_out_of_window: logs.events_out_of_window,
                 given_up_invalid: logs.events_given_up,
+                destinations_refused: logs.destinations_refused,
+                refused: self.refused(),
+                throttles_last_minute: logs.throttles_last_minute,
+                rate_limit_millis: logs.rate_limit_millis,
                 queue,
                 files: self.positions_with_lag(previous),
             },
@@ -257,6 +311,18 @@ pub struct LogsReport {
     pub rejected_expired: u64,
     pub not_sent_out_of_window: u64,
     pub given_up_invalid: u64,
+    /// Destinations CloudWatch refuses now; their files pause (see `refused`).
+    #[serde(default)]
+    pub destinations_refused: u64,
+    /// Each refused destination, with the action and the permission it needs.
+    #[serde(default)]
+    pub refused: Vec<RefusedDestination>,
+    /// PutLogEvents throttles answered in the last minute.
+    #[serde(default)]
+    pub throttles_last_minute: u64,
+    /// The process's PutLogEvents pace in thousandths of a request a second (0: unlimited).
+    #[serde(default)]
+    pub rate_limit_millis: u64,
     pub queue: QueueReport,
     pub files: Vec<FilePosition>,
 }
@@ -303,14 +369,41 @@ impl StatusReport {
                     .saturating_sub(p.logs.events_shipped) as f64
                     / (self.updated_at - p.updated_at) as f64
             });
-        format!(
+        let mut line = format!(
             "{} files tailed, {:.0} events/s, backlog {:.1} MiB, metric spool {:.1} MiB, {} retries",
             self.logs.files_tailed,
             rate,
             self.logs.queue.bytes as f64 / 1_048_576.0,
             self.metrics.spool_bytes as f64 / 1_048_576.0,
             self.logs.retries + self.metrics.retries,
-        )
+        );
+        if self.logs.destinations_refused > 0 {
+            let groups: Vec<&str> = self.logs.refused.iter().map(|r| r.group.as_str()).collect();
+            line.push_str(&format!(
+                ", {} destinations refused ({})",
+                self.logs.destinations_refused,
+                groups.join(", ")
+            ));
+        }
+        if self.logs.rate_limit_millis > 0 {
+            line.push_str(&format!(
+                ", throttled: {} a minute, PutLogEvents limited to {:.2}/s",
+                self.logs.throttles_last_minute,
+                self.logs.rate_limit_millis as f64 / 1000.0
+            ));
+        }
+        line
+    }
+
+    /// Mean events per accepted PutLogEvents request since `previous` (since start without).
+    pub fn events_per_request(&self, previous: Option<&StatusReport>) -> f64 {
+        let (events, batches) =
+            previous.map_or((0, 0), |p| (p.logs.events_shipped, p.logs.batches));
+        let batches = self.logs.batches.saturating_sub(batches);
+        if batches == 0 {
+            return 0.0;
+        }
+        self.logs.events_shipped.saturating_sub(events) as f64 / batches as f64
     }
 
     /// The report as text for people.
@@ -346,6 +439,31 @@ impl StatusReport {
             l.queue.bytes,
             l.queue.budget_bytes,
         );
+        out.push_str(&format!(
+            "  pace               {}, {} throttles in the last minute, {:.1} events per request\n",
+            if l.rate_limit_millis == 0 {
+                "PutLogEvents unlimited".to_owned()
+            } else {
+                format!(
+                    "PutLogEvents at most {:.2} a second",
+                    l.rate_limit_millis as f64 / 1000.0
+                )
+            },
+            l.throttles_last_minute,
+            self.events_per_request(None),
+        ));
+        if !l.refused.is_empty() {
+            out.push_str(&format!(
+                "  refused            {} destinations; their files pause, nothing is given up\n",
+                l.refused.len()
+            ));
+            for r in &l.refused {
+                out.push_str(&format!(
+                    "    {} / {}: {} refused since {} (needs {}): {}\n",
+                    r.group, r.stream, r.operation, r.since, r.permission, r.error
+                ));
+            }
+        }
         for file in &l.files {
             out.push_str(&format!(
                 "  {}{}: delivered to {}, {} bytes behind\n",
@@ -376,8 +494,10 @@ impl StatusReport {
 
 /// cwlite's own health as datums (`--self-metrics`), so a fleet can alarm on a stuck agent:
 /// `cwlite_up` (1 while it runs; missing data means stopped or stuck), the log backlog and the
-/// largest delivery lag in bytes, the metric spool, and since `previous` the events shipped, the
-/// retries, and what was not delivered (refused, out of the time window, dropped).
+/// largest delivery lag in bytes, the metric spool, the destinations CloudWatch refuses, the
+/// PutLogEvents pace (0 while unlimited), and since `previous` the events shipped, the
+/// retries, the throttles, the mean events per request, and what was not delivered (refused,
+/// out of the time window, dropped).
 pub fn self_datums(
     report: &StatusReport,
     previous: &StatusReport,
@@ -438,6 +558,26 @@ pub fn self_datums(
             delta(not_delivered(report), not_delivered(previous)),
             "Count",
         ),
+        (
+            "cwlite_log_destinations_refused",
+            report.logs.destinations_refused as f64,
+            "Count",
+        ),
+        (
+            "cwlite_log_throttles",
+            delta(report.logs.throttles, previous.logs.throttles),
+            "Count",
+        ),
+        (
+            "cwlite_log_rate_limit",
+            report.logs.rate_limit_millis as f64 / 1000.0,
+            "Count/Second",
+        ),
+        (
+            "cwlite_log_events_per_request",
+            report.events_per_request(Some(previous)),
+            "Count",
+        ),
     ]
     .into_iter()
     .map(|(name, value, unit)| crate::metrics::MetricDatum {
@@ -449,6 +589,12 @@ pub fn self_datums(
         storage_resolution: 60,
     })
     .collect()
+}
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Why no status could be read.

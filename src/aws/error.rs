@@ -43,6 +43,8 @@ pub enum AwsErrorKind {
 /// An SDK failure, classified, with an operator-facing message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsError {
+    /// The API operation that failed (`PutLogEvents`).
+    pub operation: &'static str,
     /// The classification.
     pub kind: AwsErrorKind,
     /// The service's error code, when it sent one (`ThrottlingException`).
@@ -78,8 +80,71 @@ impl AwsError {
         self.kind == AwsErrorKind::InvalidRequest
     }
 
+    /// What a failed logs request means for its destination (see [`Disposition`]). A
+    /// ResourceNotFound that reaches here came after the shipper created the stream, so it
+    /// counts as a refusal.
+    pub fn disposition(&self) -> Disposition {
+        match self.kind {
+            AwsErrorKind::Throttled => Disposition::Throttled,
+            AwsErrorKind::Unreachable
+            | AwsErrorKind::Timeout
+            | AwsErrorKind::ServerError
+            | AwsErrorKind::Credentials
+            | AwsErrorKind::OtherClientError
+            | AwsErrorKind::BadResponse => Disposition::Transient,
+            AwsErrorKind::AccessDenied | AwsErrorKind::NotFound => Disposition::Refused,
+            AwsErrorKind::InvalidRequest
+                if self.operation == "PutLogEvents" && self.about_events() =>
+            {
+                Disposition::BadEvents
+            }
+            AwsErrorKind::InvalidRequest => Disposition::Refused,
+        }
+    }
+
+    /// Whether a refused request's answer is about its events (their size, count, time or
+    /// order), rather than about the request as a whole (a name, a key, a parameter).
+    /// CloudWatch names the event field (`logEvents.3.member.message`) or says what of the
+    /// events is wrong ("Log event too large", "must be in chronological order", "cannot span
+    /// more than 24 hours", "Upload too large").
+    fn about_events(&self) -> bool {
+        // The operation's own name ("PutLogEvents") is not a word about the events.
+        let text = self
+            .message
+            .replace(self.operation, "")
+            .to_ascii_lowercase();
+        [
+            "logevents",
+            "log event",
+            "chronological",
+            "24 hours",
+            "too large",
+            "exceeds",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+    }
+
+    /// The IAM permission (or key policy) the failed operation needs, for messages.
+    pub fn permission(&self) -> String {
+        let kms = self
+            .code
+            .as_deref()
+            .is_some_and(|c| c.to_ascii_lowercase().contains("kms"))
+            || self.message.to_ascii_lowercase().contains("kms");
+        if kms {
+            "the log group's KMS key policy must allow CloudWatch Logs kms:Encrypt* and kms:GenerateDataKey*".into()
+        } else {
+            format!("logs:{}", self.operation)
+        }
+    }
+
     /// Classifies a failure of `operation` sent to `endpoint`.
-    pub fn from_sdk<E>(operation: &str, endpoint: &str, err: &SdkError<E, HttpResponse>) -> Self
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        endpoint: &str,
+        err: &SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
@@ -138,11 +203,31 @@ impl AwsError {
             _ => format!("{operation} to {endpoint} {what}: {}", clip(&detail)),
         };
         Self {
+            operation,
             kind,
             code,
             message,
         }
     }
+}
+
+/// What a failed logs request means for its destination: decided in one place,
+/// [`AwsError::disposition`], and acted on by the shipper alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// An outage, a 5xx, a timeout, a garbled answer, credentials that cannot be loaded:
+    /// sent again after a short, capped backoff.
+    Transient,
+    /// The account's request quota: the process slows down for every stream, and the data
+    /// waits to go out merged with what follows it.
+    Throttled,
+    /// Something no quick retry fixes: a permission or KMS key policy, a refused create, a
+    /// group that is gone again after its creation, a request refused as a whole. Tried again
+    /// with a long backoff, for as long as cwlite runs; never given up.
+    Refused,
+    /// CloudWatch refused events of the request (size, count, time, order): the shipper
+    /// isolates the refused event and gives only that one up.
+    BadEvents,
 }
 
 /// Most characters of an answer's text kept in a message: an endpoint (or a proxy in front of
@@ -218,6 +303,10 @@ fn classify_status(status: u16, code: Option<&str>) -> AwsErrorKind {
             return AwsErrorKind::ServerError;
         }
         Some("ResourceNotFoundException") => return AwsErrorKind::NotFound,
+        // A KMS key that is disabled, missing, or whose policy leaves CloudWatch Logs out.
+        Some(code) if code.to_ascii_lowercase().contains("kms") => {
+            return AwsErrorKind::AccessDenied;
+        }
         Some(
             "AccessDeniedException"
             | "AccessDenied"
@@ -281,6 +370,7 @@ mod tests {
     #[test]
     fn only_transient_kinds_are_retried() {
         let error = |kind| AwsError {
+            operation: "PutLogEvents",
             kind,
             code: None,
             message: String::new(),
@@ -316,6 +406,7 @@ mod tests {
             AwsErrorKind::InvalidRequest
         );
         let error = AwsError {
+            operation: "PutLogEvents",
             kind: AwsErrorKind::OtherClientError,
             code: None,
             message: String::new(),
@@ -326,6 +417,7 @@ mod tests {
     #[test]
     fn only_a_refused_request_is_given_up() {
         let error = |kind| AwsError {
+            operation: "PutLogEvents",
             kind,
             code: None,
             message: String::new(),
@@ -340,6 +432,76 @@ mod tests {
         ] {
             assert!(!error(kind).gives_up(), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn only_answers_about_events_isolate_events_and_refusals_of_the_request_wait() {
+        let refused = |kind, code: &str, text: &str| AwsError {
+            operation: "PutLogEvents",
+            kind,
+            code: Some(code.into()),
+            message: format!("PutLogEvents to http://x refused: {code}: {text}"),
+        };
+        let invalid = |text| {
+            refused(
+                AwsErrorKind::InvalidRequest,
+                "InvalidParameterException",
+                text,
+            )
+        };
+        for text in [
+            "Log event too large: 1048600 bytes exceeds limit of 1048576",
+            "Log events in a single PutLogEvents request must be in chronological order.",
+            "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
+            "1 validation error detected: Value '' at 'logEvents.1.member.message' failed to satisfy constraint",
+            "logEvents.3 has an empty message",
+        ] {
+            assert_eq!(
+                invalid(text).disposition(),
+                Disposition::BadEvents,
+                "{text}"
+            );
+        }
+        for text in [
+            "1 validation error detected: Value 'a:b' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*",
+            "The specified KMS key is disabled",
+        ] {
+            assert_eq!(invalid(text).disposition(), Disposition::Refused, "{text}");
+        }
+        let denied = refused(
+            AwsErrorKind::AccessDenied,
+            "AccessDeniedException",
+            "User: arn:aws:iam::1:user/cw is not authorized to perform: logs:PutLogEvents",
+        );
+        assert_eq!(denied.disposition(), Disposition::Refused);
+        assert_eq!(denied.permission(), "logs:PutLogEvents");
+        assert_eq!(
+            classify_status(400, Some("KmsAccessDeniedException")),
+            AwsErrorKind::AccessDenied
+        );
+        let kms = refused(
+            AwsErrorKind::AccessDenied,
+            "KmsAccessDeniedException",
+            "denied",
+        );
+        assert!(
+            kms.permission().contains("KMS key policy"),
+            "{}",
+            kms.permission()
+        );
+        assert_eq!(
+            refused(
+                AwsErrorKind::Throttled,
+                "ThrottlingException",
+                "Rate exceeded"
+            )
+            .disposition(),
+            Disposition::Throttled
+        );
+        assert_eq!(
+            refused(AwsErrorKind::ServerError, "ServiceUnavailableException", "").disposition(),
+            Disposition::Transient
+        );
     }
 
     #[test]

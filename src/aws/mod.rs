@@ -28,7 +28,7 @@ use aws_types::region::Region;
 
 use crate::config::{Config, CredentialsSource, EndpointOverride};
 use credentials::ProfileFileCredentials;
-pub use error::{AwsError, AwsErrorKind};
+pub use error::{AwsError, AwsErrorKind, Disposition};
 
 /// How long a TCP (and TLS) connection may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

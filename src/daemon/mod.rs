@@ -235,7 +235,9 @@ pub async fn run(
                         Err(err) => debug!("start-up code not released: {err}"),
                     }
                 }
-                let alive = ended.is_empty() && tailer_goes_round(&telemetry, &pipelines);
+                let alive = ended.is_empty()
+                    && tailer_goes_round(&telemetry, &pipelines)
+                    && shipper_progresses(&telemetry, &pipelines);
                 if watchdog.is_some() && alive {
                     notify(&[NotifyState::Watchdog, NotifyState::Status(&status.summary)]);
                 } else {
@@ -275,8 +277,12 @@ pub const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// Running this long without a part ending forgets earlier restarts.
 pub const RESTART_BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// A tailer whose loop has not gone round for this long is stuck (it goes round at least every
-/// rescan interval, and every 200 ms while it waits for the budget).
+/// rescan interval; it never waits for the budget, which only pauses some files).
 pub const TAILER_STUCK_AFTER: Duration = Duration::from_secs(60);
+/// A logs shipper that holds data and has neither finished a request nor been without one in
+/// flight for this long is stuck: its requests hang. An outage or a refusal is not stuck: each
+/// attempt ends (the SDK's timeouts), and restarting would not help.
+pub const SHIPPER_STUCK_AFTER: Duration = Duration::from_secs(180);
 
 /// Builds the clients and runs the start-up checks of `config`.
 async fn prepare(config: &Config, options: &RunOptions) -> Result<Clients, RunError> {
@@ -329,6 +335,17 @@ fn tailer_goes_round(telemetry: &Telemetry, pipelines: &Pipelines) -> bool {
     }
     let beat = telemetry.tailer.heartbeat_secs.load(Ordering::Relaxed);
     epoch_secs().saturating_sub(beat) < TAILER_STUCK_AFTER.as_secs()
+}
+
+/// Whether the logs shipper (if any) makes progress: a destination's request ended recently,
+/// or nothing is held to send. Waiting alone (a tailer paused on the budget) is not progress.
+fn shipper_progresses(telemetry: &Telemetry, pipelines: &Pipelines) -> bool {
+    if !pipelines.has_logs() || pipelines.queue(telemetry).bytes == 0 {
+        return true;
+    }
+    telemetry
+        .shipper_idle_secs()
+        .is_none_or(|idle| idle < SHIPPER_STUCK_AFTER.as_secs())
 }
 
 fn epoch_secs() -> u64 {

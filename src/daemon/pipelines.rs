@@ -284,11 +284,15 @@ fn start_logs(
         }
         None => (std::collections::HashMap::new(), Vec::new()),
     };
-    let budget = Arc::new(ByteBudget::new(options.log_buffer_bytes));
     let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_CHUNKS);
     let (checkpoint_tx, mut checkpoint_rx) = mpsc::unbounded_channel::<CheckpointMessage>();
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<shipper::Ack>();
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    // Bytes coming back to a destination whose files paused wake the tailer.
+    let budget = Arc::new(ByteBudget::with_wake(
+        options.log_buffer_bytes,
+        Some(wake_tx.clone()),
+    ));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let changed = Arc::new(ChangedPaths::default());

@@ -3,9 +3,11 @@
 //! Owns the set of open files of every `collect_list` entry. It discovers files at start, when a
 //! watched directory changes (`notify`) and on a slow periodic rescan, instead of walking every
 //! glob every second. Each pass reads at most a fixed budget per file so a busy file cannot
-//! starve a quiet one. Before handing an event on it takes the event's bytes from the shared
-//! [`ByteBudget`]; when the shipper cannot keep up (or CloudWatch is unreachable) the budget runs
-//! out and reading pauses: nothing is dropped and memory stays bounded. Files are registered with
+//! starve a quiet one. Before handing events on it takes their bytes from their destination's
+//! [`Share`] of the [`ByteBudget`], and it never waits for them: when a destination cannot keep
+//! up (CloudWatch slow, unreachable, or refusing it), only the files feeding that destination
+//! pause, their data waiting in the files; every other file goes on, nothing is dropped and
+//! memory stays bounded. Files are registered with
 //! the checkpointer before their first event, and ranges that make no event are acknowledged at
 //! once. It knows nothing of AWS; destinations are plain names.
 
@@ -24,7 +26,7 @@ use super::multiline::MULTI_LINE_IDLE;
 use super::watcher::{Change, TailedFile, locate};
 use crate::config::{FileConfig, LogGroupName};
 use crate::event::{Destination, LogEvent, MAX_EVENTS_PER_HANDOFF, TailMessage};
-use crate::queue::ByteBudget;
+use crate::queue::{ByteBudget, Share};
 use crate::state::checkpoint::{CheckpointMessage, FileCheckpoint};
 use crate::telemetry::Telemetry;
 
@@ -270,6 +272,11 @@ struct Open {
     path_hash: u64,
     pipeline: Box<EventPipeline>,
     destination: Arc<Destination>,
+    /// Its destination's part of the budget (shared with the other files of the destination).
+    share: Arc<Share>,
+    /// Hand-off chunks of a pass whose destination had no room left, oldest first: the file is
+    /// not read again until they are handed on, and nothing else waits for them.
+    stalled: Vec<Vec<LogEvent>>,
 }
 
 /// Which tailed files a pass visits, so that a pass costs what is due rather than every file
@@ -513,6 +520,21 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             if !due {
                 continue;
             }
+            // A file whose destination has no room is not read: what it would read waits in
+            // the file, not in memory, and the budget wakes the tailer when room comes back.
+            // Only the files of that destination wait; the others go on.
+            match hand_on_stalled(tailed, &links) {
+                HandOn::Stop => return,
+                HandOn::Stalled => {
+                    roster.keep(i);
+                    continue;
+                }
+                HandOn::Done => {}
+            }
+            if !links.budget.has_room(&tailed.share) {
+                roster.keep(i);
+                continue;
+            }
             let was_closed = tailed.file.is_closed();
             lines.clear();
             // Lines framed before an error are kept and handed on; the read is tried again next pass.
@@ -551,6 +573,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // A renamed-away or deleted file is read until its writer has been quiet for a while
             // (it may append until it reopens its log); then its last line and event go out.
             let writer_done = tailed.file.is_detached()
+                && tailed.stalled.is_empty()
                 && change == Change::None
                 && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE;
             match change {
@@ -567,10 +590,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
                 _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
             }
-            if !hand_on(tailed, outputs, &links) {
+            if hand_on(tailed, outputs, &links) == HandOn::Stop {
                 return;
             }
-            if writer_done {
+            if writer_done && tailed.stalled.is_empty() {
                 // Everything it will ever hand on is out: its checkpoint ends once that is delivered.
                 let _ = links.checkpoints.send(CheckpointMessage::Finished {
                     file: tailed.key,
@@ -621,7 +644,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 || change == Change::Truncated
                 || tailed.file.is_detached()
                 || tailed.file.pending_bytes() > 0
-                || tailed.pipeline.has_pending();
+                || tailed.pipeline.has_pending()
+                || !tailed.stalled.is_empty();
             if tailed.attention {
                 roster.keep(i);
             }
@@ -675,8 +699,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // multi-line event or unterminated line is due; no wake-ups beyond those. Without
             // file-system events (no inotify), appends are looked for every second.
             let now = Instant::now();
+            // A file waiting for its destination's room waits for the budget's wake instead.
             let due = roster
                 .needing_attention(&open)
+                .filter(|o| o.stalled.is_empty() && links.budget.has_room(&o.share))
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
             let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
@@ -719,6 +745,7 @@ fn superseded_and_read(o: &Open, settings: &TailerSettings, newest: &[Option<Pat
             .is_some_and(|newest| newest != o.file.path())
         && o.file.pending_bytes() == 0
         && !o.pipeline.has_pending()
+        && o.stalled.is_empty()
         && o.last_line_at.elapsed() >= MULTI_LINE_IDLE
         && std::fs::metadata(o.file.path()).is_ok_and(|m| m.len() == o.file.offset())
 }
@@ -935,6 +962,8 @@ fn add(
         rotated,
     });
     open.push(Open {
+        share: links.budget.share(&destination),
+        stalled: Vec::new(),
         told_identity: file.identity(),
         last_line_at: Instant::now(),
         key,
@@ -1053,8 +1082,20 @@ fn epoch_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Sends the outputs on, events in chunks; false when the tailer must stop.
-fn hand_on(tailed: &Open, outputs: Outputs, links: &TailerLinks) -> bool {
+/// What became of a file's hand-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandOn {
+    /// Everything went to the shipper.
+    Done,
+    /// Some chunks wait in the file's `stalled` for room in its destination's share.
+    Stalled,
+    /// The shipper is gone: the tailer must stop.
+    Stop,
+}
+
+/// Sends the outputs on, events in chunks; chunks its destination has no room for wait in
+/// the file's `stalled`, after any that wait already (a file's events keep their order).
+fn hand_on(tailed: &mut Open, outputs: Outputs, links: &TailerLinks) -> HandOn {
     for skipped in &outputs.skipped {
         Telemetry::bump(&links.telemetry.tailer.events_skipped, 1);
         let _ = links.checkpoints.send(CheckpointMessage::Ack {
@@ -1063,9 +1104,44 @@ fn hand_on(tailed: &Open, outputs: Outputs, links: &TailerLinks) -> bool {
             end: skipped.end_offset,
         });
     }
-    handoff_chunks(outputs.events)
-        .into_iter()
-        .all(|chunk| send_chunk(tailed, chunk, links))
+    tailed.stalled.extend(handoff_chunks(outputs.events));
+    hand_on_stalled(tailed, links)
+}
+
+/// Hands on the file's waiting chunks, oldest first, while its destination has room.
+fn hand_on_stalled(tailed: &mut Open, links: &TailerLinks) -> HandOn {
+    if tailed.stalled.is_empty() {
+        return HandOn::Done;
+    }
+    let mut sent = 0;
+    let mut outcome = HandOn::Done;
+    for chunk in &mut tailed.stalled {
+        let bytes = chunk.iter().map(LogEvent::budget_bytes).sum();
+        if !links.budget.try_acquire(&tailed.share, bytes) {
+            outcome = HandOn::Stalled;
+            break;
+        }
+        let events = std::mem::take(chunk);
+        sent += 1;
+        let count = events.len() as u64;
+        Telemetry::bump(&links.telemetry.tailer.events_read, count);
+        Telemetry::bump(&links.telemetry.queued_events, count);
+        let message = TailMessage::Events {
+            destination: tailed.destination.clone(),
+            events,
+        };
+        // The shipper always takes messages while it runs; a closed channel means it is gone.
+        if links.events.blocking_send(message).is_err() {
+            outcome = HandOn::Stop;
+            break;
+        }
+    }
+    tailed.stalled.drain(..sent);
+    if tailed.stalled.is_empty() {
+        // A pass of many chunks left a long vector of chunks behind.
+        tailed.stalled = Vec::new();
+    }
+    outcome
 }
 
 /// Cuts a pass's events into hand-off chunks of at most [`MAX_EVENTS_PER_HANDOFF`], in order.
@@ -1090,31 +1166,6 @@ fn handoff_chunks(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
     chunks.push(events);
     chunks.reverse();
     chunks
-}
-
-/// Takes the chunk's bytes from the budget (waiting while CloudWatch catches up: reading
-/// pauses), then hands the chunk to the shipper; false when the tailer must stop.
-fn send_chunk(tailed: &Open, events: Vec<LogEvent>, links: &TailerLinks) -> bool {
-    let bytes = events.iter().map(LogEvent::budget_bytes).sum();
-    while !links.budget.acquire(bytes, Duration::from_millis(200)) {
-        if links.stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        // Waiting for CloudWatch is not being stuck: the watchdog keeps being fed.
-        links
-            .telemetry
-            .tailer
-            .heartbeat_secs
-            .store(epoch_secs(), Ordering::Relaxed);
-    }
-    let count = events.len() as u64;
-    Telemetry::bump(&links.telemetry.tailer.events_read, count);
-    Telemetry::bump(&links.telemetry.queued_events, count);
-    let message = TailMessage::Events {
-        destination: tailed.destination.clone(),
-        events,
-    };
-    links.events.blocking_send(message).is_ok()
 }
 
 #[cfg(test)]

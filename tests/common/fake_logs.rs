@@ -98,6 +98,9 @@ pub enum Fault {
     UnknownError,
     /// Read the request and never answer, keeping the connection open.
     BlackHole,
+    /// HTTP 400 InvalidParameterException with this text, about the request as a whole (a
+    /// name, a parameter), recording nothing.
+    RefuseRequest(String),
 }
 
 /// One fault for the next PutMetricData call.
@@ -152,6 +155,21 @@ struct State {
     window: Option<(i64, i64)>,
     rejected_too_old: u64,
     rejected_too_new: u64,
+    /// Groups refused for good: every call naming them is answered with this (code, text),
+    /// as CloudWatch answers a policy that does not cover them.
+    refused_groups: HashMap<String, (String, String)>,
+    /// Calls answered for refused groups, by operation.
+    refused_group_calls: HashMap<String, u64>,
+    /// The account's PutLogEvents quota: (requests a second, the current second, calls in it).
+    put_cap: Option<(u32, u64, u32)>,
+    /// PutLogEvents answered ThrottlingException for the quota.
+    throttled_by_cap: u64,
+    /// PutLogEvents accepted (200).
+    puts_accepted: u64,
+    /// CreateLogStream calls.
+    create_stream_calls: u64,
+    /// The next this many PutRetentionPolicy calls are throttled.
+    retention_throttles: u32,
 }
 
 /// One event in this many gives a latency sample; at most [`LATENCY_SAMPLES`] are kept.
@@ -377,6 +395,58 @@ impl FakeLogs {
         self.state.lock().unwrap().refused_calls.clone()
     }
 
+    /// Refuses every call naming `group` with AccessDeniedException, as CloudWatch answers an
+    /// IAM policy that does not cover it, until [`FakeLogs::allow_group`].
+    pub fn refuse_group(&self, group: &str) {
+        self.refuse_group_with(
+            group,
+            "AccessDeniedException",
+            &format!("User: arn:aws:iam::123456789012:user/cwagent is not authorized to perform this action on resource: arn:aws:logs:us-east-1:123456789012:log-group:{group}"),
+        );
+    }
+
+    /// Refuses every call naming `group` with `code` and `text`.
+    pub fn refuse_group_with(&self, group: &str, code: &str, text: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refused_groups
+            .insert(group.to_owned(), (code.to_owned(), text.to_owned()));
+    }
+
+    /// Lifts [`FakeLogs::refuse_group`].
+    pub fn allow_group(&self, group: &str) {
+        self.state.lock().unwrap().refused_groups.remove(group);
+    }
+
+    /// Calls refused for a refused group, by operation.
+    pub fn refused_group_calls(&self, operation: &str) -> u64 {
+        let s = self.state.lock().unwrap();
+        s.refused_group_calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Accepts at most `per_second` PutLogEvents a second (in each wall-clock second), over
+    /// all callers, and answers the rest ThrottlingException, as an account's quota does.
+    pub fn cap_puts(&self, per_second: u32) {
+        self.state.lock().unwrap().put_cap = Some((per_second, 0, 0));
+    }
+
+    /// (PutLogEvents accepted, PutLogEvents throttled by the quota).
+    pub fn put_outcomes(&self) -> (u64, u64) {
+        let s = self.state.lock().unwrap();
+        (s.puts_accepted, s.throttled_by_cap)
+    }
+
+    /// Throttles the next `count` PutRetentionPolicy calls (its quota is 5 a second per account).
+    pub fn throttle_retention(&self, count: u32) {
+        self.state.lock().unwrap().retention_throttles = count;
+    }
+
+    /// CreateLogStream calls answered.
+    pub fn create_stream_calls(&self) -> u64 {
+        self.state.lock().unwrap().create_stream_calls
+    }
+
     /// The retention set on a group.
     pub fn retention(&self, group: &str) -> Option<i64> {
         self.state.lock().unwrap().retention.get(group).copied()
@@ -444,7 +514,28 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
         };
         let fault = if operation == "PutLogEvents" {
             let mut s = state.lock().unwrap();
-            let fault = s.faults.pop_front();
+            let second = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let over_quota = match &mut s.put_cap {
+                Some((cap, at, count)) => {
+                    if *at != second {
+                        (*at, *count) = (second, 0);
+                    }
+                    *count += 1;
+                    *count > *cap
+                }
+                None => false,
+            };
+            if over_quota {
+                s.throttled_by_cap += 1;
+            }
+            let fault = if over_quota {
+                Some(Fault::Throttle)
+            } else {
+                s.faults.pop_front()
+            };
             let random = match (&fault, &mut s.random_failures) {
                 (None, Some((rng, percent))) => rng.u32(0..100) < *percent,
                 _ => false,
@@ -483,6 +574,10 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
             Some(Fault::Throttle) => (
                 400,
                 json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+            ),
+            Some(Fault::RefuseRequest(text)) => (
+                400,
+                json!({"__type": "InvalidParameterException", "message": text}),
             ),
             Some(Fault::Unavailable) => (
                 503,
@@ -577,6 +672,11 @@ fn handle(
 ) -> (u16, Value) {
     let group = request["logGroupName"].as_str().unwrap_or("").to_owned();
     let stream = request["logStreamName"].as_str().unwrap_or("").to_owned();
+    if operation != "PutLogEvents"
+        && let Some(answer) = refused_group(state, operation, &group)
+    {
+        return answer;
+    }
     match operation {
         "CreateLogGroup" => {
             let mut s = state.lock().unwrap();
@@ -590,6 +690,7 @@ fn handle(
         }
         "CreateLogStream" => {
             let mut s = state.lock().unwrap();
+            s.create_stream_calls += 1;
             if !s.groups.contains(&group) {
                 return (
                     400,
@@ -606,6 +707,16 @@ fn handle(
             (200, json!({}))
         }
         "PutRetentionPolicy" => {
+            {
+                let mut s = state.lock().unwrap();
+                if s.retention_throttles > 0 {
+                    s.retention_throttles -= 1;
+                    return (
+                        400,
+                        json!({"__type": "ThrottlingException", "message": "Rate exceeded"}),
+                    );
+                }
+            }
             state
                 .lock()
                 .unwrap()
@@ -624,11 +735,24 @@ fn handle(
     }
 }
 
+/// The answer to a call naming a refused group, if it is one.
+fn refused_group(state: &Arc<Mutex<State>>, operation: &str, group: &str) -> Option<(u16, Value)> {
+    let mut s = state.lock().unwrap();
+    let (code, text) = s.refused_groups.get(group)?.clone();
+    *s.refused_group_calls
+        .entry(operation.to_owned())
+        .or_default() += 1;
+    Some((400, json!({"__type": code, "message": text})))
+}
+
 fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, Value) {
     let group = request.group.into_owned();
     let stream = request.stream.into_owned();
     let events = request.events;
     state.lock().unwrap().put_calls += 1;
+    if let Some(answer) = refused_group(state, "PutLogEvents", &group) {
+        return answer;
+    }
     if !state
         .lock()
         .unwrap()
@@ -718,6 +842,7 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
             });
         }
     }
+    s.puts_accepted += 1;
     let mut answer = json!({"nextSequenceToken": "unused"});
     if too_old_end > 0 || too_new_start.is_some() {
         let mut info = serde_json::Map::new();

@@ -59,6 +59,66 @@ pub struct LogBatch {
     pub bytes: usize,
 }
 
+impl LogBatch {
+    /// Moves the events of `next`, from its first, that fit this batch within every limit onto
+    /// its end, and returns how many; with `whole`, all of them or none. The result is not
+    /// sorted: call [`LogBatch::sort`] once everything is in.
+    ///
+    /// This is how batches that waited (throttled, retrying, at the in-flight limit) go out in
+    /// as few requests as the limits allow. `next` must hold events that came after this
+    /// batch's in their files, so that the stable sort keeps each file's order.
+    pub fn absorb(&mut self, next: &mut LogBatch, whole: bool) -> usize {
+        let mut span = self.events.iter().map(|e| e.timestamp_ms);
+        let first = span.next();
+        let (mut oldest, mut newest) = span.fold(
+            (first.unwrap_or(0), first.unwrap_or(0)),
+            |(oldest, newest), ts| (oldest.min(ts), newest.max(ts)),
+        );
+        let held = self.events.len();
+        let mut bytes = self.bytes;
+        let mut fit = 0;
+        for event in &next.events {
+            let count = held + fit;
+            let size = billed_bytes(event);
+            let ts = event.timestamp_ms;
+            let (o, n) = if count == 0 {
+                (ts, ts)
+            } else {
+                (oldest.min(ts), newest.max(ts))
+            };
+            if count >= MAX_EVENTS_PER_BATCH
+                || bytes + size > MAX_BATCH_BYTES
+                || n - o > MAX_BATCH_SPAN_MS
+            {
+                break;
+            }
+            (oldest, newest) = (o, n);
+            bytes += size;
+            fit += 1;
+        }
+        if fit == 0 || (whole && fit < next.events.len()) {
+            return 0;
+        }
+        let moved = bytes - self.bytes;
+        if fit == next.events.len() {
+            self.events.append(&mut next.events);
+        } else {
+            self.events.extend(next.events.drain(..fit));
+        }
+        self.bytes = bytes;
+        next.bytes -= moved;
+        fit
+    }
+
+    /// Sorts the events by timestamp, stably (a file's lines with equal timestamps keep their
+    /// order), unless they are in order already.
+    pub fn sort(&mut self) {
+        if !self.events.is_sorted_by_key(|e| e.timestamp_ms) {
+            self.events.sort_by_key(|e| e.timestamp_ms);
+        }
+    }
+}
+
 /// Accumulates one stream's events into batches within the limits.
 #[derive(Debug, Default)]
 pub struct LogBatcher {
@@ -139,11 +199,9 @@ impl LogBatcher {
         }
         let mut batch = std::mem::take(&mut self.open);
         // Lines of one file are almost always in order already. A stable sort allocates
-        // scratch for half the batch (hundreds of KB) before it finds that out; this check
+        // scratch for half the batch (hundreds of KB) before it finds that out; the check
         // reads each timestamp once.
-        if !batch.events.is_sorted_by_key(|e| e.timestamp_ms) {
-            batch.events.sort_by_key(|e| e.timestamp_ms);
-        }
+        batch.sort();
         Some(batch)
     }
 
@@ -366,6 +424,50 @@ mod tests {
         assert_eq!(closed.len(), 4096usize.div_ceil(3));
         let room: usize = closed.iter().map(|b| b.events.capacity()).sum();
         assert!(room <= 2 * 4096, "room for {room} events");
+    }
+
+    fn batch(events: Vec<LogEvent>) -> LogBatch {
+        LogBatch {
+            bytes: events.iter().map(billed_bytes).sum(),
+            events,
+        }
+    }
+
+    #[test]
+    fn waiting_batches_merge_up_to_each_limit_and_keep_file_order_for_ties() {
+        let mut first = batch((0..6_000).map(|n| event(5, 1, n)).collect());
+        let mut second = batch((6_000..12_000).map(|n| event(5, 1, n)).collect());
+        assert_eq!(first.absorb(&mut second, true), 0, "not all of it fits");
+        assert_eq!(first.absorb(&mut second, false), 4_000);
+        assert_eq!(first.events.len(), MAX_EVENTS_PER_BATCH);
+        assert_eq!(second.events.len(), 2_000);
+        assert_eq!(second.bytes, 2_000 * 27);
+        first.sort();
+        let offsets: Vec<u64> = first
+            .events
+            .iter()
+            .map(|e| e.message.start_offset)
+            .collect();
+        assert!(offsets.is_sorted(), "equal timestamps keep file order");
+
+        // Bytes: two batches of 600 KB do not fit one request.
+        let mut a = batch(vec![event(0, 600_000, 0)]);
+        let mut b = batch(vec![event(0, 600_000, 1)]);
+        assert_eq!(a.absorb(&mut b, false), 0);
+        assert_eq!((a.events.len(), b.events.len()), (1, 1));
+        // Time: a batch a day and a millisecond later stays apart.
+        let mut a = batch(vec![event(0, 1, 0)]);
+        let mut b = batch(vec![event(MAX_BATCH_SPAN_MS + 1, 1, 1), event(10, 1, 2)]);
+        assert_eq!(a.absorb(&mut b, false), 0);
+        // Later timestamps of the second batch come out sorted after the merge.
+        let mut a = batch(vec![event(30, 1, 0)]);
+        let mut b = batch(vec![event(10, 1, 1), event(20, 1, 2)]);
+        assert_eq!(a.absorb(&mut b, true), 2);
+        a.sort();
+        let order: Vec<i64> = a.events.iter().map(|e| e.timestamp_ms).collect();
+        assert_eq!(order, [10, 20, 30]);
+        assert_eq!(a.bytes, 3 * 27);
+        assert_eq!(b.bytes, 0);
     }
 
     #[test]

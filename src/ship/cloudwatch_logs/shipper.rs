@@ -1,37 +1,74 @@
-//! The logs shipper: per-destination batches, several PutLogEvents in flight per stream, and
-//! acknowledgements back to the checkpoints.
+//! The logs shipper: per-destination batches, several PutLogEvents in flight per stream,
+//! isolation between destinations, the process's pace under throttling, and acknowledgements
+//! back to the checkpoints.
 //!
-//! Owns the loop that turns [`TailMessage`]s into requests. Each (group, stream) has its own
-//! [`LogBatcher`]; a batch closes when full or `force_flush_interval` after its first event. Up
-//! to `concurrency` requests per stream are in flight (CloudWatch no longer needs sequence
-//! tokens), and at most [`MAX_REQUESTS_IN_FLIGHT`] in all. Each accepted event's file range is acknowledged and its bytes released from the
-//! budget. A missing stream or group is created on the first ResourceNotFound; retention is set
-//! once per group. Failures that may pass are retried with capped, jittered backoff for as long
-//! as cwlite runs (reading pauses meanwhile, through the budget); a batch refused as invalid is
-//! split in halves until the refused event is alone, and only that event is given up, logged
-//! with its file range. On shutdown everything open is closed and drained until the deadline;
-//! what was not acknowledged is read again at the next start.
+//! Owns the loop that turns [`TailMessage`]s into requests ([`Shipper`], in phases: `receive`,
+//! `schedule`, `finish`, `forget_idle`). Each (group, stream) has its own [`LogBatcher`]; a
+//! batch closes when full or `force_flush_interval` after its first event (the first flush after
+//! start at a random phase, so a fleet started together does not flush together). Up to
+//! `concurrency` requests per stream are in flight, and at most [`MAX_REQUESTS_IN_FLIGHT`] in
+//! all. Batches that wait (throttled, retrying, at the in-flight limit) go out merged, in as
+//! few requests as the PutLogEvents limits allow, in file order.
+//!
+//! What a failure means is [`AwsError::disposition`]'s decision; this loop acts on it:
+//! - throttled: the process's [`Pace`] slows down and the batch waits for a token with everything
+//!   queued behind it; no per-batch timer leaves the quota idle;
+//! - transient (outage, 5xx): capped, jittered backoff of that destination;
+//! - refused (permissions, KMS, a refused create): a long backoff of that destination, never
+//!   given up, logged when it starts and when it changes, with the IAM permission it needs,
+//!   and shown in the status;
+//! - bad events: the batch is split in halves until the refused event is alone, and only
+//!   that event is given up, logged with its file range.
+//!
+//! A failing destination's [`Share`] of the budget is marked failing, so it holds little and
+//! its files pause while every other destination goes on. Each accepted event's file range is
+//! acknowledged and its bytes given back. Retention is set once per group (by its exact name)
+//! and retried until it is set. A destination idle for [`FORGET_AFTER`] with nothing held is
+//! forgotten. On shutdown everything open is closed and drained until the deadline; what was
+//! not acknowledged is read again at the next start.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::batch::{LogBatch, LogBatcher, LogEvent, TimeWindow, time_window};
+use super::rate::Pace;
 use super::sink::{Destination, LogsSink, Rejected};
-use crate::aws::{AwsError, AwsErrorKind};
+use crate::aws::{AwsError, AwsErrorKind, Disposition};
 pub use crate::event::{Ack, TailMessage};
-use crate::queue::ByteBudget;
+use crate::queue::{ByteBudget, Share};
 use crate::ship::retry::Backoff;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{RefusedDestination, Telemetry};
 
 /// Most PutLogEvents calls in flight over all streams: each may hold a connection, and a glob
 /// matching thousands of files with `publish_multi_logs` makes as many streams.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+/// First wait after a transient failure (outage, 5xx) of a destination.
+pub const RETRY_BASE: Duration = Duration::from_millis(500);
+/// Longest wait after transient failures.
+pub const RETRY_CAP: Duration = Duration::from_secs(60);
+/// First wait after a refusal no quick retry fixes (permissions, KMS, a refused create).
+pub const REFUSED_RETRY_BASE: Duration = Duration::from_secs(30);
+/// Longest wait after refusals: the destination is tried again at least this often, for as
+/// long as cwlite runs, so a fixed policy takes effect within minutes.
+pub const REFUSED_RETRY_CAP: Duration = Duration::from_secs(300);
+/// A destination with nothing held, open, queued or in flight for this long is forgotten: with
+/// a stream per file or a group per path, files that come and go would otherwise grow the
+/// shipper for the life of the process.
+pub const FORGET_AFTER: Duration = Duration::from_secs(60);
+/// Most groups whose retention is remembered as set.
+const MAX_RETENTION_GROUPS: usize = 100_000;
+/// How often idle destinations are looked for.
+const FORGET_SWEEP: Duration = Duration::from_secs(10);
+/// The loop goes round at least this often, so that the watchdog sees a shipper that waits
+/// on timers alone (a refused destination's long backoff) as alive.
+const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Settings of the shipper.
 #[derive(Debug, Clone)]
@@ -68,18 +105,50 @@ pub struct LogShipperStats {
     /// Events not sent because CloudWatch would refuse their time (over 14 days old or over
     /// 2 hours ahead).
     pub events_out_of_window: u64,
+    /// Destinations CloudWatch refuses now (see [`Disposition::Refused`]).
+    pub destinations_refused: u64,
+    /// PutLogEvents throttles answered in the last minute.
+    pub throttles_last_minute: u64,
+    /// The process's PutLogEvents pace, in thousandths of a request a second; 0 while
+    /// unlimited.
+    pub rate_limit_millis: u64,
+}
+
+/// A closed batch waiting to be sent, in its stream's order.
+struct Queued {
+    /// Order of the batch in its stream: a batch that comes back (throttled, retried) goes
+    /// back to its place, so that merging keeps each file's order.
+    seq: u64,
+    batch: LogBatch,
+    /// Whether it may be merged with the batches behind it (not while a refused event is
+    /// being isolated).
+    merge: bool,
+}
+
+/// Why a destination is refused, as reported.
+#[derive(Debug, Clone)]
+struct Refusal {
+    operation: &'static str,
+    code: Option<String>,
+    report: RefusedDestination,
 }
 
 struct DestinationState {
     destination: Arc<Destination>,
+    share: Arc<Share>,
     batcher: LogBatcher,
     opened_at: Option<Instant>,
-    queue: VecDeque<LogBatch>,
+    queue: VecDeque<Queued>,
+    next_seq: u64,
     in_flight: usize,
     retry_at: Option<Instant>,
     backoff: Backoff,
+    refused: Option<Refusal>,
+    refused_backoff: Backoff,
     /// On the active list (see [`Active`]).
     listed: bool,
+    /// When it last had something to do.
+    last_used: Instant,
 }
 
 impl DestinationState {
@@ -87,6 +156,63 @@ impl DestinationState {
     /// One with batches only in flight waits for their tasks, which the loop joins anyway.
     fn has_work(&self) -> bool {
         self.opened_at.is_some() || !self.queue.is_empty()
+    }
+
+    /// Puts a batch back at its place in the queue.
+    fn requeue(&mut self, queued: Queued) {
+        let at = self.queue.partition_point(|q| q.seq <= queued.seq);
+        self.queue.insert(at, queued);
+    }
+
+    /// Closes the open batch into the queue.
+    fn close_open(&mut self) {
+        if let Some(batch) = self.batcher.take() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push_back(Queued {
+                seq,
+                batch,
+                merge: true,
+            });
+        }
+        self.opened_at = None;
+    }
+
+    /// The next request of this stream: the first waiting batch with the batches behind it
+    /// merged in while they fit, and the open batch too when all of it fits.
+    fn next_request(&mut self) -> Option<Queued> {
+        let mut first = self.queue.pop_front()?;
+        if first.merge {
+            while let Some(next) = self.queue.front_mut() {
+                if !next.merge {
+                    break;
+                }
+                first.batch.absorb(&mut next.batch, false);
+                if !next.batch.events.is_empty() {
+                    break;
+                }
+                self.queue.pop_front();
+            }
+            if self.queue.is_empty()
+                && let Some(mut open) = self.batcher.take()
+            {
+                if first.batch.absorb(&mut open, true) > 0 {
+                    self.opened_at = None;
+                } else {
+                    // It does not fit: it waits as the next batch instead of staying open.
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.queue.push_back(Queued {
+                        seq,
+                        batch: open,
+                        merge: true,
+                    });
+                    self.opened_at = None;
+                }
+            }
+            first.batch.sort();
+        }
+        Some(first)
     }
 }
 
@@ -101,8 +227,10 @@ struct Active {
 
 impl Active {
     /// Lists destination `i` if it has work and is not listed yet.
-    fn note(&mut self, destinations: &mut [DestinationState], i: usize) {
-        let state = &mut destinations[i];
+    fn note(&mut self, destinations: &mut [Option<DestinationState>], i: usize) {
+        let Some(state) = destinations[i].as_mut() else {
+            return;
+        };
         if !state.listed && state.has_work() {
             state.listed = true;
             self.list.push(i);
@@ -110,17 +238,65 @@ impl Active {
     }
 
     /// Drops the destinations left without work.
-    fn prune(&mut self, destinations: &mut [DestinationState]) {
+    fn prune(&mut self, destinations: &mut [Option<DestinationState>]) {
         self.list.retain(|&i| {
-            let state = &mut destinations[i];
+            let Some(state) = destinations[i].as_mut() else {
+                return false;
+            };
             state.listed = state.has_work();
             state.listed
         });
     }
 }
 
-/// What a send task returns; the batch itself stays with the loop (see `in_flight_batches`).
+/// A request in flight: its destination, the batch (kept here rather than moved into the task,
+/// so that even a task that panics gives its batch back), and when it was sent.
+struct InFlight {
+    destination: usize,
+    seq: u64,
+    merge: bool,
+    batch: Arc<LogBatch>,
+    sent_at: Instant,
+}
+
+/// What a send task returns.
 type Sent = Result<Rejected, AwsError>;
+
+/// The shipper's state between turns of its loop.
+struct Shipper {
+    settings: LogShipperSettings,
+    sink: LogsSink,
+    acks: mpsc::UnboundedSender<Ack>,
+    budget: Arc<ByteBudget>,
+    telemetry: Arc<Telemetry>,
+    stats: LogShipperStats,
+    published: LogShipperStats,
+    /// Slots by index; a forgotten destination leaves `None`, reused through `free`.
+    destinations: Vec<Option<DestinationState>>,
+    free: Vec<usize>,
+    index: HashMap<Arc<Destination>, usize>,
+    active: Active,
+    /// Where the next look for batches to send starts, so that under the global cap or the
+    /// pace no stream is always served last.
+    cursor: usize,
+    sending: JoinSet<Sent>,
+    in_flight: HashMap<tokio::task::Id, InFlight>,
+    /// PutLogEvents' pace, over all streams.
+    puts: Arc<Pace>,
+    /// CreateLogStream, CreateLogGroup and PutRetentionPolicy's pace.
+    control: Arc<Pace>,
+    /// When the pace next has a token, if a send waited for one.
+    pace_wake: Option<Instant>,
+    /// The first flush after start, at a random phase within the flush interval.
+    first_flush_at: Instant,
+    /// Groups whose retention is set, or being set by a task of `retention_tasks`.
+    retention: HashSet<String>,
+    retention_tasks: JoinSet<()>,
+    drain_until: Option<Instant>,
+    window_reported: Option<Instant>,
+    swept_at: Instant,
+    refused_changed: bool,
+}
 
 /// Runs until the tailers' channel closes, then drains. Returns the counters.
 pub async fn run(
@@ -131,165 +307,523 @@ pub async fn run(
     budget: Arc<ByteBudget>,
     telemetry: Arc<Telemetry>,
 ) -> LogShipperStats {
+    let now = Instant::now();
     // Counting on from what a shipper before this one (before a reload or restart) counted.
-    let mut stats = telemetry.logs();
-    let mut published = stats;
-    let mut destinations: Vec<DestinationState> = Vec::new();
-    let mut index: HashMap<Arc<Destination>, usize> = HashMap::new();
-    let mut retention_done: HashSet<String> = HashSet::new();
-    let mut sending: JoinSet<Sent> = JoinSet::new();
-    // Batches in flight, by task: kept here rather than moved into the task, so that even a task
-    // that panics gives its batch back to be sent again instead of stalling the stream.
-    let mut in_flight_batches: HashMap<tokio::task::Id, (usize, Arc<LogBatch>)> = HashMap::new();
-    let mut drain_until: Option<Instant> = None;
-    let mut window_reported: Option<Instant> = None;
-    // Where the next look for batches to send starts, so that under the global cap no stream
-    // is always served last.
-    let mut first = 0usize;
-    let mut active = Active::default();
+    let stats = telemetry.logs();
+    let mut shipper = Shipper {
+        first_flush_at: now + settings.flush_interval.mul_f64(fastrand::f64()),
+        settings,
+        sink,
+        acks,
+        budget,
+        stats,
+        published: stats,
+        telemetry,
+        destinations: Vec::new(),
+        free: Vec::new(),
+        index: HashMap::new(),
+        active: Active::default(),
+        cursor: 0,
+        sending: JoinSet::new(),
+        in_flight: HashMap::new(),
+        puts: Arc::new(Pace::default()),
+        control: Arc::new(Pace::default()),
+        pace_wake: None,
+        retention: HashSet::new(),
+        retention_tasks: JoinSet::new(),
+        drain_until: None,
+        window_reported: None,
+        swept_at: now,
+        refused_changed: false,
+    };
     loop {
-        if stats != published {
-            published = stats;
-            telemetry.set_logs(stats);
-        }
+        shipper.publish();
         let now = Instant::now();
-        let count = active.list.len();
-        first = if count == 0 { 0 } else { (first + 1) % count };
-        for k in (first..count).chain(0..first) {
-            let i = active.list[k];
-            let state = &mut destinations[i];
-            if state
-                .opened_at
-                .is_some_and(|at| now.duration_since(at) >= settings.flush_interval)
-                || drain_until.is_some()
+        shipper.schedule(now);
+        if shipper.drained(now) {
+            break;
+        }
+        if now.duration_since(shipper.swept_at) >= FORGET_SWEEP {
+            shipper.swept_at = now;
+            shipper.forget_idle(now);
+        }
+        let wake = shipper.next_wake(now);
+        tokio::select! {
+            message = messages.recv(), if shipper.drain_until.is_none() => match message {
+                Some(TailMessage::Events { destination, events }) => shipper.receive(destination, events),
+                None => shipper.drain_until = Some(Instant::now() + shipper.settings.drain_deadline),
+            },
+            Some(joined) = shipper.sending.join_next_with_id(), if !shipper.sending.is_empty() => {
+                let (id, result) = match joined {
+                    Ok((id, result)) => (id, result),
+                    Err(err) => {
+                        warn!("a send task failed ({err}); its batch is sent again");
+                        (err.id(), Err(AwsError { operation: "PutLogEvents", kind: AwsErrorKind::OtherClientError, code: None, message: err.to_string() }))
+                    }
+                };
+                shipper.finish(id, result);
+            }
+            Some(_) = shipper.retention_tasks.join_next(), if !shipper.retention_tasks.is_empty() => {}
+            _ = sleep_until(wake) => {}
+        }
+    }
+    shipper.publish();
+    shipper.stats
+}
+
+impl Shipper {
+    /// Hands the counters (and the refused destinations, when they changed) to telemetry.
+    fn publish(&mut self) {
+        if self.refused_changed {
+            self.refused_changed = false;
+            let refused: Vec<RefusedDestination> = self
+                .destinations
+                .iter()
+                .flatten()
+                .filter_map(|d| d.refused.as_ref().map(|r| r.report.clone()))
+                .collect();
+            self.stats.destinations_refused = refused.len() as u64;
+            self.telemetry.set_refused(refused);
+        }
+        self.stats.throttles_last_minute = self.puts.throttles_last_minute();
+        self.stats.rate_limit_millis = self
+            .puts
+            .limit()
+            .map_or(0, |rate| (rate * 1000.0).round().max(1.0) as u64);
+        if self.stats != self.published {
+            self.published = self.stats;
+            self.telemetry.set_logs(self.stats);
+        }
+        // Sends that ended, or nothing in flight: the shipper is not stuck on a request.
+        if self.sending.is_empty() {
+            self.telemetry.shipper_progressed();
+        }
+    }
+
+    /// Takes a hand-off of events for `destination`.
+    fn receive(&mut self, destination: Arc<Destination>, events: Vec<LogEvent>) {
+        self.telemetry
+            .queued_events
+            .fetch_sub(events.len() as u64, Ordering::Relaxed);
+        let now_ms = epoch_ms();
+        let i = self.slot(&destination);
+        let state = self.destinations[i].as_mut().expect("a live slot");
+        let share = state.share.clone();
+        let accepted = |e: &LogEvent| time_window(e.timestamp_ms, now_ms) == TimeWindow::Accepted;
+        let (events, outside): (Vec<LogEvent>, Vec<LogEvent>) = if events.iter().all(accepted) {
+            (events, Vec::new())
+        } else {
+            events.into_iter().partition(accepted)
+        };
+        state.last_used = Instant::now();
+        if !events.is_empty() {
+            let mut closed = Vec::new();
+            state.batcher.extend(events, &mut closed);
+            for batch in closed {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                state.queue.push_back(Queued {
+                    seq,
+                    batch,
+                    merge: true,
+                });
+            }
+            state.opened_at.get_or_insert_with(Instant::now);
+        }
+        self.active.note(&mut self.destinations, i);
+        if !outside.is_empty() {
+            // CloudWatch would refuse them: counted and reported, acknowledged so the
+            // checkpoint moves past them, never sent.
+            self.stats.events_out_of_window += outside.len() as u64;
+            acknowledge(&outside, &self.acks, &self.budget, &share);
+            if self
+                .window_reported
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
             {
-                if let Some(batch) = state.batcher.take() {
-                    state.queue.push_back(batch);
-                }
-                state.opened_at = None;
+                self.window_reported = Some(Instant::now());
+                warn!(
+                    group = %destination.group,
+                    total = self.stats.events_out_of_window,
+                    "log events more than 14 days old or 2 hours ahead are not sent (CloudWatch refuses them)"
+                );
+            }
+        }
+    }
+
+    /// The slot of `destination`, made on its first events.
+    fn slot(&mut self, destination: &Arc<Destination>) -> usize {
+        if let Some(&i) = self.index.get(destination) {
+            return i;
+        }
+        let state = DestinationState {
+            share: self.budget.share(destination),
+            destination: destination.clone(),
+            batcher: LogBatcher::default(),
+            opened_at: None,
+            queue: VecDeque::new(),
+            next_seq: 0,
+            in_flight: 0,
+            retry_at: None,
+            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            refused: None,
+            refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
+            listed: false,
+            last_used: Instant::now(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.destinations[i] = Some(state);
+                i
+            }
+            None => {
+                self.destinations.push(Some(state));
+                self.destinations.len() - 1
+            }
+        };
+        self.index.insert(destination.clone(), i);
+        i
+    }
+
+    /// When a destination's open batch is due: `force_flush_interval` after its first event,
+    /// but the first flush after start at the random phase.
+    fn flush_due(&self, opened_at: Instant) -> Instant {
+        if opened_at < self.first_flush_at {
+            self.first_flush_at
+        } else {
+            opened_at + self.settings.flush_interval
+        }
+    }
+
+    /// Closes the batches that are due and sends what the limits and the pace allow, taking
+    /// the destinations in turn.
+    fn schedule(&mut self, now: Instant) {
+        self.pace_wake = None;
+        let count = self.active.list.len();
+        let first = if count == 0 { 0 } else { self.cursor % count };
+        let draining = self.drain_until.is_some();
+        'destinations: for k in (first..count).chain(0..first) {
+            let i = self.active.list[k];
+            let flush_due = self.destinations[i]
+                .as_ref()
+                .and_then(|s| s.opened_at)
+                .map(|at| self.flush_due(at));
+            let Some(state) = self.destinations[i].as_mut() else {
+                continue;
+            };
+            if flush_due.is_some_and(|at| now >= at) || draining {
+                state.close_open();
             }
             // Backoff holds during the drain too: a down endpoint must not be hammered.
             if state.retry_at.is_some_and(|at| at > now) {
                 continue;
             }
             state.retry_at = None;
-            while state.in_flight < settings.concurrency.max(1)
-                && sending.len() < MAX_REQUESTS_IN_FLIGHT
+            while state.in_flight < self.settings.concurrency.max(1)
+                && self.sending.len() < MAX_REQUESTS_IN_FLIGHT
+                && !state.queue.is_empty()
             {
-                let Some(batch) = state.queue.pop_front() else {
+                if let Err(next) = self.puts.try_take() {
+                    // The pace is the process's: nothing else can go out before `next`.
+                    self.pace_wake = Some(next);
+                    break 'destinations;
+                }
+                let Some(queued) = state.next_request() else {
                     break;
                 };
                 state.in_flight += 1;
-                let sink = sink.clone();
+                self.cursor = k + 1;
+                let sink = self.sink.clone();
+                let control = self.control.clone();
                 let destination = state.destination.clone();
-                let retention = destination
-                    .retention_days
-                    .filter(|_| !retention_done.contains(&destination.group.to_lowercase()));
-                let batch = Arc::new(batch);
+                let batch = Arc::new(queued.batch);
                 let shared = batch.clone();
-                let task = sending
-                    .spawn(async move { send(&sink, &destination, &shared, retention).await });
-                in_flight_batches.insert(task.id(), (i, batch));
+                let task = self
+                    .sending
+                    .spawn(async move { send(&sink, &control, &destination, &shared).await });
+                self.in_flight.insert(
+                    task.id(),
+                    InFlight {
+                        destination: i,
+                        seq: queued.seq,
+                        merge: queued.merge,
+                        batch,
+                        sent_at: now,
+                    },
+                );
             }
         }
-        active.prune(&mut destinations);
-        if let Some(deadline) = drain_until {
-            let idle = sending.is_empty()
-                && destinations
-                    .iter()
-                    .all(|d| d.queue.is_empty() && d.batcher.is_empty());
-            if idle || Instant::now() >= deadline {
-                if !idle {
+        self.active.prune(&mut self.destinations);
+    }
+
+    /// Whether the drain is over: nothing left that may still go out before the deadline.
+    fn drained(&self, now: Instant) -> bool {
+        let Some(deadline) = self.drain_until else {
+            return false;
+        };
+        let idle = self.sending.is_empty()
+            && self.destinations.iter().flatten().all(|d| {
+                (d.queue.is_empty() && d.batcher.is_empty())
+                    || d.retry_at.is_some_and(|at| at >= deadline)
+            });
+        if idle {
+            return true;
+        }
+        if now >= deadline {
+            warn!(
+                "shutdown deadline reached: unsent log data will be read again at the next start"
+            );
+            return true;
+        }
+        false
+    }
+
+    /// The next moment something is due: a partial batch's flush, a retry, a token of the
+    /// pace, the drain deadline, or the heartbeat.
+    fn next_wake(&self, now: Instant) -> Instant {
+        self.active
+            .list
+            .iter()
+            .filter_map(|&i| self.destinations[i].as_ref())
+            .flat_map(|d| {
+                [
+                    d.opened_at.map(|at| self.flush_due(at)),
+                    d.retry_at.filter(|_| !d.queue.is_empty()),
+                ]
+            })
+            .flatten()
+            .chain(self.pace_wake)
+            .chain(self.drain_until)
+            .chain(Some(now + HEARTBEAT))
+            .min()
+            .unwrap_or(now + HEARTBEAT)
+    }
+
+    /// Acts on the end of a send task.
+    fn finish(&mut self, id: tokio::task::Id, result: Sent) {
+        self.telemetry.shipper_progressed();
+        let Some(InFlight {
+            destination: i,
+            seq,
+            merge,
+            batch,
+            sent_at,
+        }) = self.in_flight.remove(&id)
+        else {
+            return;
+        };
+        // The task has ended, so the loop holds the only reference.
+        let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+        let mut queued = Queued { seq, batch, merge };
+        let Some(state) = self.destinations[i].as_mut() else {
+            return;
+        };
+        state.in_flight -= 1;
+        state.last_used = Instant::now();
+        let stats = &mut self.stats;
+        let budget = &self.budget;
+        let acks = &self.acks;
+        let acknowledge =
+            |events: &[LogEvent], share: &Share| acknowledge(events, acks, budget, share);
+        match result {
+            Ok(rejected) => {
+                if rejected.any() {
+                    let (too_old, too_new, expired) =
+                        rejected_split(&rejected, queued.batch.events.len());
+                    let count = too_old + too_new + expired;
+                    stats.events_too_old += too_old;
+                    stats.events_too_new += too_new;
+                    stats.events_expired += expired;
                     warn!(
-                        "shutdown deadline reached: unsent log data will be read again at the next start"
+                        group = %state.destination.group,
+                        stream = %state.destination.stream,
+                        too_old_end = ?rejected.too_old_end,
+                        too_new_start = ?rejected.too_new_start,
+                        expired_end = ?rejected.expired_end,
+                        "CloudWatch refused {count} events of a batch (outside its time window or retention)"
                     );
                 }
-                break;
+                stats.batches_sent += 1;
+                stats.events_sent += queued.batch.events.len() as u64;
+                stats.bytes_sent += queued.batch.bytes as u64;
+                state.backoff.reset();
+                state.refused_backoff.reset();
+                if let Some(refusal) = state.refused.take() {
+                    info!(
+                        group = %state.destination.group,
+                        stream = %state.destination.stream,
+                        operation = refusal.operation,
+                        "CloudWatch accepts this destination again; its files go on"
+                    );
+                    self.refused_changed = true;
+                }
+                budget.set_failing(&state.share, false);
+                acknowledge(&queued.batch.events, &state.share);
+                // Group names are case-sensitive: `App` and `app` are two groups.
+                if let Some(days) = state.destination.retention_days
+                    && !self.retention.contains(&state.destination.group)
+                {
+                    if self.retention.len() >= MAX_RETENTION_GROUPS {
+                        // A group per path over a long life: forgetting costs one more call.
+                        self.retention.clear();
+                    }
+                    let group = state.destination.group.clone();
+                    self.retention.insert(group.clone());
+                    let (sink, control) = (self.sink.clone(), self.control.clone());
+                    // Runs until the retention is set (or the shipper stops).
+                    self.retention_tasks.spawn(async move {
+                        set_retention(&sink, &control, &group, days).await;
+                    });
+                }
+            }
+            Err(error) => match error.disposition() {
+                Disposition::BadEvents if queued.batch.events.len() > 1 => {
+                    // Isolate the refused event: resend each half on its own, in order.
+                    let second = queued.batch.events.split_off(queued.batch.events.len() / 2);
+                    let bytes =
+                        |events: &[LogEvent]| events.iter().map(super::batch::billed_bytes).sum();
+                    let second = LogBatch {
+                        bytes: bytes(&second),
+                        events: second,
+                    };
+                    queued.batch.bytes = bytes(&queued.batch.events);
+                    let seq = queued.seq;
+                    state.requeue(Queued {
+                        seq,
+                        batch: second,
+                        merge: false,
+                    });
+                    let at = state.queue.partition_point(|q| q.seq < seq);
+                    state.queue.insert(
+                        at,
+                        Queued {
+                            seq,
+                            batch: queued.batch,
+                            merge: false,
+                        },
+                    );
+                    info!(group = %state.destination.group, "a batch was refused as invalid; resending it in halves to find the refused event: {error}");
+                }
+                Disposition::BadEvents => {
+                    let source = queued.batch.events[0].source();
+                    stats.events_given_up += 1;
+                    warn!(
+                        group = %state.destination.group,
+                        stream = %state.destination.stream,
+                        file = source.file,
+                        start = source.start_offset,
+                        end = source.end_offset,
+                        "a log event was refused as invalid and is given up: {error}"
+                    );
+                    acknowledge(&queued.batch.events, &state.share);
+                }
+                Disposition::Throttled => {
+                    stats.retries += 1;
+                    stats.throttles += 1;
+                    if error.operation == "PutLogEvents" {
+                        self.puts.throttled(sent_at);
+                    } else {
+                        self.control.throttled(sent_at);
+                    }
+                    debug!(group = %state.destination.group, "{error}");
+                    queued.merge = true;
+                    state.requeue(queued);
+                }
+                Disposition::Refused => {
+                    stats.retries += 1;
+                    let delay = state.refused_backoff.next_delay();
+                    state.retry_at = Some(Instant::now() + delay);
+                    budget.set_failing(&state.share, true);
+                    let changed = state
+                        .refused
+                        .as_ref()
+                        .is_none_or(|r| r.operation != error.operation || r.code != error.code);
+                    if changed {
+                        warn!(
+                            group = %state.destination.group,
+                            stream = %state.destination.stream,
+                            operation = error.operation,
+                            permission = %error.permission(),
+                            retry_in_s = delay.as_secs(),
+                            "CloudWatch refuses this destination: only its files pause, it is tried again every few minutes and nothing is given up: {error}"
+                        );
+                        state.refused = Some(Refusal {
+                            operation: error.operation,
+                            code: error.code.clone(),
+                            report: RefusedDestination {
+                                group: state.destination.group.clone(),
+                                stream: state.destination.stream.clone(),
+                                operation: error.operation.to_owned(),
+                                permission: error.permission(),
+                                error: error.message.clone(),
+                                since: epoch_ms() as u64 / 1000,
+                            },
+                        });
+                        self.refused_changed = true;
+                    } else {
+                        debug!(group = %state.destination.group, retry_in_s = delay.as_secs(), "still refused: {error}");
+                    }
+                    state.requeue(queued);
+                }
+                Disposition::Transient => {
+                    stats.retries += 1;
+                    let delay = state.backoff.next_delay();
+                    state.retry_at = Some(Instant::now() + delay);
+                    budget.set_failing(&state.share, true);
+                    warn!(group = %state.destination.group, retry_in_ms = delay.as_millis() as u64, "{error}");
+                    state.requeue(queued);
+                }
+            },
+        }
+        self.active.note(&mut self.destinations, i);
+    }
+
+    /// Forgets the destinations idle for [`FORGET_AFTER`] with nothing held.
+    fn forget_idle(&mut self, now: Instant) {
+        let mut forgotten = 0;
+        for i in 0..self.destinations.len() {
+            let forget = self.destinations[i].as_ref().is_some_and(|d| {
+                !d.listed
+                    && d.in_flight == 0
+                    && d.refused.is_none()
+                    && d.queue.is_empty()
+                    && d.batcher.is_empty()
+                    && now.duration_since(d.last_used) >= FORGET_AFTER
+            });
+            if forget && let Some(state) = self.destinations[i].take() {
+                self.index.remove(&state.destination);
+                self.free.push(i);
+                forgotten += 1;
             }
         }
-        let wake = next_wake(
-            active.list.iter().map(|&i| &destinations[i]),
-            settings.flush_interval,
-            drain_until,
-        );
-        tokio::select! {
-            message = messages.recv(), if drain_until.is_none() => match message {
-                Some(TailMessage::Events { destination, events }) => {
-                    telemetry
-                        .queued_events
-                        .fetch_sub(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-                    let i = *index.entry(destination.clone()).or_insert_with(|| {
-                        destinations.push(DestinationState {
-                            destination: destination.clone(),
-                            batcher: LogBatcher::default(),
-                            opened_at: None,
-                            queue: VecDeque::new(),
-                            in_flight: 0,
-                            retry_at: None,
-                            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
-                            listed: false,
-                        });
-                        destinations.len() - 1
-                    });
-                    let state = &mut destinations[i];
-                    let accepted = |e: &LogEvent| time_window(e.timestamp_ms, now_ms) == TimeWindow::Accepted;
-                    let (events, outside): (Vec<LogEvent>, Vec<LogEvent>) = if events.iter().all(accepted) {
-                        (events, Vec::new())
-                    } else {
-                        events.into_iter().partition(accepted)
-                    };
-                    if !events.is_empty() {
-                        state.batcher.extend(events, &mut state.queue);
-                        state.opened_at.get_or_insert_with(Instant::now);
-                    }
-                    active.note(&mut destinations, i);
-                    if !outside.is_empty() {
-                        // CloudWatch would refuse them: counted and reported, acknowledged so
-                        // the checkpoint moves past them, never sent.
-                        stats.events_out_of_window += outside.len() as u64;
-                        acknowledge(&outside, &acks, &budget);
-                        if window_reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                            window_reported = Some(Instant::now());
-                            warn!(
-                                group = %destination.group,
-                                total = stats.events_out_of_window,
-                                "log events more than 14 days old or 2 hours ahead are not sent (CloudWatch refuses them)"
-                            );
-                        }
-                    }
-                }
-                None => drain_until = Some(Instant::now() + settings.drain_deadline),
-            },
-            Some(joined) = sending.join_next_with_id(), if !sending.is_empty() => {
-                let (id, result) = match joined {
-                    Ok((id, result)) => (id, result),
-                    Err(err) => {
-                        warn!("a send task failed ({err}); its batch is sent again");
-                        (err.id(), Err(AwsError { kind: AwsErrorKind::OtherClientError, code: None, message: err.to_string() }))
-                    }
-                };
-                let Some((i, batch)) = in_flight_batches.remove(&id) else { continue };
-                // The task has ended, so the loop holds the only reference.
-                let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
-                let state = &mut destinations[i];
-                state.in_flight -= 1;
-                if result.is_ok() && state.destination.retention_days.is_some() {
-                    retention_done.insert(state.destination.group.to_lowercase());
-                }
-                finish(state, batch, result, &acks, &budget, &mut stats);
-                active.note(&mut destinations, i);
+        if forgotten > 0 {
+            // Slots at the end go for good; the index gives back its room once mostly empty.
+            while matches!(self.destinations.last(), Some(None)) {
+                self.destinations.pop();
             }
-            _ = sleep_until_opt(wake) => {}
+            self.free.retain(|&i| i < self.destinations.len());
+            if self.index.capacity() > 4 * self.index.len().max(16) {
+                self.index.shrink_to_fit();
+            }
+            if self.destinations.capacity() > 4 * self.destinations.len().max(16) {
+                self.destinations.shrink_to_fit();
+            }
+            debug!(
+                forgotten,
+                left = self.index.len(),
+                "idle destinations forgotten"
+            );
         }
     }
-    telemetry.set_logs(stats);
-    stats
 }
 
 /// Acknowledges delivered (or given-up) events: adjacent ranges of one file merged into one
-/// acknowledgement, and their bytes given back to the budget at once.
-fn acknowledge(events: &[LogEvent], acks: &mpsc::UnboundedSender<Ack>, budget: &ByteBudget) {
+/// acknowledgement, and their bytes given back to the destination's share at once.
+fn acknowledge(
+    events: &[LogEvent],
+    acks: &mpsc::UnboundedSender<Ack>,
+    budget: &ByteBudget,
+    share: &Share,
+) {
     let mut pending: Option<Ack> = None;
     let mut bytes = 0;
     for event in events {
@@ -315,135 +849,75 @@ fn acknowledge(events: &[LogEvent], acks: &mpsc::UnboundedSender<Ack>, budget: &
     if let Some(ack) = pending {
         let _ = acks.send(ack);
     }
-    budget.release(bytes);
+    budget.release(share, bytes);
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+async fn sleep_until(at: Instant) {
+    tokio::time::sleep_until(at).await;
 }
 
-/// The next moment something is due: a partial batch's flush, a retry, the drain deadline.
-fn next_wake<'a>(
-    destinations: impl Iterator<Item = &'a DestinationState>,
-    flush: Duration,
-    drain_until: Option<Instant>,
-) -> Option<Instant> {
-    destinations
-        .flat_map(|d| {
-            [
-                d.opened_at.map(|at| at + flush),
-                d.retry_at.filter(|_| !d.queue.is_empty()),
-            ]
-        })
-        .flatten()
-        .chain(drain_until)
-        .min()
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// One PutLogEvents; on ResourceNotFound the stream (and the group) is created, paced by
+/// `control`, and the put tried once more.
 async fn send(
     sink: &LogsSink,
+    control: &Pace,
     destination: &Destination,
     batch: &LogBatch,
-    retention: Option<u32>,
 ) -> Result<Rejected, AwsError> {
-    let result = match sink.put(destination, batch).await {
+    match sink.put(destination, batch).await {
         Err(err) if err.kind == AwsErrorKind::NotFound => {
-            sink.create_stream(destination).await.map_err(|mut err| {
-                // A refused CreateLogStream/CreateLogGroup says nothing about the events: keep
-                // them and retry (loudly) rather than splitting and giving them up.
-                if err.gives_up() {
-                    err.kind = AwsErrorKind::OtherClientError;
-                }
-                err
-            })?;
+            sink.create_stream(destination, control).await?;
             sink.put(destination, batch).await
         }
         other => other,
-    };
-    if result.is_ok()
-        && let Some(days) = retention
-        && let Err(err) = sink.put_retention(&destination.group, days).await
-    {
-        warn!(group = %destination.group, "cannot set retention to {days} days: {err}");
     }
-    result
 }
 
-fn finish(
-    state: &mut DestinationState,
-    mut batch: LogBatch,
-    result: Result<Rejected, AwsError>,
-    acks: &mpsc::UnboundedSender<Ack>,
-    budget: &ByteBudget,
-    stats: &mut LogShipperStats,
-) {
-    let acknowledge = |events: &[LogEvent]| acknowledge(events, acks, budget);
-    match result {
-        Ok(rejected) => {
-            if rejected.any() {
-                let (too_old, too_new, expired) = rejected_split(&rejected, batch.events.len());
-                let count = too_old + too_new + expired;
-                stats.events_too_old += too_old;
-                stats.events_too_new += too_new;
-                stats.events_expired += expired;
-                warn!(
-                    group = %state.destination.group,
-                    stream = %state.destination.stream,
-                    too_old_end = ?rejected.too_old_end,
-                    too_new_start = ?rejected.too_new_start,
-                    expired_end = ?rejected.expired_end,
-                    "CloudWatch refused {count} events of a batch (outside its time window or retention)"
-                );
+/// Sets `group`'s retention, trying until it is set: throttled calls wait for the pace,
+/// others back off (long after a refusal, logged when it starts and when it changes).
+async fn set_retention(sink: &LogsSink, control: &Pace, group: &str, days: u32) {
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+    let mut refused = Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP);
+    let mut reported: Option<Option<String>> = None;
+    loop {
+        control.take().await;
+        let sent_at = Instant::now();
+        let error = match sink.put_retention(group, days).await {
+            Ok(()) => {
+                if reported.is_some() {
+                    info!(group, "retention set to {days} days");
+                }
+                return;
             }
-            stats.batches_sent += 1;
-            stats.events_sent += batch.events.len() as u64;
-            stats.bytes_sent += batch.bytes as u64;
-            state.backoff.reset();
-            acknowledge(&batch.events);
-        }
-        Err(error) if error.gives_up() && batch.events.len() > 1 => {
-            // Isolate the refused event: resend each half on its own, in order.
-            let second = batch.events.split_off(batch.events.len() / 2);
-            let bytes = |events: &[LogEvent]| events.iter().map(super::batch::billed_bytes).sum();
-            let second = LogBatch {
-                bytes: bytes(&second),
-                events: second,
-            };
-            batch.bytes = bytes(&batch.events);
-            state.queue.push_front(second);
-            state.queue.push_front(batch);
-            info!(group = %state.destination.group, "a batch was refused as invalid; resending it in halves to find the refused event: {error}");
-        }
-        Err(error) if error.gives_up() => {
-            let source = batch.events[0].source();
-            stats.events_given_up += 1;
+            Err(error) => error,
+        };
+        let delay = match error.disposition() {
+            Disposition::Throttled => {
+                control.throttled(sent_at);
+                Duration::ZERO
+            }
+            Disposition::Refused | Disposition::BadEvents => refused.next_delay(),
+            Disposition::Transient => backoff.next_delay(),
+        };
+        if reported.as_ref() != Some(&error.code) {
+            reported = Some(error.code.clone());
             warn!(
-                group = %state.destination.group,
-                stream = %state.destination.stream,
-                file = source.file,
-                start = source.start_offset,
-                end = source.end_offset,
-                "a log event was refused as invalid and is given up: {error}"
+                group,
+                permission = %error.permission(),
+                retry_in_s = delay.as_secs(),
+                "cannot set retention to {days} days yet; trying again until it is set: {error}"
             );
-            acknowledge(&batch.events);
         }
-        Err(error) => {
-            stats.retries += 1;
-            if error.kind == AwsErrorKind::Throttled {
-                stats.throttles += 1;
-            }
-            let delay = state.backoff.next_delay();
-            state.retry_at = Some(Instant::now() + delay);
-            warn!(group = %state.destination.group, retry_in_ms = delay.as_millis() as u64, "{error}");
-            state.queue.push_front(batch);
-        }
+        tokio::time::sleep(delay).await;
     }
 }
 
-/// How many events `rejected` covers in a batch of `len`.
 /// Refused events of a batch of `len` by reason, each counted once: (too old, too new, expired
 /// beyond the group's retention). An event both expired and too old counts as expired.
 fn rejected_split(rejected: &Rejected, len: usize) -> (u64, u64, u64) {
@@ -487,10 +961,20 @@ mod tests {
         }
     }
 
+    fn destination() -> Destination {
+        Destination {
+            group: "g".into(),
+            stream: "s".into(),
+            class: None,
+            retention_days: None,
+        }
+    }
+
     #[test]
     fn acknowledgements_merge_adjacent_ranges_and_give_the_bytes_back_at_once() {
         let (acks, mut received) = mpsc::unbounded_channel();
         let budget = ByteBudget::new(1 << 20);
+        let share = budget.share(&destination());
         let events = [
             event(1, 0, 10),
             event(1, 10, 30),
@@ -499,14 +983,108 @@ mod tests {
             event(1, 50, 60),
         ];
         let held: usize = events.iter().map(LogEvent::budget_bytes).sum();
-        assert!(budget.acquire(held + 100, Duration::ZERO));
-        acknowledge(&events, &acks, &budget);
+        assert!(budget.try_acquire(&share, held + 100));
+        acknowledge(&events, &acks, &budget, &share);
         let mut got = Vec::new();
         while let Ok(ack) = received.try_recv() {
             got.push((ack.file, ack.start, ack.end));
         }
         assert_eq!(got, [(1, 0, 30), (2, 0, 5), (1, 30, 40), (1, 50, 60)]);
         assert_eq!(budget.used(), 100, "messages and events given back");
+    }
+
+    fn state(budget: &ByteBudget) -> DestinationState {
+        DestinationState {
+            share: budget.share(&destination()),
+            destination: Arc::new(destination()),
+            batcher: LogBatcher::default(),
+            opened_at: None,
+            queue: VecDeque::new(),
+            next_seq: 0,
+            in_flight: 0,
+            retry_at: None,
+            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            refused: None,
+            refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
+            listed: false,
+            last_used: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn waiting_batches_go_out_merged_in_file_order_and_a_returned_batch_keeps_its_place() {
+        let budget = ByteBudget::new(1 << 20);
+        let mut state = state(&budget);
+        // Five flushes of 20 events each waited behind a throttled request.
+        for flush in 0..5u64 {
+            state.batcher.extend(
+                (0..20)
+                    .map(|n| event(1, (flush * 20 + n) * 10, (flush * 20 + n) * 10 + 10))
+                    .collect(),
+                &mut Vec::new(),
+            );
+            state.close_open();
+        }
+        state
+            .batcher
+            .extend(vec![event(1, 1000, 1010)], &mut Vec::new());
+        let request = state.next_request().unwrap();
+        assert_eq!(
+            request.batch.events.len(),
+            101,
+            "the queue and the open batch in one request"
+        );
+        assert!(state.queue.is_empty() && state.batcher.is_empty());
+        let offsets: Vec<u64> = request
+            .batch
+            .events
+            .iter()
+            .map(|e| e.message.start_offset)
+            .collect();
+        assert!(offsets.is_sorted());
+        // It is throttled; meanwhile a new batch closes. It goes back before the new one.
+        state
+            .batcher
+            .extend(vec![event(1, 1010, 1020)], &mut Vec::new());
+        state.close_open();
+        state.requeue(request);
+        assert_eq!(state.queue[0].seq, 0);
+        let again = state.next_request().unwrap();
+        assert_eq!(again.batch.events.len(), 102);
+        assert_eq!(
+            again.batch.events.last().unwrap().message.start_offset,
+            1010
+        );
+    }
+
+    #[test]
+    fn halves_isolating_a_refused_event_are_not_merged_back() {
+        let budget = ByteBudget::new(1 << 20);
+        let mut state = state(&budget);
+        for seq in 0..2 {
+            state.requeue(Queued {
+                seq: 0,
+                batch: LogBatch {
+                    bytes: 36,
+                    events: vec![event(1, seq * 10, seq * 10 + 10)],
+                },
+                merge: false,
+            });
+        }
+        state
+            .batcher
+            .extend(vec![event(1, 100, 110)], &mut Vec::new());
+        state.close_open();
+        assert_eq!(state.next_request().unwrap().batch.events.len(), 1);
+        assert_eq!(state.next_request().unwrap().batch.events.len(), 1);
+    }
+
+    #[test]
+    fn the_retry_constants_are_the_documented_ones() {
+        assert_eq!(RETRY_CAP, Duration::from_secs(60));
+        assert_eq!(REFUSED_RETRY_BASE, Duration::from_secs(30));
+        assert_eq!(REFUSED_RETRY_CAP, Duration::from_secs(300));
+        assert_eq!(FORGET_AFTER, Duration::from_secs(60));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use aws_smithy_types::body::SdkBody;
 
 use super::batch::LogBatch;
 use super::body::put_log_events_body;
+use super::rate::Pace;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::config::LogGroupClass;
 pub use crate::event::Destination;
@@ -101,14 +102,28 @@ impl LogsSink {
     }
 
     /// Creates the stream, and the group first when it is missing too. Already existing is fine.
+    /// Each call waits for a token of `pace`: these APIs have low account quotas, and a fleet
+    /// starting at once must converge instead of storming them.
     ///
     /// # Errors
-    /// A failure other than "already exists".
-    pub async fn create_stream(&self, destination: &Destination) -> Result<bool, AwsError> {
+    /// A failure other than "already exists". A resource quota reached (LimitExceededException:
+    /// too many groups or streams) is a refusal, not throttling: no quick retry fixes it.
+    pub async fn create_stream(
+        &self,
+        destination: &Destination,
+        pace: &Pace,
+    ) -> Result<bool, AwsError> {
         let LogsSink::CloudWatch { client, endpoint } = self else {
             return Ok(false);
         };
+        let quota = |mut err: AwsError| {
+            if err.code.as_deref() == Some("LimitExceededException") {
+                err.kind = AwsErrorKind::InvalidRequest;
+            }
+            err
+        };
         let create_stream = || async {
+            pace.take().await;
             client
                 .create_log_stream()
                 .log_group_name(&destination.group)
@@ -120,7 +135,7 @@ impl LogsSink {
             |err: &AwsError| err.code.as_deref() == Some("ResourceAlreadyExistsException");
         match create_stream()
             .await
-            .map_err(|err| AwsError::from_sdk("CreateLogStream", endpoint, &err))
+            .map_err(|err| quota(AwsError::from_sdk("CreateLogStream", endpoint, &err)))
         {
             Ok(_) => Ok(false),
             Err(err) if already(&err) => Ok(false),
@@ -132,10 +147,11 @@ impl LogsSink {
                         LogGroupClass::InfrequentAccess => SdkClass::InfrequentAccess,
                     });
                 }
+                pace.take().await;
                 match request
                     .send()
                     .await
-                    .map_err(|err| AwsError::from_sdk("CreateLogGroup", endpoint, &err))
+                    .map_err(|err| quota(AwsError::from_sdk("CreateLogGroup", endpoint, &err)))
                 {
                     Ok(_) => {}
                     Err(err) if already(&err) => {}
@@ -143,7 +159,7 @@ impl LogsSink {
                 }
                 match create_stream()
                     .await
-                    .map_err(|err| AwsError::from_sdk("CreateLogStream", endpoint, &err))
+                    .map_err(|err| quota(AwsError::from_sdk("CreateLogStream", endpoint, &err)))
                 {
                     Ok(_) => Ok(true),
                     Err(err) if already(&err) => Ok(true),

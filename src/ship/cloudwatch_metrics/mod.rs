@@ -430,6 +430,7 @@ mod tests {
             })
             .collect();
         let error = AwsError {
+            operation: "PutMetricData",
             kind: crate::aws::AwsErrorKind::InvalidRequest,
             code: Some("InvalidParameterValue".into()),
             message: "PutMetricData refused: parameter MetricData.member.2.Value is invalid".into(),

@@ -1,0 +1,306 @@
+//! Delivery under the failures real fleets meet, against the project's fake endpoint: a group
+//! CloudWatch refuses for good (a least-privilege policy that does not cover it) never stalls
+//! another group and is sent once it is allowed; a request refused as a whole is retried, not
+//! split and given up; retention that failed is set later, for each group by its exact name;
+//! and a process over its account's PutLogEvents quota merges what waits and slows down
+//! instead of falling behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::fake_logs::FakeLogs;
+use common::{Daemon, append, eventually};
+use serde_json::{Value, json};
+
+fn status_json(state: &Path) -> Value {
+    let out = common::cwlite()
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn lines(prefix: &str, range: std::ops::Range<usize>) -> String {
+    range.map(|i| format!("{prefix} {i:06}\n")).collect()
+}
+
+fn messages(fake: &FakeLogs, group: &str) -> Vec<String> {
+    fake.group_events(group)
+        .into_iter()
+        .map(|(_, e)| e.message)
+        .collect()
+}
+
+fn start(dir: &Path, logs: Value, extra: &[&str]) -> Daemon {
+    let config = json!({"agent": {"region": "us-east-1"}, "logs": logs});
+    let mut command = common::run_command(dir, &dir.join("state"), &config, "AKIDFAKE", "secret");
+    command.args(extra);
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    daemon
+}
+
+fn entry(path: &Path, group: &str) -> Value {
+    json!({"file_path": path.display().to_string(), "log_group_name": group, "log_stream_name": "s"})
+}
+
+/// Two files, two groups; CloudWatch refuses one group for good. Its data is more than the
+/// whole log budget, yet every line of the other file arrives while it is refused; the refusal
+/// is logged once, with the action and the permission, and shown in the status; once the
+/// policy covers the group, all of its lines arrive, none given up.
+#[test]
+fn a_refused_group_pauses_only_its_own_files_and_is_delivered_once_allowed() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    fake.refuse_group("refused");
+    let dir = tempfile::tempdir().unwrap();
+    let (refused_log, healthy_log) = (
+        dir.path().join("refused.log"),
+        dir.path().join("healthy.log"),
+    );
+    // 3 MB, more than the 2 MiB budget: with a shared budget it would take all of it.
+    let refused_lines = 30_000;
+    append(&refused_log, &lines(&"r".repeat(90), 0..refused_lines));
+    append(&healthy_log, "");
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [entry(&refused_log, "refused"), entry(&healthy_log, "healthy")]}}
+    });
+    let mut daemon = start(dir.path(), logs, &["--log-buffer-mib", "2"]);
+    daemon.wait_stderr("CloudWatch refuses this destination");
+    let state = dir.path().join("state");
+    let report = eventually("the refused destination in the status", || {
+        let status = status_json(&state);
+        (status["logs"]["destinations_refused"] == 1).then_some(status)
+    });
+    let refused = &report["logs"]["refused"][0];
+    assert_eq!(refused["group"], "refused");
+    assert_eq!(refused["operation"], "PutLogEvents");
+    assert_eq!(refused["permission"], "logs:PutLogEvents");
+    assert!(
+        report["logs"]["queue"]["bytes"].as_u64().unwrap() <= 2 * 1024 * 1024,
+        "{report}"
+    );
+    // The healthy file is written while the other group is refused, 100 lines at a time.
+    for round in 0..10 {
+        append(
+            &healthy_log,
+            &lines("healthy", round * 100..(round + 1) * 100),
+        );
+        eventually("the healthy lines written so far", || {
+            (messages(&fake, "healthy").len() == (round + 1) * 100).then_some(())
+        });
+    }
+    assert_eq!(
+        messages(&fake, "healthy"),
+        lines("healthy", 0..1000).lines().collect::<Vec<_>>()
+    );
+    assert!(messages(&fake, "refused").is_empty());
+    let summary = common::cwlite()
+        .args(["status", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&summary.stdout);
+    assert!(text.contains("refused            1 destinations"), "{text}");
+    // The policy now covers the group: everything arrives, once, in order.
+    fake.allow_group("refused");
+    eventually("every refused line, once allowed", || {
+        (messages(&fake, "refused").len() >= refused_lines).then_some(())
+    });
+    assert_eq!(
+        messages(&fake, "refused"),
+        lines(&"r".repeat(90), 0..refused_lines)
+            .lines()
+            .collect::<Vec<_>>()
+    );
+    eventually("no refused destination left in the status", || {
+        (status_json(&state)["logs"]["destinations_refused"] == 0).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success());
+    let warnings = stderr
+        .iter()
+        .filter(|l| l.contains("CloudWatch refuses this destination"))
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "logged once when it starts:\n{}",
+        stderr.join("\n")
+    );
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("accepts this destination again")),
+        "{}",
+        stderr.join("\n")
+    );
+    assert_eq!(status_json(&state)["logs"]["given_up_invalid"], 0);
+}
+
+/// A PutLogEvents refused as a whole (a stream name CloudWatch does not take) says nothing
+/// about the events: it is retried with a long backoff and shown in the status, never split
+/// down to single events that are given up.
+#[test]
+fn a_request_refused_as_a_whole_is_retried_and_never_given_up() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    fake.refuse_group_with(
+        "whole",
+        "InvalidParameterException",
+        "1 validation error detected: Value 'a:b' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &lines("line", 0..8));
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [entry(&log, "whole")]}}
+    });
+    let daemon = start(dir.path(), logs, &[]);
+    let state = dir.path().join("state");
+    let report = eventually("the refusal in the status", || {
+        let status = status_json(&state);
+        (status["logs"]["destinations_refused"] == 1).then_some(status)
+    });
+    assert!(
+        report["logs"]["refused"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("logStreamName"),
+        "{report}"
+    );
+    assert_eq!(fake.refused_group_calls("PutLogEvents"), 1, "not split");
+    fake.allow_group("whole");
+    eventually("every line", || {
+        (messages(&fake, "whole").len() == 8).then_some(())
+    });
+    let (_, stderr) = daemon.stop("TERM");
+    assert_eq!(
+        status_json(&state)["logs"]["given_up_invalid"],
+        0,
+        "{}",
+        stderr.join("\n")
+    );
+    assert_eq!(
+        messages(&fake, "whole"),
+        lines("line", 0..8).lines().collect::<Vec<_>>()
+    );
+}
+
+/// PutRetentionPolicy has a low quota: a throttled call is tried again until the retention is
+/// set, and groups whose names differ only in case each get theirs.
+#[test]
+fn retention_that_failed_is_set_later_for_each_group_by_its_exact_name() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    fake.throttle_retention(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, lower) = (dir.path().join("upper.log"), dir.path().join("lower.log"));
+    append(&upper, "one\n");
+    append(&lower, "two\n");
+    let mut upper_entry = entry(&upper, "App");
+    upper_entry["retention_in_days"] = json!(7);
+    // The stock translator refuses two retentions for names that differ only in case; the
+    // same retention on both is fine, and each group must get it.
+    let mut lower_entry = entry(&lower, "app");
+    lower_entry["retention_in_days"] = json!(7);
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [upper_entry, lower_entry]}}
+    });
+    let daemon = start(dir.path(), logs, &[]);
+    eventually("both retentions set", || {
+        (fake.retention("App") == Some(7) && fake.retention("app") == Some(7)).then_some(())
+    });
+    let (status, _) = daemon.stop("TERM");
+    assert!(status.success());
+}
+
+/// One process, four streams written at 20 lines a second each with a 1 s flush, against an
+/// account quota of one PutLogEvents a second: four times what the quota takes without
+/// merging. What waits goes out merged and the process slows down to the quota, so it
+/// finishes soon after the writers stop, in requests that grew to fit the quota.
+#[test]
+fn over_its_quota_a_process_merges_what_waits_and_keeps_up() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    fake.cap_puts(1);
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..4)
+        .map(|i| dir.path().join(format!("w{i}.log")))
+        .collect();
+    for path in &paths {
+        append(path, "");
+    }
+    let list: Vec<Value> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| entry(p, &format!("quota{i}")))
+        .collect();
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": list}}
+    });
+    let daemon = start(dir.path(), logs, &[]);
+    // 20 lines a second for 12 s on each file, in ticks of a tenth of a second.
+    let ticks = 120;
+    let started = std::time::Instant::now();
+    for tick in 0..ticks {
+        for path in &paths {
+            append(path, &lines("q", tick * 2..tick * 2 + 2));
+        }
+        // Pacing a writer in real time, as a program logs: not a wait for the code under test.
+        let next = started + std::time::Duration::from_millis(100 * (tick as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    let stopped = std::time::Instant::now();
+    let state = dir.path().join("state");
+    let limited = status_json(&state);
+    eventually("every line of every stream", || {
+        (0..4)
+            .all(|i| messages(&fake, &format!("quota{i}")).len() == ticks * 2)
+            .then_some(())
+    });
+    let drained = stopped.elapsed();
+    let (accepted, throttled) = fake.put_outcomes();
+    assert!(accepted > 0);
+    let (_, stderr) = daemon.stop("TERM");
+    for i in 0..4 {
+        assert_eq!(
+            messages(&fake, &format!("quota{i}")),
+            lines("q", 0..ticks * 2).lines().collect::<Vec<_>>(),
+            "stream {i} whole and in order"
+        );
+    }
+    let events_per_request = (4 * ticks * 2) as f64 / accepted as f64;
+    eprintln!(
+        "accepted {accepted}, throttled {throttled}, {events_per_request:.1} events per request, drained {drained:?}, status {}",
+        limited["logs"]
+    );
+    // Without merging each request carries one flush of one stream: 20 events.
+    assert!(
+        events_per_request >= 40.0,
+        "{events_per_request}; {}",
+        stderr.join("\n")
+    );
+    assert!(
+        drained < std::time::Duration::from_secs(15),
+        "drained {drained:?} after the writers stopped"
+    );
+    // How many were throttled is the fleet bench's figure (benches/fleet.rs): with four
+    // streams opening at once against a quota of one a second, the first few always are.
+    assert!(
+        limited["logs"]["throttles"].as_u64().unwrap() > 0
+            && limited["logs"]["rate_limit_millis"].as_u64().unwrap() > 0,
+        "the status shows the throttles and the pace: {}",
+        limited["logs"]
+    );
+}
