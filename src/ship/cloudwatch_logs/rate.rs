@@ -4,7 +4,7 @@
 //! Owns [`Pace`]. Every host of a fleet shares one account quota per API (PutLogEvents: 800 to
 //! 5,000 requests a second by region; CreateLogStream and PutRetentionPolicy far fewer). A
 //! throttled request cuts the process's request rate for that API, across all its streams, and
-//! the rate then grows back by a fixed step a second; a throttle answered to a request sent
+//! each accepted request grows it back by a small share; a throttle answered to a request sent
 //! before the last decrease belongs to the burst that caused it and does not halve again. Until
 //! the first throttle, and a while after the last, the pace is unlimited. It only counts and
 //! decides when; what is sent, and in which order, is the shipper's business.
@@ -18,10 +18,12 @@ use tokio::time::Instant;
 /// quota is hit by a few requests over it, not by a collapse, and halving left a single
 /// process using under half of a quota it had to itself.
 pub const DECREASE_FACTOR: f64 = 0.7;
-/// How much the rate grows each second without a throttle, in requests a second. Small on
-/// purpose: forty processes sharing a quota of 10 a second grow by 1.2 a second together, so
-/// they find the quota again within seconds of halving and overshoot it by little.
-pub const INCREASE_PER_SECOND: f64 = 0.03;
+/// How much each accepted request grows the rate, as a share of it. Growth per accepted
+/// request (rather than per second) keeps the share of throttled requests near
+/// `INCREASE_PER_REQUEST / (1 - DECREASE_FACTOR)` whatever each process's share of the quota:
+/// forty processes sharing 10 requests a second grew by 1.2 a second together at +0.03 a
+/// second each, and half of their requests were throttled.
+pub const INCREASE_PER_REQUEST: f64 = 0.04;
 /// The slowest pace: one request every 20 s. A fleet of 100,000 hosts at the largest
 /// regions' quota gets that much each.
 pub const MIN_RATE: f64 = 0.05;
@@ -70,6 +72,16 @@ impl Aimd {
         } else {
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
             Err(now + wait.max(Duration::from_millis(1)))
+        }
+    }
+
+    /// A request was accepted at `now`: the rate grows, up to twice what is in use (a process
+    /// that sends less than it may must not bank a rate it never tried).
+    pub fn accepted(&mut self, now: Instant) {
+        self.refill(now);
+        if let Some(rate) = self.rate {
+            let ceiling = (2.0 * self.measured(now)).max(1.0);
+            self.rate = Some((rate * (1.0 + INCREASE_PER_REQUEST)).min(ceiling.max(rate)));
         }
     }
 
@@ -125,9 +137,7 @@ impl Aimd {
             self.rate = None;
             return;
         }
-        let grown = rate + INCREASE_PER_SECOND * elapsed;
-        self.tokens = (self.tokens + elapsed * rate).min((grown * BURST_SECONDS).max(1.0));
-        self.rate = Some(grown);
+        self.tokens = (self.tokens + elapsed * rate).min((rate * BURST_SECONDS).max(1.0));
     }
 
     fn second(&mut self, now: Instant) -> u64 {
@@ -183,6 +193,11 @@ impl Pace {
         self.lock().throttled(sent_at, Instant::now());
     }
 
+    /// A request was accepted.
+    pub fn accepted(&self) {
+        self.lock().accepted(Instant::now());
+    }
+
     /// Requests a second allowed now, `None` while unlimited.
     pub fn limit(&self) -> Option<f64> {
         self.lock().limit(Instant::now())
@@ -223,10 +238,28 @@ mod tests {
         pace.throttled(at(start, 4.8), at(start, 4.9));
         let limit = pace.limit(at(start, 4.9)).unwrap();
         assert!((limit - 4.0 * DECREASE_FACTOR).abs() < 0.01, "{limit}");
-        let later = pace.limit(at(start, 15.0)).unwrap();
+        // Acceptances while nothing is sent do not bank a rate.
+        pace.accepted(at(start, 15.0));
+        let idle = pace.limit(at(start, 15.0)).unwrap();
+        assert!((idle - 4.0 * DECREASE_FACTOR).abs() < 0.01, "{idle}");
+        // Sent at the limit, each acceptance grows it by a share.
+        let mut now = at(start, 15.0);
+        let mut accepted = 0;
+        while now < at(start, 25.0) {
+            match pace.try_take(now) {
+                Ok(()) => {
+                    pace.accepted(now);
+                    accepted += 1;
+                }
+                Err(next) => now = next,
+            }
+        }
+        let grown = pace.limit(now).unwrap();
+        // At most a share per acceptance, and at most twice the rate in use.
+        let most = 4.0 * DECREASE_FACTOR * (1.0 + INCREASE_PER_REQUEST).powi(accepted);
         assert!(
-            (later - (4.0 * DECREASE_FACTOR + 10.1 * INCREASE_PER_SECOND)).abs() < 0.01,
-            "{later}"
+            grown > idle * 2.0 && grown <= most && grown <= 2.0 * f64::from(accepted) / 5.0 + 1e-9,
+            "{grown} after {accepted} accepted, at most {most}"
         );
         assert_eq!(pace.throttles_last_minute(at(start, 15.0)), 1);
         assert_eq!(pace.throttles_last_minute(at(start, 65.0)), 0);
@@ -270,10 +303,10 @@ mod tests {
                 }
             }
         }
-        // The decreased rate growing by INCREASE_PER_SECOND over 20 s.
-        let expected = DECREASE_FACTOR * 20.0 + INCREASE_PER_SECOND * 200.0;
+        // The decreased rate over 20 s (nothing accepted: it does not grow).
+        let expected = DECREASE_FACTOR * 20.0;
         assert!(
-            (f64::from(sent) - expected).abs() <= 3.0,
+            (f64::from(sent) - expected).abs() <= 2.0,
             "{sent} against {expected}"
         );
     }

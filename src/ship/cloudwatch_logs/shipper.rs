@@ -642,6 +642,7 @@ impl Shipper {
                         "CloudWatch refused {count} events of a batch (outside its time window or retention)"
                     );
                 }
+                self.puts.accepted();
                 stats.batches_sent += 1;
                 stats.events_sent += queued.batch.events.len() as u64;
                 stats.bytes_sent += queued.batch.bytes as u64;
