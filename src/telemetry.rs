@@ -272,6 +272,7 @@ impl Telemetry {
                 batches_refused: metrics.batches_refused,
                 batches_dropped_spool_full: metrics.batches_dropped_spool_full,
                 batches_unreadable: metrics.batches_unreadable,
+                datums_out_of_window: metrics.datums_out_of_window,
                 cycles_dropped_queue_full: load(&self.collectors.cycles_dropped),
                 values_dropped_invalid: load(&self.collectors.values_invalid),
                 spool_bytes: self.metric_spool_bytes.load(Ordering::Relaxed),
@@ -338,6 +339,8 @@ pub struct MetricsReport {
     pub batches_refused: u64,
     pub batches_dropped_spool_full: u64,
     pub batches_unreadable: u64,
+    #[serde(default)]
+    pub datums_out_of_window: u64,
     pub cycles_dropped_queue_full: u64,
     pub values_dropped_invalid: u64,
     pub spool_bytes: u64,
@@ -475,13 +478,14 @@ impl StatusReport {
         }
         out.push_str(&format!(
             "\nmetrics\n  shipped            {} datums in {} batches\n  retries            {}\n  \
-             dropped            {} datums and {} batches refused, {} batches for a full spool, {} unreadable, \
+             dropped            {} datums and {} batches refused, {} datums outside the time window, {} batches for a full spool, {} unreadable, \
              {} cycles for a full queue, {} invalid values\n  spool              {} bytes\n",
             m.datums_sent,
             m.batches,
             m.retries,
             m.datums_refused,
             m.batches_refused,
+            m.datums_out_of_window,
             m.batches_dropped_spool_full,
             m.batches_unreadable,
             m.cycles_dropped_queue_full,
@@ -516,6 +520,7 @@ pub fn self_datums(
             + r.logs.not_sent_out_of_window
             + r.logs.given_up_invalid
             + r.metrics.datums_refused
+            + r.metrics.datums_out_of_window
             + r.metrics.batches_dropped_spool_full
             + r.metrics.cycles_dropped_queue_full
     };

@@ -304,3 +304,149 @@ fn over_its_quota_a_process_merges_what_waits_and_keeps_up() {
         limited["logs"]
     );
 }
+
+/// A file that cannot be opened at the first try after a restart (here: unreadable to the
+/// user cwlite runs as) keeps its checkpoint: once it can be opened, it goes on from there,
+/// and nothing delivered before the restart is sent again.
+#[test]
+fn a_file_that_cannot_be_opened_at_first_goes_on_from_its_checkpoint() {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    // The user must be able to reach its state directory and read the credentials.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, &lines("open", 0..100));
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = json!({
+        "agent": {"region": "us-east-1", "run_as_user": "nobody"},
+        "logs": {
+            "endpoint_override": fake.url(),
+            "force_flush_interval": 1,
+            "logs_collected": {"files": {"collect_list": [entry(&log, "reopen")]}}
+        }
+    });
+    let start = || {
+        let mut command = common::run_command(
+            dir.path(),
+            &dir.path().join("state"),
+            &config,
+            "AKIDFAKE",
+            "secret",
+        );
+        for name in ["credentials", "common-config.toml", "config.json"] {
+            std::fs::set_permissions(
+                dir.path().join(name),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        let mut daemon = Daemon::spawn(&mut command);
+        daemon.wait_stderr("started");
+        daemon
+    };
+    let daemon = start();
+    eventually("the first 100 lines", || {
+        (messages(&fake, "reopen").len() == 100).then_some(())
+    });
+    let (status, _) = daemon.stop("TERM");
+    assert!(status.success());
+    append(&log, &lines("open", 100..150));
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut daemon = start();
+    daemon.wait_stderr_any("cannot open");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A new name in the directory makes the tailer look at its globs again.
+    append(&dir.path().join("trigger"), "");
+    eventually("the 50 lines written while stopped", || {
+        (messages(&fake, "reopen").len() >= 150).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{}", stderr.join("\n"));
+    assert_eq!(
+        messages(&fake, "reopen"),
+        lines("open", 0..150).lines().collect::<Vec<_>>(),
+        "each line once, in order"
+    );
+}
+
+/// libfaketime, which `scripts/test` installs (Debian's `faketime`).
+fn libfaketime() -> std::path::PathBuf {
+    std::env::var_os("CWLITE_TEST_LIBFAKETIME")
+        .map(std::path::PathBuf::from)
+        .expect("CWLITE_TEST_LIBFAKETIME is not set: run the tests with scripts/test")
+}
+
+/// Metrics spooled during an outage with a clock 15 days behind (an outage long enough to
+/// leave datums older than CloudWatch takes) are dropped at the next start with one warning
+/// that counts them, instead of a refused request per stale datum; fresh datums go out at once.
+#[test]
+fn metrics_outside_the_time_window_are_dropped_without_a_request_storm() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let config = |endpoint: &str| {
+        json!({
+            "agent": {"region": "us-east-1", "metrics_collection_interval": 1},
+            "metrics": {
+                "namespace": "CWLiteWindow",
+                "endpoint_override": endpoint,
+                "force_flush_interval": 1,
+                "metrics_collected": {"cpu": {"measurement": ["usage_idle", "usage_user", "usage_system"], "totalcpu": true, "percpu": true}}
+            }
+        })
+    };
+    let state = dir.path().join("state");
+    // An outage 15 days ago: the endpoint refuses connections, batches go to the spool.
+    let closed = format!("http://127.0.0.1:{}", common::closed_port());
+    let mut command =
+        common::run_command(dir.path(), &state, &config(&closed), "AKIDFAKE", "secret");
+    command
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", "-15d")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    let spooled = eventually("stale batches in the spool", || {
+        let status = status_json(&state);
+        (status["metrics"]["retries"].as_u64() >= Some(4)).then_some(status)
+    });
+    assert!(
+        spooled["metrics"]["spool_bytes"].as_u64() > Some(0),
+        "{spooled}"
+    );
+    let (_, _) = daemon.stop("TERM");
+    // Back, with the real clock.
+    let mut command = common::run_command(
+        dir.path(),
+        &state,
+        &config(&fake.url()),
+        "AKIDFAKE",
+        "secret",
+    );
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    daemon.wait_stderr("more than two weeks old");
+    eventually("fresh datums", || (!fake.datums().is_empty()).then_some(()));
+    let report = eventually("the stale datums counted", || {
+        let status = status_json(&state);
+        (status["metrics"]["datums_sent"].as_u64() > Some(0)).then_some(status)
+    });
+    let (_, stderr) = daemon.stop("TERM");
+    assert_eq!(fake.metric_refused(), 0, "nothing stale was sent");
+    assert!(
+        report["metrics"]["datums_out_of_window"].as_u64() >= Some(4),
+        "{report}"
+    );
+    let warnings = stderr
+        .iter()
+        .filter(|l| l.contains("more than two weeks old"))
+        .count();
+    assert_eq!(warnings, 1, "{}", stderr.join("\n"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(fake.datums().iter().all(|d| d.timestamp > now - 3600.0));
+}

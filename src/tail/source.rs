@@ -884,9 +884,11 @@ fn discover(
                 left = true;
                 break;
             }
-            // A checkpoint loaded at start applies to the first opening only. A file read to its
+            // A checkpoint loaded at start applies to the first opening only, and is kept until
+            // an opening succeeds: after a failed one (EACCES, EMFILE, EIO) the next rescan must
+            // still go on from it rather than send the file again from 0. A file read to its
             // end under its old name goes on from there (if its head still matches).
-            let checkpoint = settings.checkpoints.remove(&found.path).or_else(|| {
+            let checkpoint = settings.checkpoints.get(&found.path).cloned().or_else(|| {
                 let (identity, end) = finished.get(meta.as_ref()?.dev(), meta.as_ref()?.ino())?;
                 Some(FileCheckpoint {
                     path: found.path.clone(),
@@ -913,6 +915,7 @@ fn discover(
                 framing,
             ) {
                 Ok(file) => {
+                    settings.checkpoints.remove(&found.path);
                     info!(file = %found.path.display(), offset = file.offset(), "tailing");
                     descriptors += 1;
                     attached.insert(found.path.clone());

@@ -170,6 +170,8 @@ struct State {
     create_stream_calls: u64,
     /// The next this many PutRetentionPolicy calls are throttled.
     retention_throttles: u32,
+    /// PutMetricData calls refused for a datum outside the time window.
+    metric_refused: u64,
 }
 
 /// One event in this many gives a latency sample; at most [`LATENCY_SAMPLES`] are kept.
@@ -442,6 +444,11 @@ impl FakeLogs {
         self.state.lock().unwrap().retention_throttles = count;
     }
 
+    /// PutMetricData calls refused for a datum outside CloudWatch's time window.
+    pub fn metric_refused(&self) -> u64 {
+        self.state.lock().unwrap().metric_refused
+    }
+
     /// CreateLogStream calls answered.
     pub fn create_stream_calls(&self) -> u64 {
         self.state.lock().unwrap().create_stream_calls
@@ -498,6 +505,46 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
                 })
             });
             let datums = decode_metric_data(&body, gzip);
+            // CloudWatch's window: two weeks back, two hours ahead. It refuses the whole
+            // request and names only the first datum outside it.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let outside = datums
+                .iter()
+                .position(|d| d.timestamp < now - 14.0 * 86_400.0 || d.timestamp > now + 7_200.0);
+            if let Some(i) = outside {
+                state.lock().unwrap().metric_refused += 1;
+                let mut error = Vec::new();
+                ciborium::into_writer(
+                    &ciborium::Value::Map(vec![
+                        (
+                            ciborium::Value::Text("__type".into()),
+                            ciborium::Value::Text("com.amazonaws.cloudwatch#InvalidParameterValueException".into()),
+                        ),
+                        (
+                            ciborium::Value::Text("message".into()),
+                            ciborium::Value::Text(format!(
+                                "The parameter MetricData.member.{}.Timestamp must specify a time no more than two weeks in the past.",
+                                i + 1
+                            )),
+                        ),
+                    ]),
+                    &mut error,
+                )
+                .unwrap();
+                let mut bytes = format!(
+                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: {}\r\nx-amzn-RequestId: fake\r\n\r\n",
+                    error.len()
+                )
+                .into_bytes();
+                bytes.extend_from_slice(&error);
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             state.lock().unwrap().datums.extend(datums);
             let mut bytes = b"HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nsmithy-protocol: rpc-v2-cbor\r\nContent-Length: 1\r\nx-amzn-RequestId: fake\r\n\r\n".to_vec();
             bytes.push(0xa0);

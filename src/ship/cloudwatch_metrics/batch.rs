@@ -17,6 +17,16 @@ pub const REQUEST_ENVELOPE_BYTES: usize = 48_576;
 /// What the datums of one batch may add up to, by [`estimated_bytes`].
 pub const MAX_BATCH_BYTES: usize = MAX_REQUEST_BYTES - REQUEST_ENVELOPE_BYTES;
 
+/// CloudWatch refuses datums older than this (two weeks), naming only the first of a request.
+pub const MAX_DATUM_AGE_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+/// CloudWatch refuses datums further ahead than this (two hours).
+pub const MAX_DATUM_AHEAD_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Whether CloudWatch takes a datum stamped `timestamp_ms` at `now_ms`.
+pub fn in_time_window(timestamp_ms: i64, now_ms: i64) -> bool {
+    timestamp_ms >= now_ms - MAX_DATUM_AGE_MS && timestamp_ms <= now_ms + MAX_DATUM_AHEAD_MS
+}
+
 /// An upper bound of a datum's encoded size in any of the API's encodings: every field name
 /// written out, fixed-size numbers and timestamp, and each string plus its framing.
 pub fn estimated_bytes(datum: &MetricDatum) -> usize {
@@ -186,5 +196,16 @@ mod tests {
     #[test]
     fn take_on_an_empty_builder_is_nothing() {
         assert!(BatchBuilder::default().take().is_none());
+    }
+
+    #[test]
+    fn the_datum_time_window_is_two_weeks_back_and_two_hours_ahead() {
+        assert_eq!(MAX_DATUM_AGE_MS, 1_209_600_000);
+        assert_eq!(MAX_DATUM_AHEAD_MS, 7_200_000);
+        let now = 2_000_000_000_000;
+        assert!(in_time_window(now - MAX_DATUM_AGE_MS, now));
+        assert!(!in_time_window(now - MAX_DATUM_AGE_MS - 1, now));
+        assert!(in_time_window(now + MAX_DATUM_AHEAD_MS, now));
+        assert!(!in_time_window(now + MAX_DATUM_AHEAD_MS + 1, now));
     }
 }

@@ -52,6 +52,9 @@ pub struct PublisherStats {
     pub batches_dropped_spool_full: u64,
     /// Spooled batches that could not be read back and were discarded.
     pub batches_unreadable: u64,
+    /// Datums not sent because CloudWatch would refuse their time (more than two weeks old,
+    /// as after a long outage, or more than two hours ahead).
+    pub datums_out_of_window: u64,
 }
 
 /// Settings of one publisher.
@@ -84,6 +87,8 @@ pub struct Publisher {
     /// What happened so far.
     pub stats: PublisherStats,
     telemetry: Option<std::sync::Arc<crate::telemetry::Telemetry>>,
+    /// When datums outside the time window were last reported, and how many since.
+    window_reported: Option<(Instant, u64)>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -114,6 +119,7 @@ impl Publisher {
             send_alone: false,
             stats: PublisherStats::default(),
             telemetry: None,
+            window_reported: None,
         }
     }
 
@@ -234,10 +240,24 @@ impl Publisher {
         let mut merged: Option<MetricBatch> = None;
         let mut merged_bytes = 0usize;
         let waiting: Vec<u64> = self.spool.sequences().collect();
+        let now_ms = epoch_ms();
+        let mut outside = 0u64;
         for sequence in waiting {
-            let Some(batch) = self.read_spooled(sequence) else {
+            let Some(mut batch) = self.read_spooled(sequence) else {
                 continue;
             };
+            // CloudWatch refuses datums outside its window and names only the first of a
+            // request: after a long outage, sending them meant a refusal per stale datum, back
+            // to back, with fresh datums stuck behind. They are dropped here, counted.
+            let before = batch.datums.len();
+            batch
+                .datums
+                .retain(|d| batch::in_time_window(d.timestamp_ms, now_ms));
+            outside += (before - batch.datums.len()) as u64;
+            if batch.datums.is_empty() {
+                self.spool.remove(sequence);
+                continue;
+            }
             let bytes: usize = batch.datums.iter().map(batch::estimated_bytes).sum();
             match &mut merged {
                 None => {
@@ -260,6 +280,7 @@ impl Publisher {
                 break;
             }
         }
+        self.report_outside_window(outside);
         let batch = merged?;
         let sink = self.sink.clone();
         let namespace = batch
@@ -271,6 +292,26 @@ impl Publisher {
             let result = result.map_err(|err| annotate_refusal(err, &batch.datums));
             (sequences, batch, result)
         }))
+    }
+
+    /// Counts datums dropped for their time, with one warning a minute that says how many.
+    fn report_outside_window(&mut self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.stats.datums_out_of_window += count;
+        let (at, pending) = self.window_reported.get_or_insert((Instant::now(), 0));
+        *pending += count;
+        let first = self.stats.datums_out_of_window == count;
+        if first || at.elapsed() >= Duration::from_secs(60) {
+            warn!(
+                dropped = *pending,
+                total = self.stats.datums_out_of_window,
+                "metric datums more than two weeks old or two hours ahead are dropped (CloudWatch refuses them)"
+            );
+            *at = Instant::now();
+            *pending = 0;
+        }
     }
 
     /// A spooled batch; `None` when it was unreadable (it is then discarded).
@@ -339,7 +380,9 @@ impl Publisher {
                 let mut rest = batch;
                 rest.datums.remove(refused);
                 self.spool_batch(rest);
-                None
+                // Never a request per refused datum back to back: a batch with many bad datums
+                // backs off like any failure (reset by the next success).
+                Some(self.backoff.next_delay())
             }
             Err((error, _)) if error.gives_up() && merged => {
                 // Which of the merged batches is bad is unknown: try them one by one.
@@ -367,6 +410,12 @@ impl Publisher {
             }
         }
     }
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// CloudWatch names a refused datum by its 1-based position (`MetricData.member.3.Value`);
