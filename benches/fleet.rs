@@ -6,6 +6,7 @@
 //! cargo bench --bench fleet                          # 40 processes x 20 lines/s for 60 s, cap 10/s
 //! cargo bench --bench fleet -- --processes 20 --cap 5 --seconds 40
 //! cargo bench --bench fleet -- --cwlite /tmp/cwlite.old   # another build, for comparison
+//! cargo bench --bench fleet -- --existing            # the streams exist (a fleet restarting)
 //! ```
 //!
 //! It reports the requests offered and accepted a second while the writers write, the share
@@ -31,6 +32,9 @@ struct Options {
     cap: u32,
     drain_limit: Duration,
     cwlite: PathBuf,
+    /// The groups and streams exist already (a fleet restarting), rather than being created
+    /// by the first requests (a new fleet).
+    existing: bool,
 }
 
 fn options() -> Options {
@@ -42,6 +46,7 @@ fn options() -> Options {
         cap: if smoke { 2 } else { 10 },
         drain_limit: Duration::from_secs(if smoke { 60 } else { 300 }),
         cwlite: PathBuf::from(env!("CARGO_BIN_EXE_cwlite")),
+        existing: std::env::args().any(|a| a == "--existing"),
     };
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| {
@@ -78,6 +83,11 @@ fn main() {
     let fake = runtime.block_on(FakeLogs::start());
     fake.cap_puts(options.cap);
     let dir = tempfile::tempdir().unwrap();
+    if options.existing {
+        for i in 0..options.processes {
+            fake.create_stream(&format!("fleet-{i}"), "s");
+        }
+    }
     let mut children = Vec::new();
     let mut files = Vec::new();
     for i in 0..options.processes {
@@ -182,11 +192,16 @@ fn main() {
     let throttled_share = total_throttled as f64 / (total_accepted + total_throttled).max(1) as f64;
     let per_request = received as f64 / total_accepted.max(1) as f64;
     println!(
-        "fleet: {} processes x {} lines/s for {} s, cap {}/s, {}",
+        "fleet: {} processes x {} lines/s for {} s, cap {}/s, streams {}, {}",
         options.processes,
         options.lines_per_second,
         options.seconds,
         options.cap,
+        if options.existing {
+            "existing"
+        } else {
+            "created by the first requests"
+        },
         options.cwlite.display()
     );
     println!("| Figure | Value |");

@@ -450,3 +450,79 @@ fn metrics_outside_the_time_window_are_dropped_without_a_request_storm() {
         .as_secs_f64();
     assert!(fake.datums().iter().all(|d| d.timestamp > now - 3600.0));
 }
+
+/// A newest-only glob over dated files (`app-*.log`, no `publish_multi_logs`): lines appended
+/// to the older file while cwlite was stopped, and lines read but not acknowledged when it
+/// stopped during an outage, still arrive once a newer file is the newest match, each once.
+#[test]
+fn a_dated_file_superseded_while_stopped_is_finished_from_its_checkpoint() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second, third) = (
+        dir.path().join("app-2026-12-01.log"),
+        dir.path().join("app-2026-12-02.log"),
+        dir.path().join("app-2026-12-03.log"),
+    );
+    append(&first, &lines("first", 0..100));
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [
+            {"file_path": dir.path().join("app-*.log").display().to_string(), "log_group_name": "dated", "log_stream_name": "s"}
+        ]}}
+    });
+    let daemon = start(dir.path(), logs.clone(), &[]);
+    eventually("the first file", || {
+        (messages(&fake, "dated").len() == 100).then_some(())
+    });
+    let (status, _) = daemon.stop("TERM");
+    assert!(status.success());
+    // Stopped: the old file grows, and a new day's file appears.
+    append(&first, &lines("first", 100..150));
+    append(&second, &lines("second", 0..30));
+    // The new day's file is the newest match (appends within one clock tick share an mtime).
+    let day = std::time::Duration::from_secs(86_400);
+    set_mtime(&first, std::time::SystemTime::now() - day);
+    let mut daemon = start(dir.path(), logs.clone(), &[]);
+    eventually("the rest of the first file and the second", || {
+        (messages(&fake, "dated").len() >= 180).then_some(())
+    });
+    // An outage: lines of the second file are read but never acknowledged before the stop.
+    fake.refuse_group("dated");
+    append(&second, &lines("second", 30..60));
+    daemon.wait_stderr("CloudWatch refuses this destination");
+    let (status, _) = daemon.stop("KILL");
+    assert!(!status.success());
+    fake.allow_group("dated");
+    append(&third, &lines("third", 0..10));
+    set_mtime(&second, std::time::SystemTime::now() - day);
+    let daemon = start(dir.path(), logs, &[]);
+    eventually("every line of the three files", || {
+        (messages(&fake, "dated").len() >= 220).then_some(())
+    });
+    let (status, _) = daemon.stop("TERM");
+    assert!(status.success());
+    let mut got = messages(&fake, "dated");
+    got.sort();
+    let mut expected: Vec<String> = [
+        lines("first", 0..150),
+        lines("second", 0..60),
+        lines("third", 0..10),
+    ]
+    .concat()
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    expected.sort();
+    assert_eq!(got, expected, "every line once");
+}
+
+fn set_mtime(path: &Path, when: std::time::SystemTime) {
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+}

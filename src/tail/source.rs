@@ -444,6 +444,14 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         &mut next_key,
         &links,
     );
+    resume_superseded(
+        &mut settings,
+        &templates,
+        &patterns,
+        &mut open,
+        &mut next_key,
+        &links,
+    );
     let mut last_scan: Option<Instant> = None;
     let mut lines: Vec<Line> = Vec::new();
     let mut rescan_now = false;
@@ -1069,6 +1077,88 @@ fn resume_rotated(
                 file: key,
                 end: checkpoint.offset,
             });
+        }
+    }
+}
+
+/// At start: reads on from its checkpoint every file whose checkpoint stops short of its end
+/// but that discovery will not select, because a newer match took its place under a
+/// newest-only glob (`app-2026-12-01.log` once `app-2026-12-02.log` exists): what was
+/// appended to it while cwlite was stopped, or read but not acknowledged at the stop (an
+/// outage, batches in flight), is delivered before it is forgotten, across stops, `kill -9`,
+/// reloads and pipeline restarts alike. The file is then followed as it would have been had
+/// cwlite run all along (and removed by `auto_removal` once superseded and delivered).
+fn resume_superseded(
+    settings: &mut TailerSettings,
+    templates: &[Result<EventPipeline, String>],
+    patterns: &[Pattern],
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    links: &TailerLinks,
+) {
+    use std::os::unix::fs::MetadataExt;
+    let selected: HashSet<PathBuf> = patterns
+        .iter()
+        .filter(|p| !p.publish_multi_logs)
+        .flat_map(|p| p.discover().into_iter().map(|f| f.path))
+        .collect();
+    let attached: HashSet<PathBuf> = open.iter().map(|o| o.file.path().to_owned()).collect();
+    let mut behind: Vec<(usize, FileCheckpoint)> = Vec::new();
+    for checkpoint in settings.checkpoints.values() {
+        // Checkpoints without an identity (imported from the stock agent) cannot be matched
+        // to their file safely; they apply when discovery selects their path.
+        let Some(identity) = checkpoint.identity else {
+            continue;
+        };
+        if selected.contains(&checkpoint.path) || attached.contains(&checkpoint.path) {
+            continue;
+        }
+        let Some(entry) = patterns
+            .iter()
+            .position(|p| !p.publish_multi_logs && p.matches(&checkpoint.path))
+        else {
+            continue;
+        };
+        let short = std::fs::metadata(&checkpoint.path).is_ok_and(|m| {
+            (m.dev(), m.ino()) == (identity.device, identity.inode) && m.len() > checkpoint.offset
+        });
+        if short {
+            behind.push((entry, checkpoint.clone()));
+        }
+    }
+    behind.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+    for (entry, checkpoint) in behind {
+        let config = &settings.entries[entry];
+        let framing = Framing::for_encoding(config.encoding);
+        let file = TailedFile::open_framed(
+            &checkpoint.path,
+            checkpoint.offset,
+            checkpoint.identity,
+            super::line_reader::DEFAULT_CHUNK_BYTES,
+            framing.max_raw_line(settings.max_event_bytes),
+            framing,
+        );
+        match (file, fresh_pipeline(templates, entry)) {
+            (Ok(file), Ok(pipeline)) => {
+                info!(file = %checkpoint.path.display(), offset = file.offset(), "a newer file is the newest match; this one is read on from its checkpoint first");
+                settings.checkpoints.remove(&checkpoint.path);
+                let destination = Arc::new(destination(config, &checkpoint.path));
+                add(
+                    open,
+                    next_key,
+                    entry,
+                    file,
+                    checkpoint.path.clone(),
+                    false,
+                    pipeline,
+                    destination,
+                    links,
+                );
+            }
+            (Err(err), _) => {
+                warn!(file = %checkpoint.path.display(), "cannot open to read on from its checkpoint: {err}")
+            }
+            (_, Err(err)) => warn!(file = %checkpoint.path.display(), "{err}"),
         }
     }
 }

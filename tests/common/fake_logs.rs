@@ -444,6 +444,15 @@ impl FakeLogs {
         self.state.lock().unwrap().retention_throttles = count;
     }
 
+    /// Creates `group` and its `stream`, as an existing fleet finds them.
+    pub fn create_stream(&self, group: &str, stream: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.groups.insert(group.to_owned());
+        s.streams
+            .entry((group.to_owned(), stream.to_owned()))
+            .or_default();
+    }
+
     /// PutMetricData calls refused for a datum outside CloudWatch's time window.
     pub fn metric_refused(&self) -> u64 {
         self.state.lock().unwrap().metric_refused
