@@ -160,8 +160,9 @@ struct State {
     refused_groups: HashMap<String, (String, String)>,
     /// Calls answered for refused groups, by operation.
     refused_group_calls: HashMap<String, u64>,
-    /// The account's PutLogEvents quota: (requests a second, the current second, calls in it).
-    put_cap: Option<(u32, u64, u32)>,
+    /// The account's PutLogEvents quota as AWS enforces quotas, a token bucket: (requests a
+    /// second, tokens left, when they were counted). It holds a second's worth at most.
+    put_cap: Option<(f64, f64, std::time::Instant)>,
     /// PutLogEvents answered ThrottlingException for the quota.
     throttled_by_cap: u64,
     /// PutLogEvents accepted (200).
@@ -427,10 +428,12 @@ impl FakeLogs {
         s.refused_group_calls.get(operation).copied().unwrap_or(0)
     }
 
-    /// Accepts at most `per_second` PutLogEvents a second (in each wall-clock second), over
-    /// all callers, and answers the rest ThrottlingException, as an account's quota does.
+    /// Accepts at most `per_second` PutLogEvents a second over all callers (a token bucket
+    /// holding one second's worth, as AWS enforces request quotas) and answers the rest
+    /// ThrottlingException.
     pub fn cap_puts(&self, per_second: u32) {
-        self.state.lock().unwrap().put_cap = Some((per_second, 0, 0));
+        let rate = f64::from(per_second);
+        self.state.lock().unwrap().put_cap = Some((rate, rate, std::time::Instant::now()));
     }
 
     /// (PutLogEvents accepted, PutLogEvents throttled by the quota).
@@ -570,17 +573,17 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
         };
         let fault = if operation == "PutLogEvents" {
             let mut s = state.lock().unwrap();
-            let second = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
             let over_quota = match &mut s.put_cap {
-                Some((cap, at, count)) => {
-                    if *at != second {
-                        (*at, *count) = (second, 0);
+                Some((rate, tokens, at)) => {
+                    let now = std::time::Instant::now();
+                    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * *rate).min(*rate);
+                    *at = now;
+                    if *tokens >= 1.0 {
+                        *tokens -= 1.0;
+                        false
+                    } else {
+                        true
                     }
-                    *count += 1;
-                    *count > *cap
                 }
                 None => false,
             };

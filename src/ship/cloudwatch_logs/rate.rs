@@ -18,6 +18,10 @@ use tokio::time::Instant;
 /// quota is hit by a few requests over it, not by a collapse, and halving left a single
 /// process using under half of a quota it had to itself.
 pub const DECREASE_FACTOR: f64 = 0.7;
+/// What the first throttle multiplies the rate in use by, when the pace was unlimited: the
+/// process knows nothing yet of how many share the quota, and a fleet started together is
+/// over it by a wide margin (as TCP halves when it leaves slow start).
+pub const FIRST_DECREASE_FACTOR: f64 = 0.5;
 /// How much each accepted request grows the rate, as a share of it. Growth per accepted
 /// request (rather than per second) keeps the share of throttled requests near
 /// `INCREASE_PER_REQUEST / (1 - DECREASE_FACTOR)` whatever each process's share of the quota:
@@ -94,8 +98,11 @@ impl Aimd {
             return;
         }
         self.refill(now);
-        let in_use = self.rate.unwrap_or_else(|| self.measured(now));
-        self.rate = Some((in_use * DECREASE_FACTOR).max(MIN_RATE));
+        let decreased = match self.rate {
+            Some(rate) => rate * DECREASE_FACTOR,
+            None => self.measured(now) * FIRST_DECREASE_FACTOR,
+        };
+        self.rate = Some(decreased.max(MIN_RATE));
         self.tokens = self.tokens.min(0.0);
         self.last_decrease = Some(now);
     }
@@ -237,11 +244,14 @@ mod tests {
         }
         pace.throttled(at(start, 4.8), at(start, 4.9));
         let limit = pace.limit(at(start, 4.9)).unwrap();
-        assert!((limit - 4.0 * DECREASE_FACTOR).abs() < 0.01, "{limit}");
+        assert!(
+            (limit - 4.0 * FIRST_DECREASE_FACTOR).abs() < 0.01,
+            "{limit}"
+        );
         // Acceptances while nothing is sent do not bank a rate.
         pace.accepted(at(start, 15.0));
         let idle = pace.limit(at(start, 15.0)).unwrap();
-        assert!((idle - 4.0 * DECREASE_FACTOR).abs() < 0.01, "{idle}");
+        assert!((idle - 4.0 * FIRST_DECREASE_FACTOR).abs() < 0.01, "{idle}");
         // Sent at the limit, each acceptance grows it by a share.
         let mut now = at(start, 15.0);
         let mut accepted = 0;
@@ -256,7 +266,7 @@ mod tests {
         }
         let grown = pace.limit(now).unwrap();
         // At most a share per acceptance, and at most twice the rate in use.
-        let most = 4.0 * DECREASE_FACTOR * (1.0 + INCREASE_PER_REQUEST).powi(accepted);
+        let most = 4.0 * FIRST_DECREASE_FACTOR * (1.0 + INCREASE_PER_REQUEST).powi(accepted);
         assert!(
             grown > idle * 2.0 && grown <= most && grown <= 2.0 * f64::from(accepted) / 5.0 + 1e-9,
             "{grown} after {accepted} accepted, at most {most}"
@@ -277,11 +287,14 @@ mod tests {
         pace.throttled(at(start, 4.85), at(start, 4.95));
         pace.throttled(at(start, 4.875), at(start, 4.99));
         let limit = pace.limit(at(start, 4.99)).unwrap();
-        assert!((limit - 8.0 * DECREASE_FACTOR).abs() < 0.05, "{limit}");
+        assert!(
+            (limit - 8.0 * FIRST_DECREASE_FACTOR).abs() < 0.05,
+            "{limit}"
+        );
         // One sent after the decrease cuts again.
         pace.throttled(at(start, 5.0), at(start, 5.1));
         let limit = pace.limit(at(start, 5.1)).unwrap();
-        let twice = 8.0 * DECREASE_FACTOR * DECREASE_FACTOR;
+        let twice = 8.0 * FIRST_DECREASE_FACTOR * DECREASE_FACTOR;
         assert!((limit - twice).abs() < 0.05, "{limit}");
     }
 
@@ -304,7 +317,7 @@ mod tests {
             }
         }
         // The decreased rate over 20 s (nothing accepted: it does not grow).
-        let expected = DECREASE_FACTOR * 20.0;
+        let expected = FIRST_DECREASE_FACTOR * 20.0;
         assert!(
             (f64::from(sent) - expected).abs() <= 2.0,
             "{sent} against {expected}"
@@ -327,6 +340,7 @@ mod tests {
 
     #[test]
     fn the_constants_are_the_documented_ones() {
+        assert_eq!(FIRST_DECREASE_FACTOR, 0.5);
         assert_eq!(DECREASE_FACTOR, 0.7);
         assert_eq!(MIN_RATE, 0.05);
         assert_eq!(UNLIMITED_AFTER, Duration::from_secs(300));
