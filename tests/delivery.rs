@@ -526,3 +526,62 @@ fn set_mtime(path: &Path, when: std::time::SystemTime) {
         .set_modified(when)
         .unwrap();
 }
+
+/// `publish_multi_logs` over a deep tree: the stream name built from a path is longer than
+/// the 512 characters CloudWatch takes (the fake refuses it, as CloudWatch does). Each file's
+/// lines arrive under a fitted name of its own, none given up.
+#[test]
+fn a_stream_name_built_from_a_deep_path_is_fitted_and_its_lines_arrive() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let mut deep = dir.path().to_owned();
+    for _ in 0..30 {
+        deep.push("a_rather_long_directory_name");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let (one, two) = (deep.join("one.log"), deep.join("two.log"));
+    append(&one, &lines("one", 0..20));
+    append(&two, &lines("two", 0..20));
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [
+            {"file_path": deep.join("*.log").display().to_string(), "log_group_name": "deep", "log_stream_name": "host", "publish_multi_logs": true}
+        ]}}
+    });
+    let daemon = start(dir.path(), logs, &[]);
+    eventually("both files' lines", || {
+        (messages(&fake, "deep").len() >= 40).then_some(())
+    });
+    let (_, stderr) = daemon.stop("TERM");
+    let events = fake.group_events("deep");
+    let streams: std::collections::BTreeSet<&str> =
+        events.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(streams.len(), 2, "a stream per file: {streams:?}");
+    assert!(
+        streams.iter().all(|s| s.chars().count() == 512),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s.ends_with("_one.log")),
+        "{streams:?}"
+    );
+    assert!(fake.refusals().is_empty(), "{:?}", fake.refusals());
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("longer than CloudWatch takes")),
+        "{}",
+        stderr.join("\n")
+    );
+    let mut got = messages(&fake, "deep");
+    got.sort();
+    let mut expected: Vec<String> = [lines("one", 0..20), lines("two", 0..20)]
+        .concat()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+}

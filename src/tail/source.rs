@@ -387,7 +387,30 @@ pub struct TailerLinks {
     pub file_events: bool,
 }
 
-/// The destination of a file of an entry.
+/// Longest log group or stream name CloudWatch takes, in characters.
+pub const MAX_NAME_CHARS: usize = 512;
+
+/// `name` within [`MAX_NAME_CHARS`]: unchanged when it fits; otherwise its start and its end
+/// (where paths differ: the file name) around the CRC-32 of the whole name, so that two long
+/// names stay two names and a name stays the same across restarts. CloudWatch refuses a longer
+/// name, so the stock agent's events for it are lost; cwlite sends them under the fitted name.
+pub fn fit_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let count = name.chars().count();
+    if count <= MAX_NAME_CHARS {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let hash = format!("_{:08x}_", crc32fast::hash(name.as_bytes()));
+    let room = MAX_NAME_CHARS - hash.len();
+    let head = room / 2;
+    let tail = room - head;
+    let start: String = name.chars().take(head).collect();
+    let end: String = name.chars().skip(count - tail).collect();
+    std::borrow::Cow::Owned(format!("{start}{hash}{end}"))
+}
+
+/// The destination of a file of an entry. Names built from the path are made to fit
+/// CloudWatch's rules (characters outside `[.-_/#A-Za-z0-9]` become `_`, as the stock agent
+/// does; at most [`MAX_NAME_CHARS`], see [`fit_name`]).
 fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
     let sanitized: String = path
         .to_string_lossy()
@@ -408,9 +431,16 @@ fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
         LogGroupName::Named(group) => (group.clone(), config.log_stream_name.clone()),
         LogGroupName::FromEachFilePath => (sanitized, config.log_stream_name.clone()),
     };
+    let fit = |name: String, what: &str| match fit_name(&name) {
+        std::borrow::Cow::Borrowed(_) => name,
+        std::borrow::Cow::Owned(fitted) => {
+            warn!(file = %path.display(), "the log {what} name built from this path is longer than CloudWatch takes ({MAX_NAME_CHARS} characters); its events go to {fitted:?}");
+            fitted
+        }
+    };
     Destination {
-        group,
-        stream,
+        group: fit(group, "group"),
+        stream: fit(stream, "stream"),
         class: config.log_group_class,
         retention_days: config.retention_in_days,
     }
@@ -1264,6 +1294,34 @@ fn handoff_chunks(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_longer_than_cloudwatch_takes_are_fitted_stably_and_stay_apart() {
+        assert_eq!(MAX_NAME_CHARS, 512);
+        let short = "host_var_log_app.log";
+        assert_eq!(fit_name(short), short);
+        let exact = "x".repeat(512);
+        assert_eq!(fit_name(&exact), exact.as_str());
+        let deep = |file: &str| format!("host_{}_{file}", "very_deep_directory_".repeat(40));
+        let (a, b) = (
+            fit_name(&deep("a.log")).into_owned(),
+            fit_name(&deep("b.log")).into_owned(),
+        );
+        assert_eq!(a.chars().count(), 512);
+        assert_eq!(b.chars().count(), 512);
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with("host_very_deep") && a.ends_with("_a.log"),
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            fit_name(&deep("a.log")).as_ref(),
+            "the same name every time"
+        );
+        let wide = "é".repeat(600);
+        assert_eq!(fit_name(&wide).chars().count(), 512);
+    }
 
     #[test]
     fn a_pass_is_handed_on_in_order_in_chunks_of_at_most_the_handoff_limit() {

@@ -736,6 +736,11 @@ fn handle(
     {
         return answer;
     }
+    if ["CreateLogGroup", "CreateLogStream", "PutRetentionPolicy"].contains(&operation)
+        && let Some(why) = bad_names(&group, (operation == "CreateLogStream").then_some(&*stream))
+    {
+        return invalid(state, why);
+    }
     match operation {
         "CreateLogGroup" => {
             let mut s = state.lock().unwrap();
@@ -794,6 +799,51 @@ fn handle(
     }
 }
 
+/// CloudWatch's rules for names: a group of 1 to 512 characters of `[.-_/#A-Za-z0-9]`, a
+/// stream of 1 to 512 characters without `:` or `*`.
+fn bad_names(group: &str, stream: Option<&str>) -> Option<String> {
+    let constraint = |value: &str, field: &str, rule: &str| {
+        Some(format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {rule}"
+        ))
+    };
+    let count = group.chars().count();
+    if !(1..=512).contains(&count) {
+        return constraint(
+            group,
+            "logGroupName",
+            "Member must have length less than or equal to 512",
+        );
+    }
+    if !group
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_/#".contains(c))
+    {
+        return constraint(
+            group,
+            "logGroupName",
+            "Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+",
+        );
+    }
+    let stream = stream?;
+    let count = stream.chars().count();
+    if !(1..=512).contains(&count) {
+        return constraint(
+            stream,
+            "logStreamName",
+            "Member must have length less than or equal to 512",
+        );
+    }
+    if stream.contains([':', '*']) {
+        return constraint(
+            stream,
+            "logStreamName",
+            "Member must satisfy regular expression pattern: [^:*]*",
+        );
+    }
+    None
+}
+
 /// The answer to a call naming a refused group, if it is one.
 fn refused_group(state: &Arc<Mutex<State>>, operation: &str, group: &str) -> Option<(u16, Value)> {
     let mut s = state.lock().unwrap();
@@ -811,6 +861,9 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
     state.lock().unwrap().put_calls += 1;
     if let Some(answer) = refused_group(state, "PutLogEvents", &group) {
         return answer;
+    }
+    if let Some(why) = bad_names(&group, Some(&stream)) {
+        return invalid(state, why);
     }
     if !state
         .lock()
