@@ -390,9 +390,10 @@ impl StatusReport {
         }
         if self.logs.rate_limit_millis > 0 {
             line.push_str(&format!(
-                ", throttled: {} a minute, PutLogEvents limited to {:.2}/s",
+                ", throttled: {} a minute, PutLogEvents limited to {:.2}/s, {:.0} events/request",
                 self.logs.throttles_last_minute,
-                self.logs.rate_limit_millis as f64 / 1000.0
+                self.logs.rate_limit_millis as f64 / 1000.0,
+                self.events_per_request(previous)
             ));
         }
         line
@@ -737,6 +738,45 @@ mod tests {
                 .starts_with("3 files tailed, 200 events/s"),
             "{}",
             now.summary(Some(&before))
+        );
+    }
+
+    #[test]
+    fn the_summary_names_refused_destinations_and_the_pace_when_throttled() {
+        let mut before = StatusReport {
+            updated_at: 100,
+            ..StatusReport::default()
+        };
+        before.logs.events_shipped = 1_000;
+        before.logs.batches = 10;
+        let mut now = before.clone();
+        now.updated_at = 110;
+        now.logs.events_shipped = 1_800;
+        now.logs.batches = 12;
+        assert!(!now.summary(Some(&before)).contains("refused"));
+        now.logs.destinations_refused = 1;
+        now.logs.refused.push(RefusedDestination {
+            group: "audit".into(),
+            stream: "s".into(),
+            operation: "PutLogEvents".into(),
+            permission: "logs:PutLogEvents".into(),
+            error: "AccessDeniedException".into(),
+            since: 90,
+        });
+        now.logs.throttles_last_minute = 7;
+        now.logs.rate_limit_millis = 250;
+        let summary = now.summary(Some(&before));
+        assert!(
+            summary.contains(", 1 destinations refused (audit)")
+                && summary.contains(
+                    "throttled: 7 a minute, PutLogEvents limited to 0.25/s, 400 events/request"
+                ),
+            "{summary}"
+        );
+        let human = now.human(110);
+        assert!(
+            human.contains("audit / s: PutLogEvents refused since 90 (needs logs:PutLogEvents)"),
+            "{human}"
         );
     }
 

@@ -1081,6 +1081,73 @@ mod tests {
     }
 
     #[test]
+    fn destinations_idle_for_a_minute_are_forgotten_and_their_room_given_back() {
+        let budget = Arc::new(ByteBudget::new(1 << 20));
+        let (acks, _received) = mpsc::unbounded_channel();
+        let mut shipper = Shipper {
+            first_flush_at: Instant::now(),
+            settings: LogShipperSettings {
+                flush_interval: Duration::from_secs(1),
+                concurrency: 1,
+                drain_deadline: Duration::from_secs(1),
+            },
+            sink: LogsSink::DryRun,
+            acks,
+            budget: budget.clone(),
+            stats: LogShipperStats::default(),
+            published: LogShipperStats::default(),
+            telemetry: Arc::new(Telemetry::default()),
+            destinations: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            active: Active::default(),
+            cursor: 0,
+            sending: JoinSet::new(),
+            in_flight: HashMap::new(),
+            puts: Arc::new(Pace::default()),
+            control: Arc::new(Pace::default()),
+            pace_wake: None,
+            retention: HashSet::new(),
+            retention_tasks: JoinSet::new(),
+            drain_until: None,
+            window_reported: None,
+            swept_at: Instant::now(),
+            refused_changed: false,
+        };
+        // 100,000 short-lived files, a stream each, one after another.
+        for i in 0..100_000 {
+            let destination = Arc::new(Destination {
+                stream: format!("file-{i}"),
+                ..destination()
+            });
+            shipper.slot(&destination);
+        }
+        assert_eq!(budget.shares_live(), 100_000);
+        let start = Instant::now();
+        shipper.forget_idle(start + FORGET_AFTER / 2);
+        assert_eq!(shipper.index.len(), 100_000, "not idle long enough yet");
+        shipper.forget_idle(start + FORGET_AFTER * 2);
+        assert!(shipper.index.is_empty() && shipper.destinations.is_empty());
+        assert!(shipper.index.capacity() < 1_000 && shipper.destinations.capacity() < 1_000);
+        assert_eq!(budget.shares_live(), 0, "their shares are gone too");
+        // A destination with data waiting is never forgotten.
+        let busy = Arc::new(destination());
+        let i = shipper.slot(&busy);
+        shipper.destinations[i]
+            .as_mut()
+            .unwrap()
+            .queue
+            .push_back(Queued {
+                seq: 0,
+                batch: LogBatch::default(),
+                merge: true,
+            });
+        shipper.active.note(&mut shipper.destinations, i);
+        shipper.forget_idle(Instant::now() + FORGET_AFTER * 2);
+        assert_eq!(shipper.index.len(), 1);
+    }
+
+    #[test]
     fn the_retry_constants_are_the_documented_ones() {
         assert_eq!(RETRY_CAP, Duration::from_secs(60));
         assert_eq!(REFUSED_RETRY_BASE, Duration::from_secs(30));
