@@ -261,6 +261,7 @@ impl Telemetry {
                 refused: self.refused(),
                 throttles_last_minute: logs.throttles_last_minute,
                 rate_limit_millis: logs.rate_limit_millis,
+                destinations: logs.destinations,
                 queue,
                 files: self.positions_with_lag(previous),
             },
@@ -324,6 +325,9 @@ pub struct LogsReport {
     /// The process's PutLogEvents pace in thousandths of a request a second (0: unlimited).
     #[serde(default)]
     pub rate_limit_millis: u64,
+    /// Destinations (group and stream) the shipper remembers now.
+    #[serde(default)]
+    pub destinations: u64,
     pub queue: QueueReport,
     pub files: Vec<FilePosition>,
 }

@@ -585,3 +585,89 @@ fn a_stream_name_built_from_a_deep_path_is_fitted_and_its_lines_arrive() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+/// The daemon's resident memory now, in MiB (VmRSS).
+fn rss_mib(daemon: &Daemon) -> f64 {
+    std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .expect("VmRSS in /proc/PID/status")
+        / 1024.0
+}
+
+/// Short-lived files one after another, a stream each (`publish_multi_logs` over per-job
+/// logs): the shipper forgets a destination a minute after it was last used, so what it
+/// remembers, and its memory, level off instead of growing with every file ever seen.
+#[test]
+fn short_lived_files_one_after_another_are_forgotten() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let logs = json!({
+        "endpoint_override": fake.url(),
+        "force_flush_interval": 1,
+        "logs_collected": {"files": {"collect_list": [
+            {"file_path": jobs.join("*.log").display().to_string(), "log_group_name": "churn", "log_stream_name": "job", "publish_multi_logs": true}
+        ]}}
+    });
+    let daemon = start(dir.path(), logs, &[]);
+    // 30 jobs a second for 100 s, each logging one line and gone two seconds later.
+    let per_second = 30;
+    let seconds = 100;
+    let started = std::time::Instant::now();
+    let mut created: std::collections::VecDeque<(std::time::Instant, std::path::PathBuf)> =
+        std::collections::VecDeque::new();
+    let mut rss = Vec::new();
+    for second in 0..seconds {
+        for j in 0..per_second {
+            let n = second * per_second + j;
+            let path = jobs.join(format!("job-{n:06}.log"));
+            append(&path, &format!("job {n:06} done\n"));
+            created.push_back((std::time::Instant::now(), path));
+        }
+        while created
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() >= std::time::Duration::from_secs(2))
+        {
+            let (_, path) = created.pop_front().unwrap();
+            std::fs::remove_file(path).unwrap();
+        }
+        if second == 75 || second == seconds - 1 {
+            rss.push(rss_mib(&daemon));
+        }
+        // The jobs' own pace, in real time.
+        let next = started + std::time::Duration::from_secs(second as u64 + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    let total = per_second * seconds;
+    eventually("every job's line", || {
+        (fake.group_events("churn").len() >= total).then_some(())
+    });
+    let state = dir.path().join("state");
+    let report = eventually("a status written after the last job", || {
+        let status = status_json(&state);
+        (status["logs"]["events_shipped"].as_u64() >= Some(total as u64)).then_some(status)
+    });
+    let (_, _) = daemon.stop("TERM");
+    assert_eq!(fake.group_events("churn").len(), total);
+    let remembered = report["logs"]["destinations"].as_u64().unwrap();
+    eprintln!(
+        "{total} streams, {remembered} remembered at the end; RSS {:.1} MiB after 75 s, {:.1} MiB after {seconds} s",
+        rss[0], rss[1]
+    );
+    // Only the streams of about the last 70 s (a minute idle, then the next sweep) remain.
+    assert!(
+        remembered <= (per_second * 75) as u64,
+        "{remembered} of {total} streams remembered"
+    );
+    assert!(
+        rss[1] - rss[0] < 2.0,
+        "RSS grew from {:.1} to {:.1} MiB",
+        rss[0],
+        rss[1]
+    );
+}

@@ -112,6 +112,8 @@ pub struct LogShipperStats {
     /// The process's PutLogEvents pace, in thousandths of a request a second; 0 while
     /// unlimited.
     pub rate_limit_millis: u64,
+    /// Destinations the shipper remembers now (those idle for [`FORGET_AFTER`] are not).
+    pub destinations: u64,
 }
 
 /// A closed batch waiting to be sent, in its stream's order.
@@ -386,6 +388,7 @@ impl Shipper {
             self.telemetry.set_refused(refused);
         }
         self.stats.throttles_last_minute = self.puts.throttles_last_minute();
+        self.stats.destinations = self.index.len() as u64;
         self.stats.rate_limit_millis = self
             .puts
             .limit()
