@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::Destination;
 
@@ -33,6 +33,10 @@ pub struct Share {
     held: AtomicUsize,
     /// Its destination's requests fail: it may take only from the failing part of the budget.
     failing: AtomicBool,
+    /// Files of the destination whose read chunks wait for room (kept by the tailer): while
+    /// any does, no other file of the destination is read, so room that comes back goes to
+    /// what was read first, and what waits in memory is one pass, not one per file.
+    stalled_files: AtomicUsize,
 }
 
 impl Share {
@@ -44,6 +48,20 @@ impl Share {
     /// Whether its destination is marked failing.
     pub fn failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Files of the destination whose read chunks wait for room.
+    pub fn stalled_files(&self) -> usize {
+        self.stalled_files.load(Ordering::Relaxed)
+    }
+
+    /// A file's chunks started (`true`) or stopped (`false`) waiting for room.
+    pub fn set_stalled(&self, stalled: bool) {
+        if stalled {
+            self.stalled_files.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stalled_files.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -63,16 +81,20 @@ struct Totals {
 /// Rules, each checked when bytes are taken. A take passes while the holder is under each limit
 /// and may go past it by its own size: one chunk larger than a share still goes out, and
 /// [`ByteBudget::has_room`] tells a reader beforehand whether what it reads can be handed on.
-/// - the whole budget: at most [`ByteBudget::max`] held in all;
-/// - a destination: at most [`ByteBudget::share_cap`] (half the budget), so a destination that
-///   starts failing while it holds all it may leaves the other half to the others;
-/// - failing destinations together: at most [`ByteBudget::failing_cap`] (a quarter), so any
-///   number of refused destinations leave three quarters to the healthy ones.
+/// - the whole budget: at most [`ByteBudget::max`] held in all, where failing destinations
+///   count for at most [`ByteBudget::failing_cap`]: what they held beyond it when they started
+///   failing does not take the healthy ones' room (memory then stays under 1.75 times the
+///   budget, plus a chunk);
+/// - a destination: at most [`ByteBudget::share_cap`] (half the budget);
+/// - failing destinations together: at most [`ByteBudget::failing_cap`] (a quarter) for new
+///   takes, so any number of refused destinations leave three quarters to the healthy ones.
 pub struct ByteBudget {
     max: usize,
     totals: Mutex<Totals>,
-    /// Live shares by destination, so that every file of one destination takes from the same
-    /// share. Entries whose share is gone are pruned as the map grows.
+    /// Shares by destination, so that every file of one destination, and the shipper, use the
+    /// same share. An entry is pruned only when nobody else holds its share and it holds no
+    /// bytes: bytes taken by a file that is gone are still given back to the share they were
+    /// taken from.
     shares: Mutex<ShareMap>,
     /// Wakes the tailer when bytes come back after a take was refused.
     wake: Option<crossbeam_channel::Sender<()>>,
@@ -80,9 +102,17 @@ pub struct ByteBudget {
 
 #[derive(Default)]
 struct ShareMap {
-    map: HashMap<Destination, Weak<Share>>,
-    /// Size at which dead entries are pruned next.
+    map: HashMap<Destination, Arc<Share>>,
+    /// Size at which unused entries are pruned next.
     prune_at: usize,
+}
+
+impl ShareMap {
+    /// Drops the entries only the map holds that hold no bytes.
+    fn prune(&mut self) {
+        self.map
+            .retain(|_, share| Arc::strong_count(share) > 1 || share.held() > 0);
+    }
 }
 
 impl std::fmt::Debug for ByteBudget {
@@ -113,28 +143,24 @@ impl ByteBudget {
     /// The share of `destination`: the same one for every caller while any holds it.
     pub fn share(&self, destination: &Destination) -> Arc<Share> {
         let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(share) = shares.map.get(destination).and_then(Weak::upgrade) {
-            return share;
+        if let Some(share) = shares.map.get(destination) {
+            return share.clone();
         }
         if shares.map.len() >= shares.prune_at {
-            shares.map.retain(|_, share| share.strong_count() > 0);
+            shares.prune();
             shares.prune_at = (shares.map.len() * 2).max(64);
         }
         let share = Arc::new(Share::default());
-        shares
-            .map
-            .insert(destination.clone(), Arc::downgrade(&share));
+        shares.map.insert(destination.clone(), share.clone());
         share
     }
 
-    /// Destinations with a live share (for tests and memory accounting).
+    /// Destinations whose share someone holds or that hold bytes (for tests and memory
+    /// accounting).
     pub fn shares_live(&self) -> usize {
-        let shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
-        shares
-            .map
-            .values()
-            .filter(|share| share.strong_count() > 0)
-            .count()
+        let mut shares = self.shares.lock().unwrap_or_else(PoisonError::into_inner);
+        shares.prune();
+        shares.map.len()
     }
 
     /// Whether a take for `share` would pass now (a tailer reads a file only then, so what it
@@ -147,8 +173,16 @@ impl ByteBudget {
         allowed
     }
 
+    /// Whether a take for `share` would pass now, without asking to be woken.
+    pub fn would_allow(&self, share: &Share) -> bool {
+        let totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+        self.allows(&totals, share)
+    }
+
     fn allows(&self, totals: &Totals, share: &Share) -> bool {
-        totals.used < self.max
+        // What failing destinations hold beyond their cap does not count against the others.
+        let counted = totals.used - totals.failing.saturating_sub(self.failing_cap());
+        counted < self.max
             && share.held() < self.share_cap()
             && (!share.failing() || totals.failing < self.failing_cap())
     }
@@ -173,6 +207,12 @@ impl ByteBudget {
     pub fn release(&self, share: &Share, bytes: usize) {
         let wake = {
             let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
+            // Bytes are given back to the share they were taken from, never more.
+            debug_assert!(
+                bytes <= share.held(),
+                "{bytes} given back, {} held",
+                share.held()
+            );
             let bytes = bytes.min(share.held());
             totals.used = totals.used.saturating_sub(bytes);
             if share.failing() {
@@ -312,6 +352,45 @@ mod tests {
         assert!(budget.has_room(&busy));
         assert!(budget.try_acquire(&busy, 10));
         assert_eq!(budget.used_failing(), 30);
+    }
+
+    #[test]
+    fn two_busy_destinations_refused_together_leave_room_for_the_healthy() {
+        let budget = ByteBudget::new(100);
+        let (a, b) = (
+            budget.share(&destination("a")),
+            budget.share(&destination("b")),
+        );
+        assert!(budget.try_acquire(&a, 50));
+        assert!(budget.try_acquire(&b, 50));
+        budget.set_failing(&a, true);
+        budget.set_failing(&b, true);
+        let healthy = budget.share(&destination("healthy"));
+        assert!(
+            budget.try_acquire(&healthy, 50),
+            "failing bytes beyond 25 do not count"
+        );
+        assert!(!budget.try_acquire(&healthy, 1), "its own half is spent");
+        let other = budget.share(&destination("other"));
+        assert!(budget.try_acquire(&other, 25));
+        assert!(
+            !budget.try_acquire(&other, 1),
+            "25 of the failing, 50 and 25 of the healthy: 100 of 100 counted"
+        );
+    }
+
+    #[test]
+    fn bytes_of_a_file_that_is_gone_go_back_to_the_share_they_came_from() {
+        let budget = ByteBudget::new(100);
+        let taken = budget.share(&destination("a"));
+        assert!(budget.try_acquire(&taken, 30));
+        drop(taken);
+        assert_eq!(budget.shares_live(), 1, "it still holds bytes");
+        let shipper = budget.share(&destination("a"));
+        budget.release(&shipper, 30);
+        assert_eq!(budget.used(), 0);
+        drop(shipper);
+        assert_eq!(budget.shares_live(), 0);
     }
 
     #[test]

@@ -108,11 +108,23 @@ impl AwsError {
     /// events is wrong ("Log event too large", "must be in chronological order", "cannot span
     /// more than 24 hours", "Upload too large").
     fn about_events(&self) -> bool {
-        // The operation's own name ("PutLogEvents") is not a word about the events.
-        let text = self
-            .message
-            .replace(self.operation, "")
-            .to_ascii_lowercase();
+        // Only the service's own words count: not the operation's name ("PutLogEvents") or the
+        // endpoint before them, nor a quoted value (a configured stream name may say anything).
+        let mut text = match &self.code {
+            Some(code) => self
+                .message
+                .split_once(&format!("{code}: "))
+                .map_or(self.message.as_str(), |(_, text)| text),
+            None => self.message.as_str(),
+        }
+        .replace(self.operation, "")
+        .to_ascii_lowercase();
+        if let Some(start) = text.find("value '")
+            && let Some(end) = text.rfind("' at '")
+            && end > start
+        {
+            text.replace_range(start..end + 1, "value");
+        }
         [
             "logevents",
             "log event",
@@ -464,6 +476,7 @@ mod tests {
         }
         for text in [
             "1 validation error detected: Value 'a:b' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*",
+            "1 validation error detected: Value 'too large logevents: x' at 'logStreamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [^:*]*",
             "The specified KMS key is disabled",
         ] {
             assert_eq!(invalid(text).disposition(), Disposition::Refused, "{text}");

@@ -280,9 +280,16 @@ pub const RESTART_BACKOFF_RESET: Duration = Duration::from_secs(600);
 /// rescan interval; it never waits for the budget, which only pauses some files).
 pub const TAILER_STUCK_AFTER: Duration = Duration::from_secs(60);
 /// A logs shipper that holds data and has neither finished a request nor been without one in
-/// flight for this long is stuck: its requests hang. An outage or a refusal is not stuck: each
-/// attempt ends (the SDK's timeouts), and restarting would not help.
+/// flight for this long, beyond what its slowest request may take (see
+/// [`shipper_stuck_after`]), is stuck. An outage or a refusal is not stuck: each attempt
+/// ends (the SDK's timeouts), and restarting would not help.
 pub const SHIPPER_STUCK_AFTER: Duration = Duration::from_secs(180);
+
+/// How long the logs shipper may go without a request ending before it counts as stuck: the
+/// slowest request is a put, three creates and a put again, each within the attempt timeout.
+pub fn shipper_stuck_after(attempt_timeout: Duration) -> Duration {
+    SHIPPER_STUCK_AFTER.max(attempt_timeout * 5 + Duration::from_secs(60))
+}
 
 /// Builds the clients and runs the start-up checks of `config`.
 async fn prepare(config: &Config, options: &RunOptions) -> Result<Clients, RunError> {
@@ -343,9 +350,14 @@ fn shipper_progresses(telemetry: &Telemetry, pipelines: &Pipelines) -> bool {
     if !pipelines.has_logs() || pipelines.queue(telemetry).bytes == 0 {
         return true;
     }
+    let stuck_after = shipper_stuck_after(crate::aws::attempt_timeout(
+        std::env::var(crate::aws::ATTEMPT_TIMEOUT_ENV)
+            .ok()
+            .as_deref(),
+    ));
     telemetry
         .shipper_idle_secs()
-        .is_none_or(|idle| idle < SHIPPER_STUCK_AFTER.as_secs())
+        .is_none_or(|idle| idle < stuck_after.as_secs())
 }
 
 fn epoch_secs() -> u64 {

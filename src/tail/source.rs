@@ -434,7 +434,7 @@ fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
     let fit = |name: String, what: &str| match fit_name(&name) {
         std::borrow::Cow::Borrowed(_) => name,
         std::borrow::Cow::Owned(fitted) => {
-            warn!(file = %path.display(), "the log {what} name built from this path is longer than CloudWatch takes ({MAX_NAME_CHARS} characters); its events go to {fitted:?}");
+            warn!(file = %path.display(), "the log {what} name for this file is longer than CloudWatch takes ({MAX_NAME_CHARS} characters); its events go to {fitted:?}");
             fitted
         }
     };
@@ -499,6 +499,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     // Whether files came, went, or took a descriptor since the descriptors were last counted.
     let mut recount = true;
     let mut roster = Roster::default();
+    let mut passes = 0usize;
     while !links.stop.load(Ordering::Relaxed) {
         counters
             .heartbeat_secs
@@ -546,7 +547,16 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         let mut busy = false;
         let mut finished = Vec::new();
         roster.catch_up(&open);
-        for i in roster.due(&named, look_at_all, open.len()) {
+        // Each pass starts one file further, so that the files of a destination short of room
+        // take turns at the room that comes back.
+        let due = roster.due(&named, look_at_all, open.len());
+        passes = passes.wrapping_add(1);
+        let start = if due.is_empty() {
+            0
+        } else {
+            passes % due.len()
+        };
+        for &i in due[start..].iter().chain(&due[..start]) {
             let tailed = &mut open[i];
             // With file-system events, a file is only looked at when an event named it, when it
             // may hold more (it gave lines last pass), when something of it is pending or it is
@@ -564,12 +574,15 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             match hand_on_stalled(tailed, &links) {
                 HandOn::Stop => return,
                 HandOn::Stalled => {
+                    tailed.attention = true;
                     roster.keep(i);
                     continue;
                 }
                 HandOn::Done => {}
             }
-            if !links.budget.has_room(&tailed.share) {
+            // Another file of the destination waits with chunks already read: it goes first.
+            if tailed.share.stalled_files() > 0 || !links.budget.has_room(&tailed.share) {
+                tailed.attention = true;
                 roster.keep(i);
                 continue;
             }
@@ -692,6 +705,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             recount = true;
             roster.stale = true;
         }
+        // Removed from the back, so that the indices still to remove stay valid.
+        finished.sort_unstable();
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
             finished_files.remember(gone.file.identity(), gone.file.offset());
@@ -723,7 +738,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // Descriptors are only taken by discovery and by reopening a closed file; counting
             // them every pass was a walk of every file.
             recount = false;
-            close_idle(&mut open, MAX_OPEN_FILES);
+            close_idle(&mut open, MAX_OPEN_FILES, &links.budget);
             counters
                 .files_tailed
                 .store(open.len() as u64, Ordering::Relaxed);
@@ -740,7 +755,11 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // A file waiting for its destination's room waits for the budget's wake instead.
             let due = roster
                 .needing_attention(&open)
-                .filter(|o| o.stalled.is_empty() && links.budget.has_room(&o.share))
+                .filter(|o| {
+                    o.stalled.is_empty()
+                        && o.share.stalled_files() == 0
+                        && links.budget.has_room(&o.share)
+                })
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
             let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
@@ -851,7 +870,7 @@ fn remove_delivered(
 /// detached files, stay open. A pending multi-line event lives in the file's pipeline, not in
 /// its descriptor, so it does not keep the file open (it did, and a glob over thousands of
 /// one-line files then kept every one of them open).
-fn close_idle(open: &mut [Open], limit: usize) {
+fn close_idle(open: &mut [Open], limit: usize, budget: &ByteBudget) {
     let descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
     if descriptors < limit {
         return;
@@ -862,7 +881,13 @@ fn close_idle(open: &mut [Open], limit: usize) {
     let mut idle: Vec<usize> = (0..open.len())
         .filter(|&i| {
             let o = &open[i];
-            !o.file.is_closed() && !o.file.is_detached()
+            // A file paused for its destination's room may not be read to its end: closed, its
+            // unread tail would be lost if it were deleted (rotated and compressed) meanwhile.
+            !o.file.is_closed()
+                && !o.file.is_detached()
+                && o.stalled.is_empty()
+                && o.share.stalled_files() == 0
+                && budget.would_allow(&o.share)
         })
         .collect();
     idle.sort_by_key(|&i| open[i].last_line_at);
@@ -1129,7 +1154,6 @@ fn resume_superseded(
     use std::os::unix::fs::MetadataExt;
     let selected: HashSet<PathBuf> = patterns
         .iter()
-        .filter(|p| !p.publish_multi_logs)
         .flat_map(|p| p.discover().into_iter().map(|f| f.path))
         .collect();
     let attached: HashSet<PathBuf> = open.iter().map(|o| o.file.path().to_owned()).collect();
@@ -1143,9 +1167,12 @@ fn resume_superseded(
         if selected.contains(&checkpoint.path) || attached.contains(&checkpoint.path) {
             continue;
         }
+        // The first entry that matches is the file's, as in discovery; a publish_multi_logs
+        // entry selects every match already.
         let Some(entry) = patterns
             .iter()
-            .position(|p| !p.publish_multi_logs && p.matches(&checkpoint.path))
+            .position(|p| p.matches(&checkpoint.path))
+            .filter(|&entry| !patterns[entry].publish_multi_logs)
         else {
             continue;
         };
@@ -1227,7 +1254,11 @@ fn hand_on(tailed: &mut Open, outputs: Outputs, links: &TailerLinks) -> HandOn {
             end: skipped.end_offset,
         });
     }
+    let was_stalled = !tailed.stalled.is_empty();
     tailed.stalled.extend(handoff_chunks(outputs.events));
+    if !was_stalled && !tailed.stalled.is_empty() {
+        tailed.share.set_stalled(true);
+    }
     hand_on_stalled(tailed, links)
 }
 
@@ -1263,6 +1294,7 @@ fn hand_on_stalled(tailed: &mut Open, links: &TailerLinks) -> HandOn {
     if tailed.stalled.is_empty() {
         // A pass of many chunks left a long vector of chunks behind.
         tailed.stalled = Vec::new();
+        tailed.share.set_stalled(false);
     }
     outcome
 }

@@ -1,11 +1,11 @@
-//! The process's pace for one CloudWatch Logs API under throttling: additive increase,
-//! multiplicative decrease, through a token bucket.
+//! The process's pace for one CloudWatch Logs API under throttling: a token bucket whose rate
+//! a throttle cuts and each accepted request grows back.
 //!
 //! Owns [`Pace`]. Every host of a fleet shares one account quota per API (PutLogEvents: 800 to
 //! 5,000 requests a second by region; CreateLogStream and PutRetentionPolicy far fewer). A
 //! throttled request cuts the process's request rate for that API, across all its streams, and
 //! each accepted request grows it back by a small share; a throttle answered to a request sent
-//! before the last decrease belongs to the burst that caused it and does not halve again. Until
+//! before the last decrease belongs to the burst that caused it and does not cut again. Until
 //! the first throttle, and a while after the last, the pace is unlimited. It only counts and
 //! decides when; what is sent, and in which order, is the shipper's business.
 

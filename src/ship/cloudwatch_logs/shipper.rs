@@ -23,8 +23,8 @@
 //! A failing destination's [`Share`] of the budget is marked failing, so it holds little and
 //! its files pause while every other destination goes on. Each accepted event's file range is
 //! acknowledged and its bytes given back. Retention is set once per group (by its exact name)
-//! and retried until it is set. A destination idle for [`FORGET_AFTER`] with nothing held is
-//! forgotten. On shutdown everything open is closed and drained until the deadline; what was
+//! and retried until it is set. A destination idle for [`FORGET_AFTER`] with nothing open,
+//! queued or in flight is forgotten (its share stays with the budget while it holds bytes). On shutdown everything open is closed and drained until the deadline; what was
 //! not acknowledged is read again at the next start.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -116,11 +116,20 @@ pub struct LogShipperStats {
     pub destinations: u64,
 }
 
+/// Where a batch belongs in its stream: the batch's number, then its part of it as the start
+/// of an interval of [`WHOLE`] (halves isolating a refused event take each half of their
+/// batch's interval, so that halves of halves keep their order too).
+type Place = (u64, u64);
+/// The interval of a whole batch.
+const WHOLE: u64 = 1 << 63;
+
 /// A closed batch waiting to be sent, in its stream's order.
 struct Queued {
     /// Order of the batch in its stream: a batch that comes back (throttled, retried) goes
     /// back to its place, so that merging keeps each file's order.
-    seq: u64,
+    place: Place,
+    /// The width of its part of its batch's interval.
+    span: u64,
     batch: LogBatch,
     /// Whether it may be merged with the batches behind it (not while a refused event is
     /// being isolated).
@@ -160,19 +169,38 @@ impl DestinationState {
         self.opened_at.is_some() || !self.queue.is_empty()
     }
 
+    /// A request of this destination was taken up by CloudWatch: backoffs start over, and a
+    /// refusal or failing mark ends. Returns whether a refusal ended.
+    fn accepted_again(&mut self, budget: &ByteBudget) -> bool {
+        self.backoff.reset();
+        self.refused_backoff.reset();
+        budget.set_failing(&self.share, false);
+        let Some(refusal) = self.refused.take() else {
+            return false;
+        };
+        info!(
+            group = %self.destination.group,
+            stream = %self.destination.stream,
+            operation = refusal.operation,
+            "CloudWatch accepts this destination again; its files go on"
+        );
+        true
+    }
+
     /// Puts a batch back at its place in the queue.
     fn requeue(&mut self, queued: Queued) {
-        let at = self.queue.partition_point(|q| q.seq <= queued.seq);
+        let at = self.queue.partition_point(|q| q.place <= queued.place);
         self.queue.insert(at, queued);
     }
 
     /// Closes the open batch into the queue.
     fn close_open(&mut self) {
         if let Some(batch) = self.batcher.take() {
-            let seq = self.next_seq;
+            let place = (self.next_seq, 0);
             self.next_seq += 1;
             self.queue.push_back(Queued {
-                seq,
+                place,
+                span: WHOLE,
                 batch,
                 merge: true,
             });
@@ -202,10 +230,11 @@ impl DestinationState {
                     self.opened_at = None;
                 } else {
                     // It does not fit: it waits as the next batch instead of staying open.
-                    let seq = self.next_seq;
+                    let place = (self.next_seq, 0);
                     self.next_seq += 1;
                     self.queue.push_back(Queued {
-                        seq,
+                        place,
+                        span: WHOLE,
                         batch: open,
                         merge: true,
                     });
@@ -255,7 +284,8 @@ impl Active {
 /// so that even a task that panics gives its batch back), and when it was sent.
 struct InFlight {
     destination: usize,
-    seq: u64,
+    place: Place,
+    span: u64,
     merge: bool,
     batch: Arc<LogBatch>,
     sent_at: Instant,
@@ -423,10 +453,11 @@ impl Shipper {
             let mut closed = Vec::new();
             state.batcher.extend(events, &mut closed);
             for batch in closed {
-                let seq = state.next_seq;
+                let place = (state.next_seq, 0);
                 state.next_seq += 1;
                 state.queue.push_back(Queued {
-                    seq,
+                    place,
+                    span: WHOLE,
                     batch,
                     merge: true,
                 });
@@ -504,7 +535,11 @@ impl Shipper {
         let count = self.active.list.len();
         let first = if count == 0 { 0 } else { self.cursor % count };
         let draining = self.drain_until.is_some();
-        'destinations: for k in (first..count).chain(0..first) {
+        // Once the pace has no token, nothing more is sent this turn, but every destination is
+        // still visited: its due batch closes and its ended backoff clears, so that no past
+        // deadline is left to wake the loop at once (it spun until the next token).
+        let mut paced = false;
+        for k in (first..count).chain(0..first) {
             let i = self.active.list[k];
             let flush_due = self.destinations[i]
                 .as_ref()
@@ -521,14 +556,18 @@ impl Shipper {
                 continue;
             }
             state.retry_at = None;
-            while state.in_flight < self.settings.concurrency.max(1)
+            while !paced
+                && state.in_flight < self.settings.concurrency.max(1)
                 && self.sending.len() < MAX_REQUESTS_IN_FLIGHT
                 && !state.queue.is_empty()
             {
                 if let Err(next) = self.puts.try_take() {
                     // The pace is the process's: nothing else can go out before `next`.
                     self.pace_wake = Some(next);
-                    break 'destinations;
+                    paced = true;
+                    // It is first in line for the next token.
+                    self.cursor = k;
+                    break;
                 }
                 let Some(queued) = state.next_request() else {
                     break;
@@ -547,7 +586,8 @@ impl Shipper {
                     task.id(),
                     InFlight {
                         destination: i,
-                        seq: queued.seq,
+                        place: queued.place,
+                        span: queued.span,
                         merge: queued.merge,
                         batch,
                         sent_at: now,
@@ -606,7 +646,8 @@ impl Shipper {
         self.telemetry.shipper_progressed();
         let Some(InFlight {
             destination: i,
-            seq,
+            place,
+            span,
             merge,
             batch,
             sent_at,
@@ -616,7 +657,12 @@ impl Shipper {
         };
         // The task has ended, so the loop holds the only reference.
         let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
-        let mut queued = Queued { seq, batch, merge };
+        let mut queued = Queued {
+            place,
+            span,
+            batch,
+            merge,
+        };
         let Some(state) = self.destinations[i].as_mut() else {
             return;
         };
@@ -649,18 +695,7 @@ impl Shipper {
                 stats.batches_sent += 1;
                 stats.events_sent += queued.batch.events.len() as u64;
                 stats.bytes_sent += queued.batch.bytes as u64;
-                state.backoff.reset();
-                state.refused_backoff.reset();
-                if let Some(refusal) = state.refused.take() {
-                    info!(
-                        group = %state.destination.group,
-                        stream = %state.destination.stream,
-                        operation = refusal.operation,
-                        "CloudWatch accepts this destination again; its files go on"
-                    );
-                    self.refused_changed = true;
-                }
-                budget.set_failing(&state.share, false);
+                self.refused_changed |= state.accepted_again(budget);
                 acknowledge(&queued.batch.events, &state.share);
                 // Group names are case-sensitive: `App` and `app` are two groups.
                 if let Some(days) = state.destination.retention_days
@@ -679,8 +714,10 @@ impl Shipper {
                     });
                 }
             }
-            Err(error) => match error.disposition() {
-                Disposition::BadEvents if queued.batch.events.len() > 1 => {
+            Err(error) if error.disposition() == Disposition::BadEvents => {
+                // CloudWatch took the request up and judged its events: the destination works.
+                self.refused_changed |= state.accepted_again(budget);
+                if queued.batch.events.len() > 1 {
                     // Isolate the refused event: resend each half on its own, in order.
                     let second = queued.batch.events.split_off(queued.batch.events.len() / 2);
                     let bytes =
@@ -690,24 +727,21 @@ impl Shipper {
                         events: second,
                     };
                     queued.batch.bytes = bytes(&queued.batch.events);
-                    let seq = queued.seq;
+                    let half = (queued.span / 2).max(1);
                     state.requeue(Queued {
-                        seq,
+                        place: (queued.place.0, queued.place.1 + half),
+                        span: half,
                         batch: second,
                         merge: false,
                     });
-                    let at = state.queue.partition_point(|q| q.seq < seq);
-                    state.queue.insert(
-                        at,
-                        Queued {
-                            seq,
-                            batch: queued.batch,
-                            merge: false,
-                        },
-                    );
+                    state.requeue(Queued {
+                        place: queued.place,
+                        span: half,
+                        batch: queued.batch,
+                        merge: false,
+                    });
                     info!(group = %state.destination.group, "a batch was refused as invalid; resending it in halves to find the refused event: {error}");
-                }
-                Disposition::BadEvents => {
+                } else {
                     let source = queued.batch.events[0].source();
                     stats.events_given_up += 1;
                     warn!(
@@ -720,6 +754,8 @@ impl Shipper {
                     );
                     acknowledge(&queued.batch.events, &state.share);
                 }
+            }
+            Err(error) => match error.disposition() {
                 Disposition::Throttled => {
                     stats.retries += 1;
                     stats.throttles += 1;
@@ -729,7 +765,8 @@ impl Shipper {
                         self.control.throttled(sent_at);
                     }
                     debug!(group = %state.destination.group, "{error}");
-                    queued.merge = true;
+                    // A half isolating a refused event stays apart: merged, the bisection
+                    // would start over.
                     state.requeue(queued);
                 }
                 Disposition::Refused => {
@@ -768,7 +805,7 @@ impl Shipper {
                     }
                     state.requeue(queued);
                 }
-                Disposition::Transient => {
+                Disposition::Transient | Disposition::BadEvents => {
                     stats.retries += 1;
                     let delay = state.backoff.next_delay();
                     state.retry_at = Some(Instant::now() + delay);
@@ -1052,7 +1089,7 @@ mod tests {
             .extend(vec![event(1, 1010, 1020)], &mut Vec::new());
         state.close_open();
         state.requeue(request);
-        assert_eq!(state.queue[0].seq, 0);
+        assert_eq!(state.queue[0].place, (0, 0));
         let again = state.next_request().unwrap();
         assert_eq!(again.batch.events.len(), 102);
         assert_eq!(
@@ -1062,16 +1099,22 @@ mod tests {
     }
 
     #[test]
-    fn halves_isolating_a_refused_event_are_not_merged_back() {
+    fn halves_of_halves_keep_file_order_and_are_not_merged_back() {
         let budget = ByteBudget::new(1 << 20);
         let mut state = state(&budget);
-        for seq in 0..2 {
+        // Batch 0 split in halves, its first half split again: [q1, q2, h2] in file order,
+        // whatever order they come back in.
+        let one = |n: u64| LogBatch {
+            bytes: 36,
+            events: vec![event(1, n * 10, n * 10 + 10)],
+        };
+        let quarter = WHOLE / 4;
+        state.next_seq = 1;
+        for (place, n) in [((0, 2 * quarter), 2), ((0, quarter), 1), ((0, 0), 0)] {
             state.requeue(Queued {
-                seq: 0,
-                batch: LogBatch {
-                    bytes: 36,
-                    events: vec![event(1, seq * 10, seq * 10 + 10)],
-                },
+                place,
+                span: quarter,
+                batch: one(n),
                 merge: false,
             });
         }
@@ -1079,8 +1122,10 @@ mod tests {
             .batcher
             .extend(vec![event(1, 100, 110)], &mut Vec::new());
         state.close_open();
-        assert_eq!(state.next_request().unwrap().batch.events.len(), 1);
-        assert_eq!(state.next_request().unwrap().batch.events.len(), 1);
+        let order: Vec<u64> = std::iter::from_fn(|| state.next_request())
+            .map(|q| q.batch.events[0].message.start_offset)
+            .collect();
+        assert_eq!(order, [0, 10, 20, 100], "each alone, in file order");
     }
 
     #[test]
@@ -1141,7 +1186,8 @@ mod tests {
             .unwrap()
             .queue
             .push_back(Queued {
-                seq: 0,
+                place: (0, 0),
+                span: WHOLE,
                 batch: LogBatch::default(),
                 merge: true,
             });

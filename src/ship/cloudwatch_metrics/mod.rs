@@ -89,6 +89,9 @@ pub struct Publisher {
     telemetry: Option<std::sync::Arc<crate::telemetry::Telemetry>>,
     /// When datums outside the time window were last reported, and how many since.
     window_reported: Option<(Instant, u64)>,
+    /// Spooled batches whose datums outside the window are counted already (a batch read
+    /// again for a retry is filtered again, not counted again).
+    window_counted: std::collections::HashSet<u64>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -120,6 +123,7 @@ impl Publisher {
             stats: PublisherStats::default(),
             telemetry: None,
             window_reported: None,
+            window_counted: std::collections::HashSet::new(),
         }
     }
 
@@ -253,9 +257,12 @@ impl Publisher {
             batch
                 .datums
                 .retain(|d| batch::in_time_window(d.timestamp_ms, now_ms));
-            outside += (before - batch.datums.len()) as u64;
+            if batch.datums.len() < before && self.window_counted.insert(sequence) {
+                outside += (before - batch.datums.len()) as u64;
+            }
             if batch.datums.is_empty() {
                 self.spool.remove(sequence);
+                self.window_counted.remove(&sequence);
                 continue;
             }
             let bytes: usize = batch.datums.iter().map(batch::estimated_bytes).sum();
@@ -344,14 +351,15 @@ impl Publisher {
     ) -> Option<Duration> {
         let count = batch.datums.len();
         let merged = sequences.len() > 1;
-        let remove_all = |spool: &mut Spool| {
+        let remove_all = |spool: &mut Spool, counted: &mut std::collections::HashSet<u64>| {
             for sequence in &sequences {
                 spool.remove(*sequence);
+                counted.remove(sequence);
             }
         };
         match result {
             Ok(()) => {
-                remove_all(&mut self.spool);
+                remove_all(&mut self.spool, &mut self.window_counted);
                 self.stats.batches_sent += 1;
                 self.stats.datums_sent += count as u64;
                 if self.backoff.attempts() > 0 {
@@ -371,7 +379,7 @@ impl Publisher {
             }
             Err((error, Some(refused))) if error.gives_up() && count > 1 => {
                 // Only the named datum is bad: drop it and publish the others again.
-                remove_all(&mut self.spool);
+                remove_all(&mut self.spool, &mut self.window_counted);
                 self.stats.datums_refused += 1;
                 warn!(
                     "one datum refused and dropped, the other {} are sent again: {error}",
@@ -393,7 +401,7 @@ impl Publisher {
                 None
             }
             Err((error, _)) if error.gives_up() => {
-                remove_all(&mut self.spool);
+                remove_all(&mut self.spool, &mut self.window_counted);
                 self.stats.batches_refused += 1;
                 warn!("metric batch of {count} datums refused and dropped: {error}");
                 None
