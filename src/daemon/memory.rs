@@ -45,7 +45,8 @@ pub const MALLOC_MMAP_THRESHOLD: i32 = 4 << 20;
 
 /// Free memory at the top of the heap beyond this is given back to the system; up to this
 /// size it is kept for the next batches' chunks and bodies (see `MALLOC_MMAP_THRESHOLD`).
-/// 8 MiB is the default byte budget of events in flight, which a busy pipeline holds anyway.
+/// 8 MiB is what one destination may hold of the default log budget, which a busy stream
+/// holds anyway.
 pub const MALLOC_TRIM_THRESHOLD: i32 = 8 << 20;
 
 // A read chunk and a full batch's body with every byte escaped in two stay below the mmap

@@ -205,6 +205,24 @@ impl LogBatcher {
         Some(batch)
     }
 
+    /// Whether all of the open batch would fit into `batch` within every limit: checked on
+    /// counts and bytes first, so that a full `batch` (the usual case) costs nothing more.
+    pub fn fits_whole_into(&self, batch: &LogBatch) -> bool {
+        if self.open.events.is_empty()
+            || batch.events.len() + self.open.events.len() > MAX_EVENTS_PER_BATCH
+            || batch.bytes + self.open.bytes > MAX_BATCH_BYTES
+        {
+            return false;
+        }
+        let (oldest, newest) = batch
+            .events
+            .iter()
+            .fold((self.oldest_ms, self.newest_ms), |(o, n), e| {
+                (o.min(e.timestamp_ms), n.max(e.timestamp_ms))
+            });
+        newest - oldest <= MAX_BATCH_SPAN_MS
+    }
+
     /// Events waiting in the open batch.
     pub fn len(&self) -> usize {
         self.open.events.len()
@@ -468,6 +486,30 @@ mod tests {
         assert_eq!(order, [10, 20, 30]);
         assert_eq!(a.bytes, 3 * 27);
         assert_eq!(b.bytes, 0);
+    }
+
+    #[test]
+    fn an_open_batch_fits_whole_only_within_every_limit() {
+        let mut batcher = LogBatcher::default();
+        batcher.extend(
+            (0..10).map(|n| event(n as i64, 1, n)).collect(),
+            &mut Vec::new(),
+        );
+        assert!(batcher.fits_whole_into(&batch(vec![event(0, 1, 100)])));
+        let full = batch(
+            (0..MAX_EVENTS_PER_BATCH as u64)
+                .map(|n| event(0, 1, n))
+                .collect(),
+        );
+        assert!(!batcher.fits_whole_into(&full), "count");
+        let big = batch(vec![event(0, MAX_EVENT_MESSAGE_BYTES - 100, 0)]);
+        assert!(!batcher.fits_whole_into(&big), "bytes");
+        let old = batch(vec![event(-MAX_BATCH_SPAN_MS, 1, 0)]);
+        assert!(!batcher.fits_whole_into(&old), "span");
+        assert!(
+            !LogBatcher::default().fits_whole_into(&batch(Vec::new())),
+            "nothing open"
+        );
     }
 
     #[test]

@@ -223,13 +223,15 @@ impl DestinationState {
                 }
                 self.queue.pop_front();
             }
+            // The open batch joins only when all of it fits: taken and left over, it would go
+            // out as a request of its own (a full batch is the usual case, and costs only a
+            // comparison of counts and bytes).
             if self.queue.is_empty()
+                && self.batcher.fits_whole_into(&first.batch)
                 && let Some(mut open) = self.batcher.take()
             {
-                if first.batch.absorb(&mut open, true) > 0 {
-                    self.opened_at = None;
-                } else {
-                    // It does not fit: it waits as the next batch instead of staying open.
+                if first.batch.absorb(&mut open, true) == 0 {
+                    // Not reached (the same limits were checked), but never drop events.
                     let place = (self.next_seq, 0);
                     self.next_seq += 1;
                     self.queue.push_back(Queued {
@@ -238,8 +240,8 @@ impl DestinationState {
                         batch: open,
                         merge: true,
                     });
-                    self.opened_at = None;
                 }
+                self.opened_at = None;
             }
             first.batch.sort();
         }
