@@ -834,33 +834,68 @@ fn remove_delivered(
         return;
     }
     warn!(file = %removal.path.display(), "auto_removal: not deleted, it grew after it was read; reading on");
-    let config = &settings.entries[removal.entry];
+    let at = FileCheckpoint {
+        path: removal.path,
+        offset: removal.end,
+        identity: Some(removal.identity),
+    };
+    open_at(
+        settings,
+        templates,
+        removal.entry,
+        at,
+        open,
+        next_key,
+        links,
+    );
+}
+
+/// Opens a file of entry `entry` at a checkpoint (from 0 if the file is not the one the
+/// checkpoint names any more) and starts tailing it; false, logged, when it cannot be opened.
+fn open_at(
+    settings: &TailerSettings,
+    templates: &[Result<EventPipeline, String>],
+    entry: usize,
+    at: FileCheckpoint,
+    open: &mut Vec<Open>,
+    next_key: &mut u64,
+    links: &TailerLinks,
+) -> bool {
+    let config = &settings.entries[entry];
     let framing = Framing::for_encoding(config.encoding);
     let file = TailedFile::open_framed(
-        &removal.path,
-        removal.end,
-        Some(removal.identity),
+        &at.path,
+        at.offset,
+        at.identity,
         super::line_reader::DEFAULT_CHUNK_BYTES,
         framing.max_raw_line(settings.max_event_bytes),
         framing,
     );
-    match (file, fresh_pipeline(templates, removal.entry)) {
+    match (file, fresh_pipeline(templates, entry)) {
         (Ok(file), Ok(pipeline)) => {
-            let destination = Arc::new(destination(config, &removal.path));
+            info!(file = %at.path.display(), offset = file.offset(), "tailing");
+            let destination = Arc::new(destination(config, &at.path));
             add(
                 open,
                 next_key,
-                removal.entry,
+                entry,
                 file,
-                removal.path,
+                at.path,
                 false,
                 pipeline,
                 destination,
                 links,
             );
+            true
         }
-        (Err(err), _) => warn!(file = %removal.path.display(), "cannot open: {err}"),
-        (_, Err(err)) => warn!(file = %removal.path.display(), "{err}"),
+        (Err(err), _) => {
+            warn!(file = %at.path.display(), "cannot open: {err}");
+            false
+        }
+        (_, Err(err)) => {
+            warn!(file = %at.path.display(), "{err}");
+            false
+        }
     }
 }
 
@@ -1185,37 +1220,12 @@ fn resume_superseded(
     }
     behind.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     for (entry, checkpoint) in behind {
-        let config = &settings.entries[entry];
-        let framing = Framing::for_encoding(config.encoding);
-        let file = TailedFile::open_framed(
-            &checkpoint.path,
-            checkpoint.offset,
-            checkpoint.identity,
-            super::line_reader::DEFAULT_CHUNK_BYTES,
-            framing.max_raw_line(settings.max_event_bytes),
-            framing,
-        );
-        match (file, fresh_pipeline(templates, entry)) {
-            (Ok(file), Ok(pipeline)) => {
-                info!(file = %checkpoint.path.display(), offset = file.offset(), "a newer file is the newest match; this one is read on from its checkpoint first");
-                settings.checkpoints.remove(&checkpoint.path);
-                let destination = Arc::new(destination(config, &checkpoint.path));
-                add(
-                    open,
-                    next_key,
-                    entry,
-                    file,
-                    checkpoint.path.clone(),
-                    false,
-                    pipeline,
-                    destination,
-                    links,
-                );
-            }
-            (Err(err), _) => {
-                warn!(file = %checkpoint.path.display(), "cannot open to read on from its checkpoint: {err}")
-            }
-            (_, Err(err)) => warn!(file = %checkpoint.path.display(), "{err}"),
+        info!(file = %checkpoint.path.display(), offset = checkpoint.offset, "a newer file is the newest match; this one is read on from its checkpoint first");
+        let path = checkpoint.path.clone();
+        if open_at(
+            settings, templates, entry, checkpoint, open, next_key, links,
+        ) {
+            settings.checkpoints.remove(&path);
         }
     }
 }

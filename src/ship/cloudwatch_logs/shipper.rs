@@ -341,35 +341,7 @@ pub async fn run(
     budget: Arc<ByteBudget>,
     telemetry: Arc<Telemetry>,
 ) -> LogShipperStats {
-    let now = Instant::now();
-    // Counting on from what a shipper before this one (before a reload or restart) counted.
-    let stats = telemetry.logs();
-    let mut shipper = Shipper {
-        first_flush_at: now + settings.flush_interval.mul_f64(fastrand::f64()),
-        settings,
-        sink,
-        acks,
-        budget,
-        stats,
-        published: stats,
-        telemetry,
-        destinations: Vec::new(),
-        free: Vec::new(),
-        index: HashMap::new(),
-        active: Active::default(),
-        cursor: 0,
-        sending: JoinSet::new(),
-        in_flight: HashMap::new(),
-        puts: Arc::new(Pace::default()),
-        control: Arc::new(Pace::default()),
-        pace_wake: None,
-        retention: HashSet::new(),
-        retention_tasks: JoinSet::new(),
-        drain_until: None,
-        window_reported: None,
-        swept_at: now,
-        refused_changed: false,
-    };
+    let mut shipper = Shipper::new(settings, sink, acks, budget, telemetry);
     loop {
         shipper.publish();
         let now = Instant::now();
@@ -406,6 +378,46 @@ pub async fn run(
 }
 
 impl Shipper {
+    /// A shipper that knows no destination yet, counting on from `telemetry`'s counters, its
+    /// first flush at a random phase within the flush interval.
+    fn new(
+        settings: LogShipperSettings,
+        sink: LogsSink,
+        acks: mpsc::UnboundedSender<Ack>,
+        budget: Arc<ByteBudget>,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let now = Instant::now();
+        // Counting on from what a shipper before this one (before a reload or restart) counted.
+        let stats = telemetry.logs();
+        Shipper {
+            first_flush_at: now + settings.flush_interval.mul_f64(fastrand::f64()),
+            settings,
+            sink,
+            acks,
+            budget,
+            stats,
+            published: stats,
+            telemetry,
+            destinations: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            active: Active::default(),
+            cursor: 0,
+            sending: JoinSet::new(),
+            in_flight: HashMap::new(),
+            puts: Arc::new(Pace::default()),
+            control: Arc::new(Pace::default()),
+            pace_wake: None,
+            retention: HashSet::new(),
+            retention_tasks: JoinSet::new(),
+            drain_until: None,
+            window_reported: None,
+            swept_at: now,
+            refused_changed: false,
+        }
+    }
+
     /// Hands the counters (and the refused destinations, when they changed) to telemetry.
     fn publish(&mut self) {
         if self.refused_changed {
@@ -1134,36 +1146,17 @@ mod tests {
     fn destinations_idle_for_a_minute_are_forgotten_and_their_room_given_back() {
         let budget = Arc::new(ByteBudget::new(1 << 20));
         let (acks, _received) = mpsc::unbounded_channel();
-        let mut shipper = Shipper {
-            first_flush_at: Instant::now(),
-            settings: LogShipperSettings {
+        let mut shipper = Shipper::new(
+            LogShipperSettings {
                 flush_interval: Duration::from_secs(1),
                 concurrency: 1,
                 drain_deadline: Duration::from_secs(1),
             },
-            sink: LogsSink::DryRun,
+            LogsSink::DryRun,
             acks,
-            budget: budget.clone(),
-            stats: LogShipperStats::default(),
-            published: LogShipperStats::default(),
-            telemetry: Arc::new(Telemetry::default()),
-            destinations: Vec::new(),
-            free: Vec::new(),
-            index: HashMap::new(),
-            active: Active::default(),
-            cursor: 0,
-            sending: JoinSet::new(),
-            in_flight: HashMap::new(),
-            puts: Arc::new(Pace::default()),
-            control: Arc::new(Pace::default()),
-            pace_wake: None,
-            retention: HashSet::new(),
-            retention_tasks: JoinSet::new(),
-            drain_until: None,
-            window_reported: None,
-            swept_at: Instant::now(),
-            refused_changed: false,
-        };
+            budget.clone(),
+            Arc::new(Telemetry::default()),
+        );
         // 100,000 short-lived files, a stream each, one after another.
         for i in 0..100_000 {
             let destination = Arc::new(Destination {
