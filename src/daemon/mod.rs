@@ -159,6 +159,12 @@ pub async fn run(
     let mut pipelines = Pipelines::start(&config, &clients, options, &telemetry)?;
     info!("started");
     let watchdog = sd_notify::watchdog_enabled();
+    // The clients' attempt timeout, read once as the clients read it.
+    let shipper_stuck = shipper_stuck_after(crate::aws::attempt_timeout(
+        std::env::var(crate::aws::ATTEMPT_TIMEOUT_ENV)
+            .ok()
+            .as_deref(),
+    ));
     let tick_every = watchdog.map_or(STATUS_INTERVAL, |timeout| {
         (timeout / 2).min(STATUS_INTERVAL)
     });
@@ -237,7 +243,7 @@ pub async fn run(
                 }
                 let alive = ended.is_empty()
                     && tailer_goes_round(&telemetry, &pipelines)
-                    && shipper_progresses(&telemetry, &pipelines);
+                    && shipper_progresses(&telemetry, &pipelines, shipper_stuck);
                 if watchdog.is_some() && alive {
                     notify(&[NotifyState::Watchdog, NotifyState::Status(&status.summary)]);
                 } else {
@@ -346,15 +352,10 @@ fn tailer_goes_round(telemetry: &Telemetry, pipelines: &Pipelines) -> bool {
 
 /// Whether the logs shipper (if any) makes progress: a destination's request ended recently,
 /// or nothing is held to send. Waiting alone (a tailer paused on the budget) is not progress.
-fn shipper_progresses(telemetry: &Telemetry, pipelines: &Pipelines) -> bool {
+fn shipper_progresses(telemetry: &Telemetry, pipelines: &Pipelines, stuck_after: Duration) -> bool {
     if !pipelines.has_logs() || pipelines.queue(telemetry).bytes == 0 {
         return true;
     }
-    let stuck_after = shipper_stuck_after(crate::aws::attempt_timeout(
-        std::env::var(crate::aws::ATTEMPT_TIMEOUT_ENV)
-            .ok()
-            .as_deref(),
-    ));
     telemetry
         .shipper_idle_secs()
         .is_none_or(|idle| idle < stuck_after.as_secs())

@@ -1264,12 +1264,15 @@ fn hand_on(tailed: &mut Open, outputs: Outputs, links: &TailerLinks) -> HandOn {
             end: skipped.end_offset,
         });
     }
-    let was_stalled = !tailed.stalled.is_empty();
-    tailed.stalled.extend(handoff_chunks(outputs.events));
-    if !was_stalled && !tailed.stalled.is_empty() {
-        tailed.share.set_stalled(true);
+    let chunks = handoff_chunks(outputs.events);
+    if tailed.stalled.is_empty() {
+        // The usual case: the pass's chunks are the list, nothing waits before them.
+        tailed.stalled = chunks;
+        send_waiting(tailed, links, false)
+    } else {
+        tailed.stalled.extend(chunks);
+        send_waiting(tailed, links, true)
     }
-    hand_on_stalled(tailed, links)
 }
 
 /// Hands on the file's waiting chunks, oldest first, while its destination has room.
@@ -1277,6 +1280,12 @@ fn hand_on_stalled(tailed: &mut Open, links: &TailerLinks) -> HandOn {
     if tailed.stalled.is_empty() {
         return HandOn::Done;
     }
+    send_waiting(tailed, links, true)
+}
+
+/// Sends `tailed.stalled` while there is room; `was_stalled` says whether the file counted
+/// as stalled in its share before, so the share's count changes only when that does.
+fn send_waiting(tailed: &mut Open, links: &TailerLinks, was_stalled: bool) -> HandOn {
     let mut sent = 0;
     let mut outcome = HandOn::Done;
     for chunk in &mut tailed.stalled {
@@ -1301,10 +1310,13 @@ fn hand_on_stalled(tailed: &mut Open, links: &TailerLinks) -> HandOn {
         }
     }
     tailed.stalled.drain(..sent);
-    if tailed.stalled.is_empty() {
+    let stalled = !tailed.stalled.is_empty();
+    if !stalled {
         // A pass of many chunks left a long vector of chunks behind.
         tailed.stalled = Vec::new();
-        tailed.share.set_stalled(false);
+    }
+    if stalled != was_stalled {
+        tailed.share.set_stalled(stalled);
     }
     outcome
 }

@@ -163,6 +163,25 @@ struct DestinationState {
 }
 
 impl DestinationState {
+    /// A destination with nothing open, queued or in flight.
+    fn new(destination: Arc<Destination>, share: Arc<Share>) -> Self {
+        DestinationState {
+            destination,
+            share,
+            batcher: LogBatcher::default(),
+            opened_at: None,
+            queue: VecDeque::new(),
+            next_seq: 0,
+            in_flight: 0,
+            retry_at: None,
+            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
+            refused: None,
+            refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
+            listed: false,
+            last_used: Instant::now(),
+        }
+    }
+
     /// Whether the loop has something to do for it: a batch open (to flush in time) or queued.
     /// One with batches only in flight waits for their tasks, which the loop joins anyway.
     fn has_work(&self) -> bool {
@@ -187,6 +206,18 @@ impl DestinationState {
         true
     }
 
+    /// Queues a newly closed batch behind every batch of the stream so far.
+    fn enqueue(&mut self, batch: LogBatch) {
+        let place = (self.next_seq, 0);
+        self.next_seq += 1;
+        self.queue.push_back(Queued {
+            place,
+            span: WHOLE,
+            batch,
+            merge: true,
+        });
+    }
+
     /// Puts a batch back at its place in the queue.
     fn requeue(&mut self, queued: Queued) {
         let at = self.queue.partition_point(|q| q.place <= queued.place);
@@ -196,14 +227,7 @@ impl DestinationState {
     /// Closes the open batch into the queue.
     fn close_open(&mut self) {
         if let Some(batch) = self.batcher.take() {
-            let place = (self.next_seq, 0);
-            self.next_seq += 1;
-            self.queue.push_back(Queued {
-                place,
-                span: WHOLE,
-                batch,
-                merge: true,
-            });
+            self.enqueue(batch);
         }
         self.opened_at = None;
     }
@@ -232,14 +256,7 @@ impl DestinationState {
             {
                 if first.batch.absorb(&mut open, true) == 0 {
                     // Not reached (the same limits were checked), but never drop events.
-                    let place = (self.next_seq, 0);
-                    self.next_seq += 1;
-                    self.queue.push_back(Queued {
-                        place,
-                        span: WHOLE,
-                        batch: open,
-                        merge: true,
-                    });
+                    self.enqueue(open);
                 }
                 self.opened_at = None;
             }
@@ -467,14 +484,7 @@ impl Shipper {
             let mut closed = Vec::new();
             state.batcher.extend(events, &mut closed);
             for batch in closed {
-                let place = (state.next_seq, 0);
-                state.next_seq += 1;
-                state.queue.push_back(Queued {
-                    place,
-                    span: WHOLE,
-                    batch,
-                    merge: true,
-                });
+                state.enqueue(batch);
             }
             state.opened_at.get_or_insert_with(Instant::now);
         }
@@ -503,21 +513,7 @@ impl Shipper {
         if let Some(&i) = self.index.get(destination) {
             return i;
         }
-        let state = DestinationState {
-            share: self.budget.share(destination),
-            destination: destination.clone(),
-            batcher: LogBatcher::default(),
-            opened_at: None,
-            queue: VecDeque::new(),
-            next_seq: 0,
-            in_flight: 0,
-            retry_at: None,
-            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
-            refused: None,
-            refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
-            listed: false,
-            last_used: Instant::now(),
-        };
+        let state = DestinationState::new(destination.clone(), self.budget.share(destination));
         let i = match self.free.pop() {
             Some(i) => {
                 self.destinations[i] = Some(state);
@@ -1049,21 +1045,7 @@ mod tests {
     }
 
     fn state(budget: &ByteBudget) -> DestinationState {
-        DestinationState {
-            share: budget.share(&destination()),
-            destination: Arc::new(destination()),
-            batcher: LogBatcher::default(),
-            opened_at: None,
-            queue: VecDeque::new(),
-            next_seq: 0,
-            in_flight: 0,
-            retry_at: None,
-            backoff: Backoff::new(RETRY_BASE, RETRY_CAP),
-            refused: None,
-            refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
-            listed: false,
-            last_used: Instant::now(),
-        }
+        DestinationState::new(Arc::new(destination()), budget.share(&destination()))
     }
 
     #[test]
