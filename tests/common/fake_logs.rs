@@ -126,6 +126,8 @@ pub struct Datum {
 pub struct Accepted {
     pub timestamp: i64,
     pub message: String,
+    /// Which accepted PutLogEvents request carried it, counted from 0 over all groups.
+    pub request: u64,
 }
 
 #[derive(Default)]
@@ -946,11 +948,13 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
         let room = LATENCY_SAMPLES.saturating_sub(latencies.len());
         latencies.extend(samples.into_iter().take(room));
     } else {
+        let request = s.puts_accepted;
         let accepted = s.streams.get_mut(&(group, stream)).expect("checked above");
         for event in kept {
             accepted.push(Accepted {
                 timestamp: event.timestamp,
                 message: event.message.clone().into_owned(),
+                request,
             });
         }
     }
