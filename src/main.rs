@@ -77,6 +77,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything is read: no core dump, ptrace or /proc/<pid>/mem for other users of a
+    // process that holds the AWS secret key in memory.
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let cli = Cli::parse();
     match cli.command {
         Command::Status { state_dir, json } => status(&state_dir, json),
@@ -215,6 +218,21 @@ fn run(
             return Ok(ExitCode::from(EXIT_FAILURE));
         }
     };
+    // A dry run writes nothing, so it has no state directory to hand over either. The switch
+    // comes before the log file is opened, so that it is opened as the user, not as root.
+    let switch = match loaded
+        .config
+        .agent
+        .run_as_user
+        .as_ref()
+        .filter(|_| !options.dry_run)
+    {
+        Some(user) => Some(
+            daemon::privileges::run_as(user, &options.state_dir)
+                .with_context(|| format!("agent.run_as_user {user:?}"))?,
+        ),
+        None => None,
+    };
     init_logging(
         loaded.config.agent.debug,
         loaded.config.agent.logfile.as_deref(),
@@ -222,16 +240,8 @@ fn run(
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    // A dry run writes nothing, so it has no state directory to hand over either.
-    if let Some(user) = loaded
-        .config
-        .agent
-        .run_as_user
-        .as_ref()
-        .filter(|_| !options.dry_run)
-    {
-        daemon::privileges::run_as(user, &options.state_dir)
-            .with_context(|| format!("agent.run_as_user {user:?}"))?;
+    if let Some(switch) = switch {
+        switch.log();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -278,13 +288,7 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
             "{default_level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
         ))
     });
-    let file = logfile.map(|path| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|err| (path, err))
-    });
+    let file = logfile.map(|path| open_logfile(path).map_err(|err| (path, err)));
     match file {
         Some(Ok(file)) => tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -321,6 +325,27 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
             }
         }
     }
+}
+
+/// `agent.logfile`, opened for appending without following a link (whoever can write its
+/// directory could point one at any file) or waiting on a FIFO, and only if it is a regular
+/// file. Created 0640.
+fn open_logfile(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::other("it is a symbolic link"),
+            _ => err,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
 }
 
 /// Prefixes each line with its syslog priority (`<3>` error … `<7>` debug), which the journal

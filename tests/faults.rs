@@ -1074,12 +1074,14 @@ fn a_torn_checkpoint_at_start_is_named_and_nothing_is_lost() {
     });
     let (exit, _) = daemon.stop("TERM");
     assert!(exit.success());
-    let name = cwlite::state::checkpoint::state_file_name(&log);
+    let name = cwlite::state::checkpoint::state_file_name(&log)
+        .into_string()
+        .unwrap();
     let file = state.join("logs-state").join(&name);
     let whole = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, &whole[..2]).unwrap();
     std::fs::write(
-        state.join("logs-state").join(format!(".{name}.tmp")),
+        state.join("logs-state").join(format!(".{name}.0123456789abcdef.tmp")),
         "\u{0}\u{0}garbage",
     )
     .unwrap();

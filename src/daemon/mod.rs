@@ -68,14 +68,9 @@ pub enum RunError {
     /// Clients or credentials could not be set up.
     #[error(transparent)]
     Setup(#[from] ClientSetupError),
-    /// The state directory cannot be created.
-    #[error("cannot create state directory {path}: {reason}")]
-    StateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
-        reason: String,
-    },
+    /// The state directory cannot be created or trusted.
+    #[error(transparent)]
+    StateDir(#[from] crate::state::dir::StateDirError),
     /// The metric spool cannot be opened.
     #[error(transparent)]
     Spool(#[from] SpoolError),
@@ -306,10 +301,7 @@ async fn prepare(config: &Config, options: &RunOptions) -> Result<Clients, RunEr
         // and a dry run sends nothing, so credentials are not checked.
         info!("dry run: requests are printed on stdout, nothing is sent and nothing is written");
     } else {
-        std::fs::create_dir_all(&options.state_dir).map_err(|err| RunError::StateDir {
-            path: options.state_dir.clone(),
-            reason: err.to_string(),
-        })?;
+        crate::state::dir::secure(&options.state_dir, None)?;
         let access_key_id = clients.check_credentials().await?;
         info!(access_key_id = %access_key_id, state_dir = %options.state_dir.display(), "credentials loaded");
     }

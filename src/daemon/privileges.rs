@@ -1,17 +1,17 @@
 //! `agent.run_as_user`: giving up root for a named user before anything runs.
 //!
 //! Owns the one switch of user: when cwlite starts as root and the configuration names a user,
-//! the state directory is created and handed to that user, then the process takes the user's
-//! groups, group and id for good (glibc applies them to every thread). Files opened before
-//! (the configuration, `agent.logfile`) stay usable; the credentials file is read later, as that
-//! user, so it must be readable by them (or come through systemd's `LoadCredential=`). Under
-//! systemd, `User=` or `DynamicUser=` in the unit is preferred; this exists for the stock
-//! agent's configurations.
+//! the state directory is created and handed to that user (the directory alone, never what is
+//! in it: see `state::dir`), then the process takes the user's groups, group and id for good
+//! (glibc applies them to every thread). Everything else is opened after the switch, as that
+//! user: `agent.logfile` and the credentials file must be readable by them (or come through
+//! systemd's `LoadCredential=`). Under systemd, `User=` or `DynamicUser=` in the unit is
+//! preferred; this exists for the stock agent's configurations.
 
 use std::ffi::CString;
 use std::path::Path;
 
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Uid, User};
 use tracing::{info, warn};
 
 /// Why the user could not be switched to.
@@ -20,6 +20,9 @@ pub enum PrivilegeError {
     /// No such user.
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    /// The state directory cannot be used or handed over.
+    #[error(transparent)]
+    StateDir(#[from] crate::state::dir::StateDirError),
     /// A system call failed.
     #[error("{what}: {source}")]
     System {
@@ -38,52 +41,63 @@ fn system(what: impl Into<String>) -> impl FnOnce(nix::Error) -> PrivilegeError 
     }
 }
 
-/// Becomes `user` when running as root; otherwise only warns that the setting is ignored.
+/// What [`run_as`] did, for the log (which is opened only after the switch, as the user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// The process is now the user.
+    Became {
+        /// The user's name.
+        user: String,
+        /// The user's id.
+        uid: u32,
+    },
+    /// Not started as root: the setting is ignored.
+    NotRoot {
+        /// The user named.
+        user: String,
+    },
+}
+
+impl Switch {
+    /// Logs what happened.
+    pub fn log(&self) {
+        match self {
+            Self::Became { user, uid } => info!(user, uid, "running as agent.run_as_user"),
+            Self::NotRoot { user } => warn!(
+                user,
+                "agent.run_as_user is ignored: cwlite was not started as root"
+            ),
+        }
+    }
+}
+
+/// Becomes `user` when running as root; otherwise leaves the setting ignored.
 ///
 /// # Errors
-/// The user does not exist, or the switch failed (cwlite then does not run as root by mistake).
-pub fn run_as(user: &str, state_dir: &Path) -> Result<(), PrivilegeError> {
+/// The user does not exist, the state directory cannot be trusted, or the switch failed
+/// (cwlite then does not run as root by mistake).
+pub fn run_as(user: &str, state_dir: &Path) -> Result<Switch, PrivilegeError> {
     if !Uid::effective().is_root() {
-        warn!(
-            user,
-            "agent.run_as_user is ignored: cwlite was not started as root"
-        );
-        return Ok(());
+        return Ok(Switch::NotRoot {
+            user: user.to_owned(),
+        });
     }
     let account = User::from_name(user)
         .map_err(system(format!("looking up user {user:?}")))?
         .ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
-    std::fs::create_dir_all(state_dir).map_err(|source| PrivilegeError::System {
-        what: format!("creating {}", state_dir.display()),
-        source,
-    })?;
-    hand_over(state_dir, account.uid, account.gid)?;
+    let owner = crate::state::dir::Owner {
+        uid: account.uid.as_raw(),
+        gid: account.gid.as_raw(),
+    };
+    crate::state::dir::secure(state_dir, Some(owner))?;
     let name = CString::new(account.name.clone())
         .map_err(|_| PrivilegeError::NoSuchUser(user.to_owned()))?;
     // Groups first: once the user id changes, changing groups is no longer allowed.
     nix::unistd::initgroups(&name, account.gid).map_err(system("setting the user's groups"))?;
     nix::unistd::setgid(account.gid).map_err(system("setting the group"))?;
     nix::unistd::setuid(account.uid).map_err(system("setting the user"))?;
-    info!(
-        user,
-        uid = account.uid.as_raw(),
-        "running as agent.run_as_user"
-    );
-    Ok(())
-}
-
-/// Gives `path` and everything below it to the user, so it can keep writing its state.
-fn hand_over(path: &Path, uid: Uid, gid: Gid) -> Result<(), PrivilegeError> {
-    nix::unistd::chown(path, Some(uid), Some(gid))
-        .map_err(system(format!("handing {} to the user", path.display())))?;
-    if path.is_dir() && !path.is_symlink() {
-        let entries = std::fs::read_dir(path).map_err(|source| PrivilegeError::System {
-            what: format!("reading {}", path.display()),
-            source,
-        })?;
-        for entry in entries.flatten() {
-            hand_over(&entry.path(), uid, gid)?;
-        }
-    }
-    Ok(())
+    Ok(Switch::Became {
+        user: user.to_owned(),
+        uid: account.uid.as_raw(),
+    })
 }

@@ -70,7 +70,7 @@ impl AckTracker {
 }
 
 /// What identifies a file beyond its path: rotation and inode reuse change these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileIdentity {
     /// `st_dev`.
     pub device: u64,
@@ -384,11 +384,45 @@ impl Checkpointer {
 }
 
 /// The state file name the stock agent uses for a source path: `/`, space and `:` become `_`.
-pub fn state_file_name(path: &Path) -> String {
+/// Several paths share one name (`a b`, `a_b`, `a/b`), so cwlite reads stock files by their
+/// content and names its own with [`state_file_name`].
+pub fn stock_state_file_name(path: &Path) -> String {
     path.to_string_lossy()
         .chars()
         .map(|c| if matches!(c, '/' | ' ' | ':') { '_' } else { c })
         .collect()
+}
+
+/// Longest own state file name before it is shortened: a file system allows 255 bytes, and a
+/// rotated checkpoint adds `.<device>-<inode>`.
+const STATE_NAME_MAX_BYTES: usize = 200;
+
+/// The name of cwlite's own state file for a source path: `/` becomes `_` as in the stock
+/// agent (so the usual names are the stock ones), and `_`, space, `:`, `%` and control bytes
+/// become `%XX`, so no two paths share a name. A name longer than [`STATE_NAME_MAX_BYTES`]
+/// keeps its start and ends in a SHA-256 of the whole path.
+pub fn state_file_name(path: &Path) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut name = Vec::with_capacity(path.as_os_str().len());
+    for &byte in path.as_os_str().as_bytes() {
+        match byte {
+            b'/' => name.push(b'_'),
+            b'_' | b' ' | b':' | b'%' | 0..0x20 | 0x7f => {
+                name.extend_from_slice(format!("%{byte:02X}").as_bytes());
+            }
+            _ => name.push(byte),
+        }
+    }
+    if name.len() > STATE_NAME_MAX_BYTES {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(path.as_os_str().as_bytes());
+        name.truncate(STATE_NAME_MAX_BYTES - 33);
+        name.push(b'~');
+        for byte in &digest[..16] {
+            name.extend_from_slice(format!("{byte:02x}").as_bytes());
+        }
+    }
+    std::ffi::OsString::from_vec(name)
 }
 
 impl FileCheckpoint {
@@ -419,7 +453,7 @@ impl FileCheckpoint {
         let offset: u64 = offset_line
             .trim()
             .parse()
-            .map_err(|_| format!("offset {offset_line:?} is not a number"))?;
+            .map_err(|_| "line 1 is not an offset".to_owned())?;
         let path = lines
             .next()
             .filter(|p| !p.is_empty())
@@ -469,7 +503,7 @@ impl CheckpointStore {
     /// # Errors
     /// The directory cannot be created.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+        super::dir::create_private(dir).map_err(|source| CheckpointError::Io {
             path: dir.to_owned(),
             source,
         })?;
@@ -481,7 +515,39 @@ impl CheckpointStore {
     /// Every readable checkpoint, plus an error for each file that is not one (those are moved
     /// aside as `*.corrupt` so they are neither trusted nor overwritten unseen).
     pub fn load_all(&self) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
-        read_dir_checkpoints(&self.dir, true)
+        let (found, errors) = read_dir_checkpoints(&self.dir, true);
+        (
+            self.rename_to_own_names(&self.dir, found, |c| state_file_name(&c.path)),
+            errors,
+        )
+    }
+
+    /// Moves checkpoints that an earlier version wrote under the stock agent's name to their
+    /// own name, so that the next write replaces them. One already under its own name is newer
+    /// than one under the old name, which is then removed.
+    fn rename_to_own_names(
+        &self,
+        dir: &Path,
+        found: Vec<(PathBuf, FileCheckpoint)>,
+        own_name: impl Fn(&FileCheckpoint) -> std::ffi::OsString,
+    ) -> Vec<FileCheckpoint> {
+        let names: std::collections::HashSet<PathBuf> =
+            found.iter().map(|(file, _)| file.clone()).collect();
+        let mut kept = Vec::with_capacity(found.len());
+        for (file, checkpoint) in found {
+            let own = dir.join(own_name(&checkpoint));
+            if file != own {
+                if names.contains(&own) {
+                    let _ = std::fs::remove_file(&file);
+                    continue;
+                }
+                // Failing that, it is read again at the next start; the next write goes to
+                // its own name, which then wins.
+                let _ = std::fs::rename(&file, &own);
+            }
+            kept.push(checkpoint);
+        }
+        kept
     }
 
     /// Writes one checkpoint: in place when its file exists and it fits one sector (the
@@ -508,18 +574,10 @@ impl CheckpointStore {
     /// Where the rotated checkpoint of an older file of `checkpoint.path` lives: its own file
     /// per identity, in a subdirectory the stock agent's format knows nothing of.
     fn rotated_path(&self, checkpoint: &FileCheckpoint) -> PathBuf {
-        let id = checkpoint.identity.unwrap_or(FileIdentity {
-            device: 0,
-            inode: 0,
-            fingerprint: 0,
-            fingerprint_len: 0,
-        });
-        self.dir.join(ROTATED_DIR).join(format!(
-            "{}.{}-{}",
-            state_file_name(&checkpoint.path),
-            id.device,
-            id.inode
-        ))
+        let id = checkpoint.identity.unwrap_or_default();
+        let mut name = state_file_name(&checkpoint.path);
+        name.push(format!(".{}-{}", id.device, id.inode));
+        self.dir.join(ROTATED_DIR).join(name)
     }
 
     /// Writes the checkpoint of an older (rotated-away) file of a path, atomically.
@@ -528,7 +586,7 @@ impl CheckpointStore {
     /// The write failed; the previous checkpoint is intact.
     pub fn write_rotated(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
         let dir = self.dir.join(ROTATED_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| CheckpointError::Io {
+        super::dir::create_private(&dir).map_err(|source| CheckpointError::Io {
             path: dir.clone(),
             source,
         })?;
@@ -558,6 +616,12 @@ impl CheckpointStore {
             return (Vec::new(), Vec::new());
         }
         let (found, errors) = read_dir_checkpoints(&dir, true);
+        let found = self.rename_to_own_names(&dir, found, |c| {
+            let id = c.identity.unwrap_or_default();
+            let mut name = state_file_name(&c.path);
+            name.push(format!(".{}-{}", id.device, id.inode));
+            name
+        });
         (
             found.into_iter().filter(|c| c.identity.is_some()).collect(),
             errors,
@@ -575,7 +639,7 @@ impl CheckpointStore {
         let (stock, errors) = read_dir_checkpoints(stock_dir, false);
         let mut imported = 0;
         let mut errors = errors;
-        for checkpoint in stock {
+        for (_, checkpoint) in stock {
             match self.write(&checkpoint) {
                 Ok(()) => imported += 1,
                 Err(err) => errors.push(err),
@@ -585,10 +649,41 @@ impl CheckpointStore {
     }
 }
 
+/// Largest state file read: a checkpoint is a few lines, a path at most 4,096 bytes.
+const STATE_FILE_MAX_BYTES: u64 = 8192;
+
+/// The text of one state file, opened without following a link or waiting on a FIFO, and only
+/// if it is a regular file of a checkpoint's size. The reason never quotes the content.
+fn read_state_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    if metadata.len() > STATE_FILE_MAX_BYTES {
+        return Err(format!(
+            "{} bytes, larger than a checkpoint can be",
+            metadata.len()
+        ));
+    }
+    let mut text = String::new();
+    file.take(STATE_FILE_MAX_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|_| "not text".to_owned())?;
+    Ok(text)
+}
+
+/// Every checkpoint in `dir`, with the file it was read from.
 fn read_dir_checkpoints(
     dir: &Path,
     quarantine: bool,
-) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
+) -> (Vec<(PathBuf, FileCheckpoint)>, Vec<CheckpointError>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -606,14 +701,20 @@ fn read_dir_checkpoints(
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !path.is_file() || name.starts_with('.') || name.ends_with(".corrupt") {
+        if quarantine && super::is_temporary(&name) {
+            // An interrupted write of our own: the checkpoint it replaced is still there.
+            let _ = std::fs::remove_file(&path);
             continue;
         }
-        let decoded = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| FileCheckpoint::decode(&text));
+        // `file_type` does not follow links: a link is no checkpoint, here or in the stock
+        // agent's folder (whoever made it could point it at any file root can read).
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        if !regular || name.starts_with('.') || name.ends_with(".corrupt") {
+            continue;
+        }
+        let decoded = read_state_file(&path).and_then(|text| FileCheckpoint::decode(&text));
         match decoded {
-            Ok(checkpoint) => found.push(checkpoint),
+            Ok(checkpoint) => found.push((path, checkpoint)),
             Err(reason) => {
                 if quarantine {
                     let _ = std::fs::rename(&path, path.with_file_name(format!("{name}.corrupt")));
@@ -622,7 +723,7 @@ fn read_dir_checkpoints(
             }
         }
     }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.sort_by(|(_, a), (_, b)| a.path.cmp(&b.path));
     (found, errors)
 }
 
@@ -713,8 +814,122 @@ mod tests {
         );
         assert_eq!(FileCheckpoint::decode(&text).unwrap(), checkpoint);
         assert_eq!(
-            state_file_name(Path::new("/var/log/my app:1.log")),
+            stock_state_file_name(Path::new("/var/log/my app:1.log")),
             "_var_log_my_app_1.log"
+        );
+    }
+
+    /// L5: the stock names map `a b`, `a_b`, `a:b` and `a/b` to one file, so one of two such
+    /// files was read again from 0 after a restart. Own names keep the stock name where it is
+    /// unambiguous.
+    #[test]
+    fn own_state_file_names_never_collide_and_are_the_stock_ones_when_unambiguous() {
+        let paths = [
+            "/var/log/a b",
+            "/var/log/a_b",
+            "/var/log/a/b",
+            "/var/log/a:b",
+            "/var/log/a%5Fb",
+            "/var/log/a\nb",
+        ];
+        let names: std::collections::HashSet<_> = paths
+            .iter()
+            .map(|p| state_file_name(Path::new(p)))
+            .collect();
+        assert_eq!(names.len(), paths.len(), "{names:?}");
+        assert_eq!(
+            state_file_name(Path::new("/var/log/syslog")),
+            *stock_state_file_name(Path::new("/var/log/syslog"))
+        );
+        assert_eq!(state_file_name(Path::new("/var/log/a_b")), "_var_log_a%5Fb");
+        // Long paths that share their start get short names of their own.
+        let long = format!("/var/log/{}", "d/".repeat(150));
+        let (one, two) = (format!("{long}one.log"), format!("{long}two.log"));
+        let (one, two) = (
+            state_file_name(Path::new(&one)),
+            state_file_name(Path::new(&two)),
+        );
+        assert_ne!(one, two);
+        assert!(one.len() <= STATE_NAME_MAX_BYTES, "{}", one.len());
+    }
+
+    #[test]
+    fn paths_that_shared_a_stock_name_keep_a_checkpoint_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        for (path, offset) in [
+            ("/var/log/a b", 10),
+            ("/var/log/a_b", 20),
+            ("/var/log/a/b", 30),
+        ] {
+            store
+                .write(&FileCheckpoint {
+                    path: PathBuf::from(path),
+                    offset,
+                    identity: None,
+                })
+                .unwrap();
+        }
+        let offsets: Vec<_> = store.load_all().0.iter().map(|c| c.offset).collect();
+        assert_eq!(offsets, [30, 10, 20]);
+    }
+
+    /// A store an earlier version wrote under the stock names moves to the own names; where
+    /// both exist, the own name is the newer one.
+    #[test]
+    fn checkpoints_under_the_old_names_move_to_the_own_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("_var_log_my_app.log"),
+            "100\n/var/log/my_app.log\n0-100\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("_var_log_x_y"), "5\n/var/log/x_y\n0-5\n").unwrap();
+        std::fs::write(
+            dir.path().join("_var_log_x%5Fy"),
+            "50\n/var/log/x_y\n0-50\n",
+        )
+        .unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let loaded: Vec<_> = store
+            .load_all()
+            .0
+            .iter()
+            .map(|c| (c.path.clone(), c.offset))
+            .collect();
+        assert_eq!(
+            loaded,
+            [
+                (PathBuf::from("/var/log/my_app.log"), 100),
+                (PathBuf::from("/var/log/x_y"), 50)
+            ]
+        );
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["_var_log_my%5Fapp.log", "_var_log_x%5Fy"]);
+    }
+
+    /// L4: the stock agent's folder may hold a link to any file root can read, or a file whose
+    /// first line is someone's secret; neither is followed nor quoted.
+    #[test]
+    fn the_stock_import_follows_no_link_and_quotes_no_content() {
+        let stock = tempfile::tempdir().unwrap();
+        let secret = stock.path().join("..secret");
+        std::fs::write(&secret, "42\n/var/log/secret\n").unwrap();
+        std::os::unix::fs::symlink(&secret, stock.path().join("_var_log_linked")).unwrap();
+        std::fs::write(stock.path().join("_var_log_bad"), "password=hunter2\n/x\n").unwrap();
+        let mine = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(mine.path()).unwrap();
+        let (imported, errors) = store.import_stock(stock.path());
+        assert_eq!(imported, 0);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let shown = errors[0].to_string();
+        assert!(
+            shown.contains("_var_log_bad") && !shown.contains("hunter2"),
+            "{shown}"
         );
     }
 

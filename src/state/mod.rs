@@ -6,12 +6,22 @@
 //! either the old or the new file, never a torn one; the one exception is a small checkpoint
 //! that already exists, rewritten in place within one disk sector ([`rewrite_in_place`]), which
 //! cannot tear either. It stores opaque bytes; it knows nothing of metrics, logs or CloudWatch.
+//!
+//! Nothing here follows a symbolic link or trusts a name another user could have planted: the
+//! state directory is refused unless it belongs to the user cwlite runs as and no one else can
+//! write it ([`dir::secure`]), files are opened `O_NOFOLLOW`, temporary names are unpredictable
+//! and created `O_EXCL`, and everything is created 0700 or 0600 whatever the umask.
 
 pub mod checkpoint;
+pub mod dir;
 pub mod spool;
 
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Mode of every file cwlite creates in its state directory.
+const FILE_MODE: u32 = 0o600;
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, `fsync`, `rename`, then an
 /// `fsync` of the directory so the rename itself survives a power cut.
@@ -21,7 +31,7 @@ use std::path::Path;
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let (dir, tmp) = temporary_beside(path);
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = create_new(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -55,13 +65,27 @@ pub fn rewrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     if bytes.len() > IN_PLACE_MAX_BYTES {
         return Ok(false);
     }
-    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+    // O_NOFOLLOW and O_NONBLOCK: a link or a FIFO where a checkpoint was is not written
+    // through (nor waited on); the atomic write then replaces the name itself.
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(libc::ENOENT | libc::ELOOP | libc::ENXIO | libc::EACCES)
+            ) =>
+        {
+            return Ok(false);
+        }
         Err(err) => return Err(err),
     };
-    let old_len = file.metadata()?.len() as usize;
-    if old_len > IN_PLACE_MAX_BYTES {
+    let metadata = file.metadata()?;
+    let old_len = metadata.len() as usize;
+    if !metadata.is_file() || old_len > IN_PLACE_MAX_BYTES {
         return Ok(false);
     }
     let mut padded = [b'\n'; IN_PLACE_MAX_BYTES];
@@ -80,18 +104,40 @@ pub fn rewrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
 /// Any I/O error; the target is then untouched.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let (_, tmp) = temporary_beside(path);
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let result = create_new(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
 }
 
-/// The directory of `path`, and the temporary file beside it that a write goes through.
-fn temporary_beside(path: &Path) -> (&Path, std::path::PathBuf) {
+/// The directory of `path`, and a temporary file beside it for one write: a random name, so
+/// that no one can plant a link there in advance (it is created `O_EXCL` besides).
+fn temporary_beside(path: &Path) -> (&Path, PathBuf) {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
-    (dir, dir.join(format!(".{name}.tmp")))
+    let name: String = name.chars().take(100).collect();
+    (
+        dir,
+        dir.join(format!(".{name}.{:016x}.tmp", fastrand::u64(..))),
+    )
+}
+
+/// Whether a directory entry is a temporary file an interrupted write left.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Creates `path`, which must not exist (not even as a dangling link), mode 0600.
+fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -152,6 +198,50 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["status.json"]);
+    }
+
+    /// A link planted where a checkpoint or the status file is written (by whoever could write
+    /// the directory) is replaced as a name; the file it points at is never written.
+    #[test]
+    fn a_link_planted_at_a_state_file_is_replaced_not_written_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"root's file\n").unwrap();
+        for (name, write) in [
+            (
+                "checkpoint",
+                write_atomically as fn(&Path, &[u8]) -> std::io::Result<()>,
+            ),
+            ("status.json", replace_file),
+            ("small", |path: &Path, bytes: &[u8]| {
+                rewrite_in_place(path, bytes).map(|written| assert!(!written))
+            }),
+        ] {
+            let path = dir.path().join(name);
+            std::os::unix::fs::symlink(&victim, &path).unwrap();
+            write(&path, b"planted\n").unwrap();
+            assert_eq!(std::fs::read(&victim).unwrap(), b"root's file\n", "{name}");
+            if name != "small" {
+                assert!(!path.is_symlink(), "{name}");
+                assert_eq!(std::fs::read(&path).unwrap(), b"planted\n");
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{name}: whatever the umask");
+            }
+        }
+    }
+
+    #[test]
+    fn temporary_names_are_unpredictable_and_recognised() {
+        let path = Path::new("/state/logs/_var_log_syslog");
+        let (dir, first) = temporary_beside(path);
+        let (_, second) = temporary_beside(path);
+        assert_eq!(dir, Path::new("/state/logs"));
+        assert_ne!(first, second);
+        for tmp in [first, second] {
+            assert!(is_temporary(tmp.file_name().unwrap().to_str().unwrap()));
+        }
+        assert!(!is_temporary("_var_log_syslog"));
     }
 
     #[test]

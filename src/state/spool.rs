@@ -82,14 +82,14 @@ impl Spool {
             path: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(open_error)?;
+        super::dir::create_private(dir).map_err(open_error)?;
         let mut found: Vec<(u64, PathBuf, u64)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(open_error)?.flatten() {
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if super::is_temporary(name) {
                 // An interrupted write: its payload was never acknowledged as spooled.
                 let _ = std::fs::remove_file(&path);
                 continue;
