@@ -310,7 +310,7 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
                 ))
                 .init();
             if let Some(Err((path, err))) = other {
-                tracing::warn!(file = %path.display(), "agent.logfile cannot be opened ({err}); logging to the journal");
+                tracing::warn!(file = %cwlite::telemetry::shown(path), "agent.logfile cannot be opened ({err}); logging to the journal");
             }
         }
         other => {
@@ -321,7 +321,7 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
                 .with_target(false)
                 .init();
             if let Some(Err((path, err))) = other {
-                tracing::warn!(file = %path.display(), "agent.logfile cannot be opened ({err}); logging to stderr");
+                tracing::warn!(file = %cwlite::telemetry::shown(path), "agent.logfile cannot be opened ({err}); logging to stderr");
             }
         }
     }

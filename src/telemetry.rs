@@ -16,6 +16,31 @@ use serde::{Deserialize, Serialize};
 use crate::ship::cloudwatch_logs::shipper::LogShipperStats;
 use crate::ship::cloudwatch_metrics::PublisherStats;
 
+/// A path as it may be printed in a log line or `cwlite status`: control characters (a
+/// newline, ESC, BEL) are escaped as `\n`, `\u{1b}`…, so that a file name cannot forge a log
+/// line, a journal priority or a terminal sequence.
+pub fn shown(path: &std::path::Path) -> Shown<'_> {
+    Shown(path)
+}
+
+/// See [`shown`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(&'a std::path::Path);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for c in self.0.to_string_lossy().chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Name of the status file in the state directory.
 pub const STATUS_FILE: &str = "status.json";
 
@@ -475,7 +500,7 @@ impl StatusReport {
         for file in &l.files {
             out.push_str(&format!(
                 "  {}{}: delivered to {}, {} bytes behind\n",
-                file.path.display(),
+                crate::telemetry::shown(&file.path),
                 if file.rotated { " (rotated)" } else { "" },
                 file.delivered,
                 file.lag_bytes

@@ -1081,7 +1081,9 @@ fn a_torn_checkpoint_at_start_is_named_and_nothing_is_lost() {
     let whole = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, &whole[..2]).unwrap();
     std::fs::write(
-        state.join("logs-state").join(format!(".{name}.0123456789abcdef.tmp")),
+        state
+            .join("logs-state")
+            .join(format!(".{name}.0123456789abcdef.tmp")),
         "\u{0}\u{0}garbage",
     )
     .unwrap();

@@ -303,7 +303,7 @@ async fn prepare(config: &Config, options: &RunOptions) -> Result<Clients, RunEr
     } else {
         crate::state::dir::secure(&options.state_dir, None)?;
         let access_key_id = clients.check_credentials().await?;
-        info!(access_key_id = %access_key_id, state_dir = %options.state_dir.display(), "credentials loaded");
+        info!(access_key_id = %access_key_id, state_dir = %crate::telemetry::shown(&options.state_dir), "credentials loaded");
     }
     Ok(clients)
 }
@@ -460,7 +460,7 @@ impl StatusWriter {
                 Ok(()) => self.warned = false,
                 Err(err) if !self.warned => {
                     self.warned = true;
-                    warn!(file = %path.display(), "cannot write the status file: {err}; `cwlite status` shows old figures");
+                    warn!(file = %crate::telemetry::shown(path), "cannot write the status file: {err}; `cwlite status` shows old figures");
                 }
                 Err(_) => {}
             }

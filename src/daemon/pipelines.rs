@@ -41,6 +41,10 @@ use crate::telemetry::{QueueReport, Telemetry};
 /// that was a tenth of a 10,000-file glob's CPU.
 const POSITIONS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for the tailer thread: a pass over files takes milliseconds, and
+/// the walk and the reads check the stop flag as they go.
+const TAILER_STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// Everything running for one configuration.
 pub struct Pipelines {
     metrics: Option<MetricsPipeline>,
@@ -222,7 +226,23 @@ impl LogsPipeline {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.wake.try_send(());
         let tailer = self.tailer;
-        let _ = tokio::task::spawn_blocking(move || tailer.join()).await;
+        let joined = tokio::time::timeout(
+            TAILER_STOP_WAIT,
+            tokio::task::spawn_blocking(move || tailer.join()),
+        )
+        .await;
+        if joined.is_err() {
+            // Its sender to the shipper stays open, so the shipper and the checkpointer would
+            // wait for ever: they stop too. Acknowledged lines whose checkpoint was not written
+            // yet are sent again at the next start; nothing is lost.
+            warn!(
+                "the tailer did not stop within {} s (a read or a directory walk blocked in the file system?); stopping without the final drain and checkpoints",
+                TAILER_STOP_WAIT.as_secs()
+            );
+            self.shipper.abort();
+            self.checkpointer.abort();
+            return;
+        }
         match self.shipper.await {
             Ok(stats) => info!(
                 batches = stats.batches_sent,
@@ -463,7 +483,7 @@ fn watch_directories(
         if let Err(err) = watcher.watch(&root, mode) {
             // Files there would raise no events, and only evented files are polled between
             // rescans: without a full set of watches, every file is checked every second.
-            warn!(directory = %root.display(), "not watched ({err}); files are checked every second instead");
+            warn!(directory = %crate::telemetry::shown(&root), "not watched ({err}); files are checked every second instead");
             return None;
         }
     }

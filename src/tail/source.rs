@@ -434,7 +434,7 @@ fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
     let fit = |name: String, what: &str| match fit_name(&name) {
         std::borrow::Cow::Borrowed(_) => name,
         std::borrow::Cow::Owned(fitted) => {
-            warn!(file = %path.display(), "the log {what} name for this file is longer than CloudWatch takes ({MAX_NAME_CHARS} characters); its events go to {fitted:?}");
+            warn!(file = %crate::telemetry::shown(path), "the log {what} name for this file is longer than CloudWatch takes ({MAX_NAME_CHARS} characters); its events go to {fitted:?}");
             fitted
         }
     };
@@ -592,7 +592,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
                 Ok(change) => change,
                 Err(err) => {
-                    warn!(file = %tailed.file.path().display(), "read failed, retrying: {err}");
+                    warn!(file = %crate::telemetry::shown(tailed.file.path()), "read failed, retrying: {err}");
                     Change::None
                 }
             };
@@ -663,7 +663,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             match change {
                 Change::None => {}
                 Change::Rotated | Change::Deleted => {
-                    info!(file = %tailed.file.path().display(), ?change, "the old file is read until its writer is done");
+                    info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "the old file is read until its writer is done");
                     // The writer's quiet time counts from now, not from the last line before.
                     tailed.last_line_at = now;
                     // The path may name a new file already: look now rather than at the next rescan.
@@ -671,7 +671,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                     progressed = true;
                 }
                 Change::Truncated => {
-                    info!(file = %tailed.file.path().display(), ?change, "reading the new content from its start");
+                    info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "reading the new content from its start");
                     let _ = links.checkpoints.send(CheckpointMessage::Finished {
                         file: tailed.key,
                         end: tailed.file.truncated_at(),
@@ -710,7 +710,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
             finished_files.remember(gone.file.identity(), gone.file.offset());
-            info!(file = %gone.file.path().display(), "rotated or deleted file fully read");
+            info!(file = %crate::telemetry::shown(gone.file.path()), "rotated or deleted file fully read");
         }
         for i in (0..open.len()).rev().filter(|_| auto_removal) {
             if superseded_and_read(&open[i], &settings, &newest) {
@@ -718,7 +718,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 roster.stale = true;
                 let done = open.remove(i);
                 let end = done.file.offset();
-                info!(file = %done.file.path().display(), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
+                info!(file = %crate::telemetry::shown(done.file.path()), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
                 let _ = links.checkpoints.send(CheckpointMessage::Finished {
                     file: done.key,
                     end,
@@ -817,23 +817,44 @@ fn remove_delivered(
     next_key: &mut u64,
     links: &TailerLinks,
 ) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(&removal.path) else {
+    let Some(name) = removal.path.file_name() else {
         return;
     };
-    if (meta.dev(), meta.ino()) != (removal.identity.device, removal.identity.inode) {
+    let dir = removal.path.parent().unwrap_or_else(|| Path::new("."));
+    // The directory by a descriptor, its last component not followed, and the file by its
+    // entry in it, not followed either: what is deleted is the very file that was read, even
+    // if someone swapped a directory for a link since.
+    let stat = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .and_then(|fd| {
+        rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map(|st| (fd, st))
+    });
+    let Ok((dir_fd, stat)) = stat else {
+        return;
+    };
+    let regular =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+    if !regular || (stat.st_dev, stat.st_ino) != (removal.identity.device, removal.identity.inode) {
         return;
     }
-    if meta.len() == removal.end {
-        match std::fs::remove_file(&removal.path) {
+    if stat.st_size as u64 == removal.end {
+        match rustix::fs::unlinkat(&dir_fd, name, rustix::fs::AtFlags::empty()) {
             Ok(()) => {
-                info!(file = %removal.path.display(), "auto_removal: deleted after CloudWatch acknowledged all of it")
+                info!(file = %crate::telemetry::shown(&removal.path), "auto_removal: deleted after CloudWatch acknowledged all of it")
             }
-            Err(err) => warn!(file = %removal.path.display(), "auto_removal: cannot delete: {err}"),
+            Err(err) => {
+                warn!(file = %crate::telemetry::shown(&removal.path), "auto_removal: cannot delete: {err}")
+            }
         }
         return;
     }
-    warn!(file = %removal.path.display(), "auto_removal: not deleted, it grew after it was read; reading on");
+    warn!(file = %crate::telemetry::shown(&removal.path), "auto_removal: not deleted, it grew after it was read; reading on");
     let at = FileCheckpoint {
         path: removal.path,
         offset: removal.end,
@@ -873,7 +894,7 @@ fn open_at(
     );
     match (file, fresh_pipeline(templates, entry)) {
         (Ok(file), Ok(pipeline)) => {
-            info!(file = %at.path.display(), offset = file.offset(), "tailing");
+            info!(file = %crate::telemetry::shown(&at.path), offset = file.offset(), "tailing");
             let destination = Arc::new(destination(config, &at.path));
             add(
                 open,
@@ -889,11 +910,11 @@ fn open_at(
             true
         }
         (Err(err), _) => {
-            warn!(file = %at.path.display(), "cannot open: {err}");
+            warn!(file = %crate::telemetry::shown(&at.path), "cannot open: {err}");
             false
         }
         (_, Err(err)) => {
-            warn!(file = %at.path.display(), "{err}");
+            warn!(file = %crate::telemetry::shown(&at.path), "{err}");
             false
         }
     }
@@ -964,7 +985,7 @@ fn discover(
         .map(|o| (o.file.identity().device, o.file.identity().inode))
         .collect();
     for (entry, pattern) in patterns.iter().enumerate() {
-        let selected = pattern.discover();
+        let selected = pattern.discover_until(&links.stop);
         newest[entry] = selected.first().map(|f| f.path.clone());
         for found in selected {
             if attached.contains(&found.path) {
@@ -999,7 +1020,7 @@ fn discover(
             let pipeline = match fresh_pipeline(templates, entry) {
                 Ok(pipeline) => pipeline,
                 Err(err) => {
-                    warn!(file = %found.path.display(), "{err}");
+                    warn!(file = %crate::telemetry::shown(&found.path), "{err}");
                     continue;
                 }
             };
@@ -1014,7 +1035,7 @@ fn discover(
             ) {
                 Ok(file) => {
                     settings.checkpoints.remove(&found.path);
-                    info!(file = %found.path.display(), offset = file.offset(), "tailing");
+                    info!(file = %crate::telemetry::shown(&found.path), offset = file.offset(), "tailing");
                     descriptors += 1;
                     attached.insert(found.path.clone());
                     inodes.insert((file.identity().device, file.identity().inode));
@@ -1031,7 +1052,9 @@ fn discover(
                         links,
                     );
                 }
-                Err(err) => warn!(file = %found.path.display(), "cannot open: {err}"),
+                Err(err) => {
+                    warn!(file = %crate::telemetry::shown(&found.path), "cannot open: {err}")
+                }
             }
         }
     }
@@ -1131,7 +1154,7 @@ fn resume_rotated(
                 );
                 match (file, fresh_pipeline(templates, entry)) {
                     (Ok(Some(file)), Ok(pipeline)) => {
-                        info!(file = %found.display(), path = %checkpoint.path.display(), offset = checkpoint.offset, "resuming the undelivered tail of a rotated file");
+                        info!(file = %crate::telemetry::shown(found), path = %crate::telemetry::shown(&checkpoint.path), offset = checkpoint.offset, "resuming the undelivered tail of a rotated file");
                         let destination = Arc::new(destination(config, &checkpoint.path));
                         add(
                             open,
@@ -1152,7 +1175,7 @@ fn resume_rotated(
             _ => false,
         };
         if !resumed && from_rotated {
-            info!(path = %checkpoint.path.display(), offset = checkpoint.offset, "a rotated file with an undelivered tail is gone; its checkpoint is dropped");
+            info!(path = %crate::telemetry::shown(&checkpoint.path), offset = checkpoint.offset, "a rotated file with an undelivered tail is gone; its checkpoint is dropped");
             // Registered and finished at once: the checkpointer removes its checkpoint.
             let key = *next_key;
             *next_key += 1;
@@ -1220,7 +1243,7 @@ fn resume_superseded(
     }
     behind.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     for (entry, checkpoint) in behind {
-        info!(file = %checkpoint.path.display(), offset = checkpoint.offset, "a newer file is the newest match; this one is read on from its checkpoint first");
+        info!(file = %crate::telemetry::shown(&checkpoint.path), offset = checkpoint.offset, "a newer file is the newest match; this one is read on from its checkpoint first");
         let path = checkpoint.path.clone();
         if open_at(
             settings, templates, entry, checkpoint, open, next_key, links,

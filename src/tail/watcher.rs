@@ -65,6 +65,40 @@ fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
     Ok((u64::from(crc32fast::hash(&head[..read])), read as u32))
 }
 
+/// Opens a log file for reading as a hostile directory requires: without waiting on a FIFO
+/// swapped in after the `stat` (`O_NONBLOCK`), following a link only if root or the owner of
+/// its directory made it (see `discovery::link_allowed`), and only if what opened is a
+/// regular file (`fstat` of the descriptor, not of the path).
+///
+/// # Errors
+/// The file cannot be opened, or is a refused link or not a regular file.
+pub fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+    };
+    let file = match open(path) {
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            let link = std::fs::symlink_metadata(path)?;
+            super::discovery::link_allowed(path, &link).map_err(io::Error::other)?;
+            // The link's target, resolved now: a link swapped in after the check is refused
+            // by O_NOFOLLOW rather than followed.
+            open(&std::fs::canonicalize(path)?)?
+        }
+        other => other?,
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    // Reads of a regular file never block anyway; cleared so the descriptor is an ordinary one.
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
+    Ok(file)
+}
+
 /// Where the file `identity` names is now: at `path`, or under another name in the same
 /// directory (a renamed rotation such as `app.log.1` keeps the inode). `None` when it is gone.
 pub fn locate(path: &Path, identity: FileIdentity) -> Option<PathBuf> {
@@ -72,7 +106,7 @@ pub fn locate(path: &Path, identity: FileIdentity) -> Option<PathBuf> {
     let is_it = |candidate: &Path| {
         std::fs::metadata(candidate).is_ok_and(|meta| {
             meta.is_file() && meta.dev() == identity.device && meta.ino() == identity.inode
-        }) && File::open(candidate)
+        }) && open_log(candidate)
             .and_then(|file| head_crc(&file, identity.fingerprint_len))
             .is_ok_and(|(crc, _)| crc == identity.fingerprint)
     };
@@ -160,7 +194,7 @@ impl TailedFile {
         max_line_bytes: usize,
         framing: Framing,
     ) -> io::Result<Self> {
-        let mut file = File::open(path)?;
+        let mut file = open_log(path)?;
         let identity = identify(&file)?;
         let len = file.metadata()?.len();
         let same_file = match expected {
@@ -312,7 +346,7 @@ impl TailedFile {
             if meta.len() == self.read_offset && meta.modified().ok() == self.closed_mtime {
                 return Ok(None);
             }
-            let mut file = File::open(&self.path)?;
+            let mut file = open_log(&self.path)?;
             // The path may have been rotated between the `stat` and the `open`: only the same
             // file goes on at the old offset.
             let opened = file.metadata()?;
@@ -325,7 +359,7 @@ impl TailedFile {
         }
         self.detached = true;
         if let Some(found) = locate(&self.path, self.identity) {
-            let mut file = File::open(found)?;
+            let mut file = open_log(&found)?;
             if file.metadata()?.len() >= self.read_offset {
                 file.seek(SeekFrom::Start(self.read_offset))?;
                 self.file = Some(file);
@@ -686,5 +720,47 @@ mod tests {
         assert_eq!(drain(&mut rotated).0, ["the old file"]);
         std::fs::remove_file(dir.path().join("app.log.1")).unwrap();
         assert_eq!(locate(&path, identity), None, "gone");
+    }
+
+    /// M2: a FIFO swapped in where a log file was is refused at once instead of blocking the
+    /// tailer's only thread in `open` for good; a device or directory likewise.
+    #[test]
+    fn a_fifo_or_anything_but_a_regular_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.log");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = TailedFile::open(&fifo, 0, None, 64, 1 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "not a regular file");
+        assert!(open_log(dir.path()).is_err());
+        assert!(open_log(Path::new("/dev/null")).is_err());
+    }
+
+    /// M3 at every open, not only in discovery: a link is followed only if root or the owner
+    /// of its directory made it.
+    #[test]
+    fn a_link_made_by_another_user_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "root only\n").unwrap();
+        let link = dir.path().join("app.log");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let mut content = String::new();
+        open_log(&link)
+            .unwrap()
+            .read_to_string(&mut content)
+            .unwrap();
+        assert_eq!(content, "root only\n", "a link of the directory's owner");
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+            let err = open_log(&link).unwrap_err();
+            assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+        }
     }
 }
