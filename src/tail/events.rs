@@ -209,6 +209,11 @@ impl EventPipeline {
         self.assembler.has_pending()
     }
 
+    /// Bytes of the multi-line event waiting for more lines.
+    pub fn pending_bytes(&self) -> usize {
+        self.assembler.pending_bytes()
+    }
+
     /// How long until a pending event would be flushed for idleness.
     pub fn idle_timeout() -> Duration {
         MULTI_LINE_IDLE

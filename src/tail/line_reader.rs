@@ -272,6 +272,16 @@ impl LineReader {
         self.buf.len()
     }
 
+    /// Memory an incomplete line keeps alive: the rest of its chunk, which is freed only once
+    /// the line is handed on (a line of 10 bytes may hold a 256 KiB chunk).
+    pub fn held_bytes(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            self.buf.capacity()
+        }
+    }
+
     /// File offset of the first byte not yet handed on.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -172,6 +172,11 @@ impl Assembler {
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
     }
+
+    /// Bytes of the event waiting for more lines.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.len)
+    }
 }
 
 #[cfg(test)]

@@ -277,6 +277,34 @@ struct Open {
     /// Hand-off chunks of a pass whose destination had no room left, oldest first: the file is
     /// not read again until they are handed on, and nothing else waits for them.
     stalled: Vec<Vec<LogEvent>>,
+    /// Memory its partial line and pending multi-line event held after its last poll, as
+    /// counted in the tailer's total (see [`Held`]).
+    held: usize,
+}
+
+/// What all files hold back outside the budget: partial lines (and the chunks they keep
+/// alive) and pending multi-line events. Without a cap, 300 files of 1 MB without a newline
+/// held 270 MB. Past the cap (half the budget), the file that just grew hands on what it holds
+/// as it would after the idle timeout: nothing is lost, one line becomes two events.
+#[derive(Debug, Default)]
+struct Held {
+    total: usize,
+    cap: usize,
+}
+
+impl Held {
+    /// Records `file`'s holding after a poll; true when it must hand on what it holds.
+    fn over_cap(&mut self, file: &mut Open) -> bool {
+        let now = file.file.held_bytes() + file.pipeline.pending_bytes();
+        self.total = self.total - file.held + now;
+        file.held = now;
+        now > 0 && self.total > self.cap
+    }
+
+    /// Forgets a file that is no longer tailed.
+    fn forget(&mut self, file: &Open) {
+        self.total -= file.held;
+    }
 }
 
 /// Which tailed files a pass visits, so that a pass costs what is due rather than every file
@@ -500,6 +528,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let mut recount = true;
     let mut roster = Roster::default();
     let mut passes = 0usize;
+    let mut held = Held {
+        total: 0,
+        cap: links.budget.max() / 2,
+    };
     while !links.stop.load(Ordering::Relaxed) {
         counters
             .heartbeat_secs
@@ -641,6 +673,13 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 }
                 _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
             }
+            if held.over_cap(tailed) {
+                if let Some(line) = tailed.file.take_partial() {
+                    tailed.pipeline.push(line, now, now_ms, &mut outputs);
+                }
+                tailed.pipeline.flush(now_ms, &mut outputs);
+                held.over_cap(tailed);
+            }
             if hand_on(tailed, outputs, &links) == HandOn::Stop {
                 return;
             }
@@ -709,6 +748,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
         finished.sort_unstable();
         for i in finished.into_iter().rev() {
             let gone = open.remove(i);
+            held.forget(&gone);
             finished_files.remember(gone.file.identity(), gone.file.offset());
             info!(file = %crate::telemetry::shown(gone.file.path()), "rotated or deleted file fully read");
         }
@@ -717,6 +757,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 recount = true;
                 roster.stale = true;
                 let done = open.remove(i);
+                held.forget(&done);
                 let end = done.file.offset();
                 info!(file = %crate::telemetry::shown(done.file.path()), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
                 let _ = links.checkpoints.send(CheckpointMessage::Finished {
@@ -1088,6 +1129,7 @@ fn add(
     open.push(Open {
         share: links.budget.share(&destination),
         stalled: Vec::new(),
+        held: 0,
         told_identity: file.identity(),
         last_line_at: Instant::now(),
         key,

@@ -459,7 +459,13 @@ impl TailedFile {
         self.reader.pending_bytes()
     }
 
-    /// The held-back final line without newline, if any (idle timeout, rotation, deletion).
+    /// Memory the held-back final line keeps alive (see `LineReader::held_bytes`).
+    pub fn held_bytes(&self) -> usize {
+        self.reader.held_bytes()
+    }
+
+    /// The held-back final line without newline, if any (idle timeout, rotation, deletion,
+    /// or too much held back over all files).
     pub fn take_partial(&mut self) -> Option<Line> {
         self.reader.take_partial()
     }
