@@ -122,11 +122,24 @@ fn tls_context(ca_bundle: Option<&Path>) -> Result<TlsContext, HttpSetupError> {
 type ConnectorCache =
     Arc<Mutex<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>>;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct CwHttpClient {
     tls_context: TlsContext,
     proxy_config: Option<ProxyConfig>,
     connectors: ConnectorCache,
+}
+
+/// Written by hand: the proxy configuration's own `Debug` shows its URL with the password,
+/// and the SDK prints this client's `Debug` at trace level.
+impl std::fmt::Debug for CwHttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CwHttpClient")
+            .field(
+                "proxy",
+                &self.proxy_config.as_ref().map(|_| "set (shown nowhere)"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpClient for CwHttpClient {
@@ -190,6 +203,24 @@ mod tests {
             err.to_string().contains("is not a pem certificate bundle"),
             "{err}"
         );
+    }
+
+    /// L2 of issue 23: `RUST_LOG=trace` printed the derived `Debug` of this client, password
+    /// included.
+    #[test]
+    fn the_client_debug_never_shows_the_proxy_password() {
+        let client = CwHttpClient {
+            tls_context: tls_context(None).unwrap(),
+            proxy_config: Some(ProxyConfig::https("http://user:pw-S3cret@proxy:3128").unwrap()),
+            connectors: Arc::default(),
+        };
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("S3cret") && shown.contains("proxy"),
+            "{shown}"
+        );
+        let shared = format!("{:?}", SharedHttpClient::new(client));
+        assert!(!shared.contains("S3cret"), "{shared}");
     }
 
     #[test]
