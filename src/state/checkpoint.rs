@@ -517,37 +517,9 @@ impl CheckpointStore {
     pub fn load_all(&self) -> (Vec<FileCheckpoint>, Vec<CheckpointError>) {
         let (found, errors) = read_dir_checkpoints(&self.dir, true);
         (
-            self.rename_to_own_names(&self.dir, found, |c| state_file_name(&c.path)),
+            rename_to_own_names(&self.dir, found, |c| state_file_name(&c.path)),
             errors,
         )
-    }
-
-    /// Moves checkpoints that an earlier version wrote under the stock agent's name to their
-    /// own name, so that the next write replaces them. One already under its own name is newer
-    /// than one under the old name, which is then removed.
-    fn rename_to_own_names(
-        &self,
-        dir: &Path,
-        found: Vec<(PathBuf, FileCheckpoint)>,
-        own_name: impl Fn(&FileCheckpoint) -> std::ffi::OsString,
-    ) -> Vec<FileCheckpoint> {
-        let names: std::collections::HashSet<PathBuf> =
-            found.iter().map(|(file, _)| file.clone()).collect();
-        let mut kept = Vec::with_capacity(found.len());
-        for (file, checkpoint) in found {
-            let own = dir.join(own_name(&checkpoint));
-            if file != own {
-                if names.contains(&own) {
-                    let _ = std::fs::remove_file(&file);
-                    continue;
-                }
-                // Failing that, it is read again at the next start; the next write goes to
-                // its own name, which then wins.
-                let _ = std::fs::rename(&file, &own);
-            }
-            kept.push(checkpoint);
-        }
-        kept
     }
 
     /// Writes one checkpoint: in place when its file exists and it fits one sector (the
@@ -574,10 +546,9 @@ impl CheckpointStore {
     /// Where the rotated checkpoint of an older file of `checkpoint.path` lives: its own file
     /// per identity, in a subdirectory the stock agent's format knows nothing of.
     fn rotated_path(&self, checkpoint: &FileCheckpoint) -> PathBuf {
-        let id = checkpoint.identity.unwrap_or_default();
-        let mut name = state_file_name(&checkpoint.path);
-        name.push(format!(".{}-{}", id.device, id.inode));
-        self.dir.join(ROTATED_DIR).join(name)
+        self.dir
+            .join(ROTATED_DIR)
+            .join(rotated_file_name(checkpoint))
     }
 
     /// Writes the checkpoint of an older (rotated-away) file of a path, atomically.
@@ -616,12 +587,7 @@ impl CheckpointStore {
             return (Vec::new(), Vec::new());
         }
         let (found, errors) = read_dir_checkpoints(&dir, true);
-        let found = self.rename_to_own_names(&dir, found, |c| {
-            let id = c.identity.unwrap_or_default();
-            let mut name = state_file_name(&c.path);
-            name.push(format!(".{}-{}", id.device, id.inode));
-            name
-        });
+        let found = rename_to_own_names(&dir, found, rotated_file_name);
         (
             found.into_iter().filter(|c| c.identity.is_some()).collect(),
             errors,
@@ -647,6 +613,41 @@ impl CheckpointStore {
         }
         (imported, errors)
     }
+}
+
+/// Moves checkpoints that an earlier version wrote under the stock agent's name to their
+/// own name, so that the next write replaces them. One already under its own name is newer
+/// than one under the old name, which is then removed.
+fn rename_to_own_names(
+    dir: &Path,
+    found: Vec<(PathBuf, FileCheckpoint)>,
+    own_name: impl Fn(&FileCheckpoint) -> std::ffi::OsString,
+) -> Vec<FileCheckpoint> {
+    let names: std::collections::HashSet<PathBuf> =
+        found.iter().map(|(file, _)| file.clone()).collect();
+    let mut kept = Vec::with_capacity(found.len());
+    for (file, checkpoint) in found {
+        let own = dir.join(own_name(&checkpoint));
+        if file != own {
+            if names.contains(&own) {
+                let _ = std::fs::remove_file(&file);
+                continue;
+            }
+            // Failing that, it is read again at the next start; the next write goes to
+            // its own name, which then wins.
+            let _ = std::fs::rename(&file, &own);
+        }
+        kept.push(checkpoint);
+    }
+    kept
+}
+
+/// The name of a rotated file's checkpoint: its path's own name, then its device and inode.
+fn rotated_file_name(checkpoint: &FileCheckpoint) -> std::ffi::OsString {
+    let id = checkpoint.identity.unwrap_or_default();
+    let mut name = state_file_name(&checkpoint.path);
+    name.push(format!(".{}-{}", id.device, id.inode));
+    name
 }
 
 /// Largest state file read: a checkpoint is a few lines, a path at most 4,096 bytes.
