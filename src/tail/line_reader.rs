@@ -254,15 +254,19 @@ impl LineReader {
             return None;
         }
         let len = self.buf.len();
-        let bytes = self.buf.split_to(len).freeze();
+        // Taken whole, not split: an empty buffer split off a chunk still holds a reference to
+        // it, and would keep the chunk alive after the line is delivered.
+        let bytes = std::mem::take(&mut self.buf).freeze();
         Some(self.emit(bytes, len, false))
     }
 
     /// Lets go of the read chunk when nothing is held back, so an idle file holds no buffer of
     /// its own (a chunk is freed once the events cut from it are delivered). The next append
-    /// gets a chunk of its size, one allocation per pass that read something.
+    /// gets a chunk of its size, one allocation per pass that read something. An empty buffer
+    /// is replaced even when it has no capacity left: split off the end of a chunk, it still
+    /// holds the chunk (300 files read to a line's end held 256 KiB each after delivery).
     pub fn release_idle(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() > 0 {
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
     }
@@ -525,6 +529,32 @@ mod tests {
         reader.release_idle();
         assert_eq!(reader.buf.capacity(), 0, "an idle reader keeps no chunk");
         drop((held, line));
+    }
+
+    /// The last line of a chunk, handed on, is the chunk's only holder: once it is delivered
+    /// and dropped the chunk is freed. The reader's empty buffer used to keep a reference to
+    /// it, so every file read to a line's end held its last chunk until its next append.
+    #[test]
+    fn a_reader_keeps_no_reference_to_a_chunk_it_handed_on_whole() {
+        let mut reader = LineReader::new(0, 1024, 1024);
+        let mut source: &[u8] = b"a partial line";
+        reader.fill(&mut source).unwrap();
+        assert!(reader.next_line().is_none());
+        let partial = reader.take_partial().unwrap();
+        assert!(
+            partial.bytes.is_unique(),
+            "the reader still holds the chunk"
+        );
+
+        let mut source: &[u8] = b"a whole line\n";
+        reader.fill(&mut source).unwrap();
+        let line = reader.next_line().unwrap();
+        reader.release_idle();
+        assert!(
+            line.bytes.is_unique(),
+            "the idle reader still holds the chunk"
+        );
+        assert_eq!((partial.end_offset, line.end_offset), (14, 27));
     }
 
     #[test]

@@ -526,6 +526,10 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
     let auto_removal = settings.entries.iter().any(|e| e.auto_removal);
     // Whether files came, went, or took a descriptor since the descriptors were last counted.
     let mut recount = true;
+    // The last discovery left matches unopened for want of descriptors.
+    let mut unopened = false;
+    // The last `close_idle` closed fewer files than it wanted.
+    let mut close_again = false;
     let mut roster = Roster::default();
     let mut passes = 0usize;
     let mut held = Held {
@@ -560,7 +564,8 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             last_scan = Some(Instant::now());
             rescan_now = false;
             recount = true;
-            more_to_open = discover(
+            let before = open.len();
+            unopened = discover(
                 &mut settings,
                 &templates,
                 &finished_files,
@@ -570,6 +575,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 &mut next_key,
                 &links,
             );
+            // With no room made since the last call (every open file busy), the files left
+            // wait until one is closed rather than loop.
+            more_to_open = unopened && open.len() > before;
         }
         // Files discovery left unopened for want of descriptors are opened next pass, once
         // this pass has read the new ones and closed the idle.
@@ -648,6 +656,7 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 // A writer that never ends its last line: hand it on rather than hold it for ever.
                 lines.extend(tailed.file.take_partial());
                 tailed.last_line_at = now;
+                progressed = true;
             }
             let mut outputs = Outputs::new(tailed.key);
             for line in lines.drain(..) {
@@ -744,6 +753,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             recount = true;
             roster.stale = true;
         }
+        // A file that was busy (read, or waiting for room) may be closable now, and matches
+        // wait for its descriptor.
+        recount |= unopened && (progressed || close_again);
         // Removed from the back, so that the indices still to remove stay valid.
         finished.sort_unstable();
         for i in finished.into_iter().rev() {
@@ -779,7 +791,12 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             // Descriptors are only taken by discovery and by reopening a closed file; counting
             // them every pass was a walk of every file.
             recount = false;
-            close_idle(&mut open, MAX_OPEN_FILES, &links.budget);
+            let closed = close_idle(&mut open, MAX_OPEN_FILES, &links.budget);
+            // Descriptors were freed for the matches that wait for one: they are opened next pass.
+            rescan_now |= unopened && closed.closed > 0;
+            // Matches wait for descriptors that files paused for room hold: counted again at
+            // each pass until those files could be closed.
+            close_again = unopened && closed.short;
             counters
                 .files_tailed
                 .store(open.len() as u64, Ordering::Relaxed);
@@ -807,7 +824,9 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 rescan_every.saturating_sub(at.elapsed()).min(MAX_SLEEP)
             });
             let mut wait = due.map_or(until_rescan, |d| d.min(until_rescan));
-            if !links.file_events {
+            // Without file-system events, or while matches wait for descriptors that room
+            // given back may free (the wake for that room can be missed by a hair).
+            if !links.file_events || close_again {
                 wait = wait.min(Duration::from_secs(1));
             }
             // What woke it is in `links.changed` (or it is the stop, or a delivered file).
@@ -963,44 +982,66 @@ fn open_at(
 
 /// Closes the descriptors of the longest-idle files once `limit` are open (discovery opens no
 /// more than that, and waits for the room this makes); each is
-/// reopened when an event names it or at the next rescan. Files with a partial line, and
-/// detached files, stay open. A pending multi-line event lives in the file's pipeline, not in
-/// its descriptor, so it does not keep the file open (it did, and a glob over thousands of
-/// one-line files then kept every one of them open).
-fn close_idle(open: &mut [Open], limit: usize, budget: &ByteBudget) {
+/// reopened when an event names it or at the next rescan. Detached files stay open. A partial
+/// line and a pending multi-line event live in the file's reader and pipeline, not in its
+/// descriptor, so they do not keep the file open (they did: a glob over thousands of one-line
+/// files kept every one of them open, and 256 files with partial lines kept all others out).
+fn close_idle(open: &mut [Open], limit: usize, budget: &ByteBudget) -> Closed {
     let descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
     if descriptors < limit {
-        return;
+        return Closed::default();
     }
     // Close down to three quarters of the limit, so the next few new files do not each cost a
     // sort of every open file.
-    let mut excess = descriptors - limit * 3 / 4;
+    let excess = descriptors - limit * 3 / 4;
+    let mut waits_for_room = None;
     let mut idle: Vec<usize> = (0..open.len())
         .filter(|&i| {
             let o = &open[i];
+            if o.file.is_closed() || o.file.is_detached() {
+                return false;
+            }
             // A file paused for its destination's room may not be read to its end: closed, its
             // unread tail would be lost if it were deleted (rotated and compressed) meanwhile.
-            !o.file.is_closed()
-                && !o.file.is_detached()
-                && o.stalled.is_empty()
-                && o.share.stalled_files() == 0
-                && budget.would_allow(&o.share)
+            let paused = !o.stalled.is_empty()
+                || o.share.stalled_files() > 0
+                || !budget.would_allow(&o.share);
+            if paused {
+                waits_for_room.get_or_insert(i);
+            }
+            !paused
         })
         .collect();
     idle.sort_by_key(|&i| open[i].last_line_at);
+    let mut closed = 0;
     for i in idle {
-        if excess == 0 {
+        if closed == excess {
             break;
         }
         if open[i].file.close() {
-            excess -= 1;
+            closed += 1;
         }
     }
+    let short = closed < excess;
+    if short && let Some(i) = waits_for_room {
+        // Room given back wakes the tailer, which then closes what it could not now.
+        budget.has_room(&open[i].share);
+    }
+    Closed { closed, short }
+}
+
+/// What [`close_idle`] did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Closed {
+    /// Descriptors closed.
+    closed: usize,
+    /// Fewer than it wanted: files paused for room kept theirs.
+    short: bool,
 }
 
 /// Opens the files the patterns select that are not open yet, while fewer than
 /// [`MAX_OPEN_FILES`] descriptors are open. Returns whether some were left for lack of room
-/// after opening others (the caller reads the new ones, closes the idle, and calls again).
+/// (the caller reads the new ones, closes the idle, and calls again once it closed some).
 #[allow(clippy::too_many_arguments)]
 fn discover(
     settings: &mut TailerSettings,
@@ -1013,7 +1054,6 @@ fn discover(
     links: &TailerLinks,
 ) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let before = open.len();
     let mut descriptors = open.iter().filter(|o| !o.file.is_closed()).count();
     let mut left = false;
     let mut attached: HashSet<PathBuf> = open
@@ -1099,9 +1139,7 @@ fn discover(
             }
         }
     }
-    // With no room made since the last call (every open file busy), the periodic rescan tries
-    // again rather than a busy loop.
-    left && open.len() > before
+    left
 }
 
 /// Registers an opened file with the checkpointer and starts polling it.

@@ -376,7 +376,10 @@ impl TailedFile {
     /// number of open files bounded; the next [`TailedFile::poll`] reopens it if it changed.
     /// Returns whether it was closed.
     pub fn close(&mut self) -> bool {
-        if self.detached || self.reader.pending_bytes() > 0 {
+        // A partial line stays in the reader: the file is reopened where reading stopped
+        // (`read_offset`, past the partial), so the line completes as if it had stayed open.
+        // Keeping such files open let 256 files with partial lines hold every descriptor.
+        if self.detached {
             return false;
         }
         let Some(file) = self.file.take() else {
@@ -666,14 +669,30 @@ mod tests {
     }
 
     #[test]
-    fn a_file_with_a_partial_line_or_detached_is_not_closed() {
+    fn a_file_with_a_partial_line_is_closed_and_the_line_completes_when_it_is_reopened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
-        append(&path, "no newline yet");
+        append(&path, "no newline ");
         let mut file = open(&path);
         drain(&mut file);
-        assert!(!file.close(), "the partial line lives in its buffer");
-        append(&path, "\n");
+        assert!(
+            file.close(),
+            "the partial line waits in its buffer, not the file"
+        );
+        append(&path, "yet\n");
+        assert_eq!(
+            drain(&mut file),
+            (vec!["no newline yet".into()], Change::None)
+        );
+        assert_eq!(file.offset(), 15);
+    }
+
+    #[test]
+    fn a_detached_file_is_not_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        append(&path, "one\n");
+        let mut file = open(&path);
         drain(&mut file);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(drain(&mut file).1, Change::Deleted);
