@@ -121,6 +121,8 @@ pub struct Telemetry {
     metric_spool_bytes: AtomicU64,
     files: Mutex<Vec<FilePosition>>,
     refused: Mutex<Vec<RefusedDestination>>,
+    /// What the service's sandbox does to file entries, found at start (`daemon::sandbox`).
+    sandbox: Mutex<Vec<String>>,
     /// When the logs shipper last finished a request or had none in flight (seconds since
     /// the epoch): a shipper whose requests hang stops the watchdog pings.
     shipper_progress_secs: AtomicU64,
@@ -164,6 +166,11 @@ impl Telemetry {
     /// Replaces the refused destinations (the logs shipper is the only writer).
     pub fn set_refused(&self, refused: Vec<RefusedDestination>) {
         *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = refused;
+    }
+
+    /// Replaces what the sandbox does to file entries (the pipelines' start is the only writer).
+    pub fn set_sandbox(&self, findings: Vec<String>) {
+        *self.sandbox.lock().unwrap_or_else(PoisonError::into_inner) = findings;
     }
 
     /// The destinations CloudWatch refuses now.
@@ -284,6 +291,11 @@ impl Telemetry {
                 given_up_invalid: logs.events_given_up,
                 destinations_refused: logs.destinations_refused,
                 refused: self.refused(),
+                sandbox: self
+                    .sandbox
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
                 throttles_last_minute: logs.throttles_last_minute,
                 rate_limit_millis: logs.rate_limit_millis,
                 destinations: logs.destinations,
@@ -344,6 +356,10 @@ pub struct LogsReport {
     /// Each refused destination, with the action and the permission it needs.
     #[serde(default)]
     pub refused: Vec<RefusedDestination>,
+    /// File entries the service's sandbox hides, or whose `auto_removal` it stops (found at
+    /// start, each a sentence naming the entry and the unit setting).
+    #[serde(default)]
+    pub sandbox: Vec<String>,
     /// PutLogEvents throttles answered in the last minute.
     #[serde(default)]
     pub throttles_last_minute: u64,
@@ -496,6 +512,9 @@ impl StatusReport {
                     r.group, r.stream, r.operation, r.since, r.permission, r.error
                 ));
             }
+        }
+        for finding in &l.sandbox {
+            out.push_str(&format!("  sandbox            {finding}\n"));
         }
         for file in &l.files {
             out.push_str(&format!(

@@ -231,3 +231,153 @@ fn links_under_double_star_are_neither_read_nor_deleted_and_a_loop_stops_nothing
     let got = messages(&fake, "h2");
     assert!(!got.iter().any(|m| m.contains("secret")), "{got:?}");
 }
+
+/// `command` run in a mount namespace of its own, after `mounts` (shell commands) changed it
+/// there: how systemd's sandbox settings look to the service.
+fn in_mount_namespace(command: &std::process::Command, mounts: &str) -> std::process::Command {
+    let mut wrapped = std::process::Command::new("unshare");
+    wrapped
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{mounts} && exec \"$0\" \"$@\""))
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
+        }
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+fn status_json(state: &Path) -> Value {
+    let out = common::cwlite()
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The unit: `auto_removal` in a directory that is read-only to the service (as
+/// `ProtectSystem=strict` leaves `/var/log`) is turned off at start with one message naming the
+/// entry, the directory and the drop-in that allows it, also shown by `cwlite status`; the
+/// files are still shipped, and no file gets a warning of its own.
+#[test]
+fn auto_removal_in_a_read_only_directory_is_refused_once_at_start() {
+    assert!(root(), "a mount namespace needs root");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let old = logs.join("app-1.log");
+    append(&old, "old line\n");
+    let entries = json!([{
+        "file_path": format!("{}/app-*.log", logs.display()),
+        "log_group_name": "ro",
+        "auto_removal": true,
+    }]);
+    let settings = config(&fake.url(), entries, json!({"region": "us-east-1"}));
+    let state = dir.path().join("state");
+    let command = common::run_command(dir.path(), &state, &settings, "AKIDRO", "secret");
+    let logs_arg = logs.display().to_string();
+    let mut daemon = Daemon::spawn(&mut in_mount_namespace(
+        &command,
+        &format!("mount --bind -o ro '{logs_arg}' '{logs_arg}'"),
+    ));
+    let refusal = daemon.wait_stderr("auto_removal is off");
+    assert!(
+        refusal.contains("collect_list[0]")
+            && refusal.contains(&format!("{logs_arg} is read-only to cwlite"))
+            && refusal.contains("ReadWritePaths=")
+            && refusal.contains("examples/auto-removal.conf"),
+        "{refusal}"
+    );
+    daemon.wait_stderr("started");
+    common::eventually("the old file's line", || {
+        messages(&fake, "ro")
+            .contains(&"old line".to_owned())
+            .then_some(())
+    });
+    // A newer match: auto_removal would delete the old file now.
+    append(&logs.join("app-2.log"), "new line\n");
+    common::eventually("the new file's line", || {
+        messages(&fake, "ro")
+            .contains(&"new line".to_owned())
+            .then_some(())
+    });
+    let shown = common::eventually("the finding in the status", || {
+        let status = status_json(&state);
+        let sandbox = status["logs"]["sandbox"].as_array()?.clone();
+        (!sandbox.is_empty()).then_some(sandbox)
+    });
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(
+        shown[0].as_str().unwrap().contains("auto_removal is off"),
+        "{shown:?}"
+    );
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+    assert!(old.exists());
+    let per_file: Vec<&String> = stderr
+        .iter()
+        .filter(|l| l.contains("auto_removal") && !l.contains("auto_removal is off"))
+        .collect();
+    assert!(per_file.is_empty(), "{per_file:?}");
+}
+
+/// The unit: an entry under a `/var/tmp` private to the service (`PrivateTmp=`, which
+/// `DynamicUser=` implies) or under a home directory `ProtectHome=yes` emptied tails nothing,
+/// and cwlite says so at start, naming the entry and the setting. The namespace is made as
+/// systemd makes it: a bind mount of `systemd-private-*/tmp`, and a mount over `/home`.
+#[test]
+fn entries_the_units_private_tmp_or_protect_home_hide_are_named_at_start() {
+    assert!(root(), "a mount namespace needs root");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir
+        .path()
+        .join("systemd-private-5e1f-cwlite.service-Hq2x/tmp");
+    std::fs::create_dir_all(&private).unwrap();
+    let seen = dir.path().join("seen.log");
+    append(&seen, "seen line\n");
+    let entries = json!([
+        {"file_path": "/var/tmp/cwlite-test-app/*.log", "log_group_name": "tmp"},
+        {"file_path": "/home/cwlite-test-app/app.log", "log_group_name": "home"},
+        {"file_path": seen.display().to_string(), "log_group_name": "seen"},
+    ]);
+    let settings = config(&fake.url(), entries, json!({"region": "us-east-1"}));
+    let state = dir.path().join("state");
+    let command = common::run_command(dir.path(), &state, &settings, "AKIDPT", "secret");
+    let mut daemon = Daemon::spawn(&mut in_mount_namespace(
+        &command,
+        &format!(
+            "mount --bind '{}' /var/tmp && mount -t tmpfs -o ro,mode=755 tmpfs /home",
+            private.display()
+        ),
+    ));
+    let tmp = daemon.wait_stderr("private to the service");
+    assert!(
+        tmp.contains("collect_list[0] (/var/tmp/cwlite-test-app/*.log)")
+            && tmp.contains("PrivateTmp="),
+        "{tmp}"
+    );
+    let home = daemon.wait_stderr("hidden by the unit's ProtectHome=");
+    assert!(
+        home.contains("collect_list[1] (/home/cwlite-test-app/app.log)")
+            && home.contains("ProtectHome=read-only"),
+        "{home}"
+    );
+    daemon.wait_stderr("started");
+    common::eventually("the visible entry's line", || {
+        messages(&fake, "seen")
+            .contains(&"seen line".to_owned())
+            .then_some(())
+    });
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+}

@@ -10,6 +10,7 @@
 pub mod memory;
 mod pipelines;
 pub mod privileges;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{
     CHECKPOINT_INTERVAL, DRAIN_DEADLINE, LOG_QUEUE_CHUNKS, LOG_STATE_DIR, METRIC_QUEUE_CYCLES,
@@ -319,8 +319,19 @@ fn start_logs(
     let (delivered_tx, delivered_rx) = crossbeam_channel::unbounded::<u64>();
     let tailer_wake = wake_tx.clone();
     let watcher = watch_directories(logs, wake_tx.clone(), changed.clone());
+    let mut entries = logs.files.clone();
+    // Said once here, as the user cwlite runs as, rather than by every file it cannot see or
+    // delete.
+    let findings = super::sandbox::check_now(&entries);
+    for finding in &findings {
+        error!("{finding}");
+        if let super::sandbox::Problem::CannotDelete { .. } = finding.problem {
+            entries[finding.entry].auto_removal = false;
+        }
+    }
+    telemetry.set_sandbox(findings.iter().map(ToString::to_string).collect());
     let settings = TailerSettings {
-        entries: logs.files.clone(),
+        entries,
         checkpoints,
         rotated,
         max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
