@@ -381,3 +381,43 @@ fn entries_the_units_private_tmp_or_protect_home_hide_are_named_at_start() {
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
 }
+
+/// L2: at `RUST_LOG=trace` the SDK prints its runtime components, the HTTP client among them,
+/// whose derived `Debug` held the proxy URL with its password. Nothing the daemon prints at
+/// trace level while it starts and sends holds the password (or the secret key); that the
+/// client was printed at all is checked too, so the test cannot pass by printing nothing.
+#[test]
+fn the_proxy_password_is_in_no_line_at_trace_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "one line\n");
+    let endpoint = format!("http://127.0.0.1:{}", common::closed_port());
+    let entries = json!([{"file_path": log.display().to_string(), "log_group_name": "l2"}]);
+    let settings = config(&endpoint, entries, json!({"region": "us-east-1"}));
+    let state = dir.path().join("state");
+    let mut command =
+        common::run_command(dir.path(), &state, &settings, "AKIDL2", "SecretKeyL2xyz");
+    let proxy = format!(
+        "http://proxyuser:Pr0xyPassw0rd@127.0.0.1:{}",
+        common::closed_port()
+    );
+    common::write_common_config(
+        dir.path(),
+        &dir.path().join("credentials"),
+        "AmazonCloudWatchAgent",
+        &format!("[proxy]\nhttp_proxy = \"{proxy}\"\nhttps_proxy = \"{proxy}\"\n"),
+    );
+    command.env("RUST_LOG", "trace");
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    // The first PutLogEvents attempt (refused: nothing listens) has been made and traced.
+    daemon.wait_stderr("CwHttpClient");
+    daemon.wait_stderr("PutLogEvents");
+    let (_, stderr) = daemon.stop("TERM");
+    let leaks: Vec<&String> = stderr
+        .iter()
+        .filter(|l| l.contains("Pr0xyPassw0rd") || l.contains("SecretKeyL2xyz"))
+        .take(3)
+        .collect();
+    assert!(leaks.is_empty(), "{leaks:?}");
+}

@@ -426,19 +426,35 @@ pub fn state_file_name(path: &Path) -> std::ffi::OsString {
 }
 
 impl FileCheckpoint {
-    /// The text of its state file.
+    /// The text of its state file: the stock agent's lines (offset, path, ranges), then the
+    /// identity. A path the path line cannot hold (a newline in a file name, bytes that are not
+    /// UTF-8) is written there with `?` for those bytes, and exactly, escaped, as the identity
+    /// line's `path=` field: the raw name split the file into other lines, and its checkpoint
+    /// then named another file.
     pub fn encode(&self) -> String {
-        let mut text = format!(
-            "{}\n{}\n0-{}\n",
-            self.offset,
-            self.path.display(),
-            self.offset
-        );
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = self.path.as_os_str().as_bytes();
+        let exact = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|p| !p.contains(['\n', '\r']));
+        let shown = match exact {
+            Some(path) => path.to_owned(),
+            None => String::from_utf8_lossy(bytes).replace(['\n', '\r', '\u{FFFD}'], "?"),
+        };
+        let mut text = format!("{}\n{}\n0-{}\n", self.offset, shown, self.offset);
+        let mut fields = Vec::new();
         if let Some(id) = self.identity {
-            text.push_str(&format!(
-                "dev={} ino={} fp={:016x} fplen={}\n",
+            fields.push(format!(
+                "dev={} ino={} fp={:016x} fplen={}",
                 id.device, id.inode, id.fingerprint, id.fingerprint_len
             ));
+        }
+        if exact.is_none() {
+            fields.push(format!("path={}", escape_path(bytes)));
+        }
+        if !fields.is_empty() {
+            text.push_str(&fields.join(" "));
+            text.push('\n');
         }
         text
     }
@@ -460,13 +476,54 @@ impl FileCheckpoint {
             .ok_or("no path line")?;
         // Line 3 holds stock ranges; single-range files say 0-<offset>, which line 1 already says.
         let _ranges = lines.next();
-        let identity = lines.next().and_then(parse_identity);
+        let last = lines.next();
+        let identity = last.and_then(parse_identity);
+        let exact = last.and_then(|line| {
+            line.split_ascii_whitespace()
+                .find_map(|field| field.strip_prefix("path="))
+        });
+        let path = match exact {
+            Some(escaped) => unescape_path(escaped).ok_or("its path= field is not escaped")?,
+            None => PathBuf::from(path),
+        };
         Ok(Self {
-            path: PathBuf::from(path),
+            path,
             offset,
             identity,
         })
     }
+}
+
+/// A path as one whitespace-free ASCII word: `%`, space, control and non-ASCII bytes as `%XX`.
+fn escape_path(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        if byte.is_ascii_graphic() && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The path [`escape_path`] wrote; `None` for a malformed escape.
+fn unescape_path(text: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
 }
 
 fn parse_identity(line: &str) -> Option<FileIdentity> {
@@ -794,6 +851,46 @@ mod tests {
             assert_eq!(tracker.committed(), prefix);
         }
         assert_eq!(tracker.committed(), 1000);
+    }
+
+    /// A file name with a newline split the path line: the checkpoint read back named the file
+    /// before the newline (which then started at the other file's offset), and the real file
+    /// was sent again from 0. Bytes that are not UTF-8 were written as U+FFFD, with the same
+    /// result. Both now come back exactly, with or without an identity.
+    #[test]
+    fn a_path_with_a_newline_or_bytes_that_are_not_utf8_comes_back_exactly() {
+        use std::os::unix::ffi::OsStrExt;
+        let identity = Some(FileIdentity {
+            device: 1,
+            inode: 2,
+            fingerprint: 3,
+            fingerprint_len: 4,
+        });
+        let paths: [&[u8]; 4] = [
+            b"/var/log/app/x\n/var/log/app/other.log",
+            b"/var/log/app/caf\xe9.log",
+            b"/var/log/app/100%41 done\r.log",
+            b"/var/log/app/plain.log",
+        ];
+        for raw in paths {
+            for identity in [identity, None] {
+                let checkpoint = FileCheckpoint {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(raw)),
+                    offset: 77,
+                    identity,
+                };
+                let text = checkpoint.encode();
+                // The stock agent's three lines stay where it reads them.
+                let lines: Vec<&str> = text.lines().collect();
+                assert!(lines.len() <= 4 && lines[2] == "0-77", "{text:?}");
+                assert_eq!(
+                    FileCheckpoint::decode(&text).unwrap(),
+                    checkpoint,
+                    "{text:?}"
+                );
+            }
+        }
+        assert!(FileCheckpoint::decode("5\n/x\n0-5\npath=%4\n").is_err());
     }
 
     #[test]
