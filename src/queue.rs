@@ -98,6 +98,9 @@ pub struct ByteBudget {
     shares: Mutex<ShareMap>,
     /// Wakes the tailer when bytes come back after a take was refused.
     wake: Option<crossbeam_channel::Sender<()>>,
+    /// Wakes the shipper when a take is refused: a batch that only waits for its flush timer
+    /// can go now, since nothing more joins it until something is delivered.
+    refused: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -137,6 +140,7 @@ impl ByteBudget {
             totals: Mutex::default(),
             shares: Mutex::default(),
             wake,
+            refused: tokio::sync::Notify::new(),
         }
     }
 
@@ -169,8 +173,25 @@ impl ByteBudget {
     pub fn has_room(&self, share: &Share) -> bool {
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         let allowed = self.allows(&totals, share);
-        totals.waiting |= !allowed;
+        if !allowed {
+            self.refuse(&mut totals);
+        }
         allowed
+    }
+
+    /// Notes a refused take: the next give-back wakes the tailer, and the shipper is told now
+    /// (once per wait, not at every refusal).
+    fn refuse(&self, totals: &mut Totals) {
+        if !std::mem::replace(&mut totals.waiting, true) {
+            self.refused.notify_one();
+        }
+    }
+
+    /// Completes when a take was refused since the last call (a refusal before the first
+    /// call counts): the shipper then sends what only waits for its timer (see
+    /// [`ByteBudget::would_allow`]).
+    pub async fn refused(&self) {
+        self.refused.notified().await;
     }
 
     /// Whether a take for `share` would pass now, without asking to be woken.
@@ -192,7 +213,7 @@ impl ByteBudget {
     pub fn try_acquire(&self, share: &Share, bytes: usize) -> bool {
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.allows(&totals, share) {
-            totals.waiting = true;
+            self.refuse(&mut totals);
             return false;
         }
         totals.used += bytes;
@@ -432,5 +453,30 @@ mod tests {
         assert!(woken.try_recv().is_ok());
         budget.release(&share, 10);
         assert!(woken.try_recv().is_err(), "one wake per refusal");
+    }
+
+    /// The shipper is told of a refusal once per wait: the refusals of one wait (every file of
+    /// a pass) wake it once, and it is told again after a give-back and a new refusal.
+    #[test]
+    fn a_refused_take_tells_the_shipper_once_per_wait() {
+        use std::future::Future;
+        let told = |budget: &ByteBudget| {
+            let waker = std::task::Waker::noop();
+            let mut context = std::task::Context::from_waker(waker);
+            let mut refused = std::pin::pin!(budget.refused());
+            refused.as_mut().poll(&mut context).is_ready()
+        };
+        let budget = ByteBudget::new(100);
+        let share = budget.share(&destination("a"));
+        assert!(budget.try_acquire(&share, 100));
+        assert!(!told(&budget), "nothing refused yet");
+        assert!(!budget.has_room(&share));
+        assert!(!budget.try_acquire(&share, 1));
+        assert!(told(&budget));
+        assert!(!told(&budget), "once per wait");
+        budget.release(&share, 100);
+        assert!(budget.try_acquire(&share, 100));
+        assert!(!budget.has_room(&share));
+        assert!(told(&budget), "a new wait");
     }
 }

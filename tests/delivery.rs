@@ -684,3 +684,53 @@ fn short_lived_files_one_after_another_are_forgotten() {
         rss[1]
     );
 }
+
+/// Many streams, each with less than a full batch, more data than the budget, and a long
+/// `force_flush_interval`: the batches that hold the whole budget go out as soon as the files
+/// wait for room, not when their timer ends. They waited for the timer (here 120 s, the
+/// stock default is 5 s), so 40 streams moved one budget per interval. The last round, less
+/// than the budget, does wait for its timer, as it should.
+#[test]
+fn batches_that_hold_the_whole_budget_go_out_without_waiting_for_their_timer() {
+    const FILES: usize = 40;
+    const BUDGET_MIB: usize = 2;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("streams");
+    std::fs::create_dir(&logs).unwrap();
+    let pad = "x".repeat(2000);
+    let mut written = 0;
+    for f in 0..FILES {
+        let text: String = (0..100)
+            .map(|i| format!("2026-12-05 file {f:02} line {i:03} {pad}\n"))
+            .collect();
+        written += text.len();
+        std::fs::write(logs.join(format!("s{f:02}.log")), text).unwrap();
+    }
+    assert!(written > (3 * BUDGET_MIB) << 20);
+    let daemon = start(
+        dir.path(),
+        json!({
+            "endpoint_override": fake.url(),
+            "force_flush_interval": 120,
+            "logs_collected": {"files": {"collect_list": [{
+                "file_path": format!("{}/*.log", logs.display()),
+                "log_group_name": "streams",
+                "publish_multi_logs": true,
+            }]}}
+        }),
+        &["--log-buffer-mib", &BUDGET_MIB.to_string()],
+    );
+    let arrived =
+        |fake: &FakeLogs| -> usize { messages(fake, "streams").iter().map(|m| m.len() + 1).sum() };
+    // Well within one 120 s interval: all but the last budget's worth.
+    eventually("all but the last round", || {
+        (arrived(&fake) + (BUDGET_MIB << 20) >= written).then_some(())
+    });
+    let (exit, stderr) = daemon.stop("TERM");
+    assert!(exit.success(), "{stderr:?}");
+    let got = messages(&fake, "streams");
+    let distinct: std::collections::HashSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), got.len(), "nothing twice");
+}

@@ -5,7 +5,9 @@
 //! Owns the loop that turns [`TailMessage`]s into requests ([`Shipper`], in phases: `receive`,
 //! `schedule`, `finish`, `forget_idle`). Each (group, stream) has its own [`LogBatcher`]; a
 //! batch closes when full or `force_flush_interval` after its first event (the first flush after
-//! start at a random phase, so a fleet started together does not flush together). Up to
+//! start at a random phase, so a fleet started together does not flush together), or at once
+//! when its destination may take no more of the budget and nothing of it is queued or in
+//! flight (the budget wakes the loop when it refuses the tailer). Up to
 //! `concurrency` requests per stream are in flight, and at most [`MAX_REQUESTS_IN_FLIGHT`] in
 //! all. Batches that wait (throttled, retrying, at the in-flight limit) go out merged, in as
 //! few requests as the PutLogEvents limits allow, in file order.
@@ -358,7 +360,7 @@ pub async fn run(
     budget: Arc<ByteBudget>,
     telemetry: Arc<Telemetry>,
 ) -> LogShipperStats {
-    let mut shipper = Shipper::new(settings, sink, acks, budget, telemetry);
+    let mut shipper = Shipper::new(settings, sink, acks, budget.clone(), telemetry);
     loop {
         shipper.publish();
         let now = Instant::now();
@@ -387,6 +389,8 @@ pub async fn run(
                 shipper.finish(id, result);
             }
             Some(_) = shipper.retention_tasks.join_next(), if !shipper.retention_tasks.is_empty() => {}
+            // The files wait for room: `schedule` sends the batches that only wait for a timer.
+            () = budget.refused() => {}
             _ = sleep_until(wake) => {}
         }
     }
@@ -558,7 +562,16 @@ impl Shipper {
             let Some(state) = self.destinations[i].as_mut() else {
                 continue;
             };
-            if flush_due.is_some_and(|at| now >= at) || draining {
+            // A destination that may take no more bytes (the budget is spent, or its share) gets
+            // no more events until something is delivered: a batch of it that only waits for
+            // its timer goes now, or with many streams the whole budget sat in open batches
+            // for `force_flush_interval` at a time. One with requests queued or in flight
+            // frees room anyway and keeps filling its batch.
+            let stuck = state.opened_at.is_some()
+                && state.in_flight == 0
+                && state.queue.is_empty()
+                && !self.budget.would_allow(&state.share);
+            if flush_due.is_some_and(|at| now >= at) || draining || stuck {
                 state.close_open();
             }
             // Backoff holds during the drain too: a down endpoint must not be hammered.
