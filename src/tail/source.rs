@@ -476,128 +476,222 @@ fn destination(config: &FileConfig, path: &std::path::Path) -> Destination {
 
 /// Runs until `links.stop` is set. Pending multi-line events and partial lines are not sent at
 /// shutdown: they are not acknowledged either, so the next start reads them again, complete.
-pub fn run(mut settings: TailerSettings, links: TailerLinks) {
-    let patterns: Vec<Pattern> = settings
-        .entries
-        .iter()
-        .map(|e| Pattern {
-            file_path: e.file_path.clone(),
-            publish_multi_logs: e.publish_multi_logs,
-            blacklist: e.blacklist.clone(),
-        })
-        .collect();
-    let mut open: Vec<Open> = Vec::new();
-    let mut next_key = 1u64;
-    // Each entry's patterns compiled once; every file of the entry gets a fresh copy.
-    let templates: Vec<Result<EventPipeline, String>> = settings
-        .entries
-        .iter()
-        .map(|config| EventPipeline::new(config, settings.max_event_bytes))
-        .collect();
-    resume_rotated(
-        &mut settings,
-        &templates,
-        &patterns,
-        &mut open,
-        &mut next_key,
-        &links,
-    );
-    resume_superseded(
-        &mut settings,
-        &templates,
-        &patterns,
-        &mut open,
-        &mut next_key,
-        &links,
-    );
-    let mut last_scan: Option<Instant> = None;
-    let mut lines: Vec<Line> = Vec::new();
-    let mut rescan_now = false;
-    // The newest match of each entry, as the last discovery saw it.
-    let mut newest: Vec<Option<PathBuf>> = vec![None; patterns.len()];
-    let mut removals: HashMap<u64, Removal> = HashMap::new();
-    let mut finished_files = FinishedFiles::default();
-    let counters = &links.telemetry.tailer;
-    let rescan_every = if links.file_events {
-        RESCAN_INTERVAL_WITH_EVENTS
-    } else {
-        RESCAN_INTERVAL
-    };
-    let auto_removal = settings.entries.iter().any(|e| e.auto_removal);
-    // Whether files came, went, or took a descriptor since the descriptors were last counted.
-    let mut recount = true;
-    // The last discovery left matches unopened for want of descriptors.
-    let mut unopened = false;
-    // The last `close_idle` closed fewer files than it wanted.
-    let mut close_again = false;
-    let mut roster = Roster::default();
-    let mut passes = 0usize;
-    let mut held = Held {
-        total: 0,
-        cap: links.budget.max() / 2,
-    };
-    while !links.stop.load(Ordering::Relaxed) {
-        counters
+pub fn run(settings: TailerSettings, links: TailerLinks) {
+    let mut tailer = Tailer::start(settings, links);
+    while !tailer.links.stop.load(Ordering::Relaxed) {
+        if tailer.pass() == HandOn::Stop {
+            return;
+        }
+    }
+}
+
+/// The tailer's state between passes. A pass goes through named phases, in order:
+/// [`Tailer::take_delivered`] (auto_removal deletions CloudWatch made safe),
+/// [`Tailer::discover_if_due`], [`Tailer::read_pass`] (each due file: [`Tailer::read_file`]),
+/// [`Tailer::retire`] (files read to their end for good), [`Tailer::count_descriptors`], and
+/// [`Tailer::rest`] (sleep until something is due).
+struct Tailer {
+    settings: TailerSettings,
+    links: TailerLinks,
+    /// Each entry's pattern.
+    patterns: Vec<Pattern>,
+    /// Each entry's patterns compiled once; every file of the entry gets a fresh copy.
+    templates: Vec<Result<EventPipeline, String>>,
+    /// The files tailed.
+    open: Vec<Open>,
+    /// The checkpoint key the next file gets.
+    next_key: u64,
+    /// The newest match of each entry, as the last discovery saw it.
+    newest: Vec<Option<PathBuf>>,
+    /// Files of `auto_removal` entries waiting for CloudWatch before they are deleted, by key.
+    removals: HashMap<u64, Removal>,
+    finished_files: FinishedFiles,
+    roster: Roster,
+    held: Held,
+    /// The lines of the file being read (kept for its allocation).
+    lines: Vec<Line>,
+    /// When discovery last ran.
+    last_scan: Option<Instant>,
+    rescan_every: Duration,
+    /// Discovery runs at the next pass, whatever the events said.
+    rescan_now: bool,
+    /// Whether files came, went, or took a descriptor since the descriptors were last counted.
+    recount: bool,
+    /// The last discovery left matches unopened for want of descriptors.
+    unopened: bool,
+    /// The last `close_idle` closed fewer files than it wanted.
+    close_again: bool,
+    /// Passes so far: each starts one file further (see [`Tailer::read_pass`]).
+    passes: usize,
+}
+
+/// What one pass did.
+#[derive(Default)]
+struct Pass {
+    /// Something was read, handed on or opened: another pass follows at once.
+    progressed: bool,
+    /// A file gave most of a pass's read budget: it has more right now.
+    busy: bool,
+    /// Indices of files read to their end for good (detached and quiet).
+    finished: Vec<usize>,
+}
+
+impl Tailer {
+    /// The tailer of `settings`, with the rotated and superseded files of the last run resumed.
+    fn start(mut settings: TailerSettings, links: TailerLinks) -> Self {
+        let patterns: Vec<Pattern> = settings
+            .entries
+            .iter()
+            .map(|e| Pattern {
+                file_path: e.file_path.clone(),
+                publish_multi_logs: e.publish_multi_logs,
+                blacklist: e.blacklist.clone(),
+            })
+            .collect();
+        let templates: Vec<Result<EventPipeline, String>> = settings
+            .entries
+            .iter()
+            .map(|config| EventPipeline::new(config, settings.max_event_bytes))
+            .collect();
+        let mut open = Vec::new();
+        let mut next_key = 1u64;
+        resume_rotated(
+            &mut settings,
+            &templates,
+            &patterns,
+            &mut open,
+            &mut next_key,
+            &links,
+        );
+        resume_superseded(
+            &mut settings,
+            &templates,
+            &patterns,
+            &mut open,
+            &mut next_key,
+            &links,
+        );
+        let rescan_every = if links.file_events {
+            RESCAN_INTERVAL_WITH_EVENTS
+        } else {
+            RESCAN_INTERVAL
+        };
+        let held = Held {
+            total: 0,
+            cap: links.budget.max() / 2,
+        };
+        Tailer {
+            newest: vec![None; patterns.len()],
+            settings,
+            links,
+            patterns,
+            templates,
+            open,
+            next_key,
+            removals: HashMap::new(),
+            finished_files: FinishedFiles::default(),
+            roster: Roster::default(),
+            held,
+            lines: Vec::new(),
+            last_scan: None,
+            rescan_every,
+            rescan_now: false,
+            recount: true,
+            unopened: false,
+            close_again: false,
+            passes: 0,
+        }
+    }
+
+    /// One pass over what is due; `Stop` when the shipper is gone.
+    fn pass(&mut self) -> HandOn {
+        self.links
+            .telemetry
+            .tailer
             .heartbeat_secs
             .store(epoch_secs(), Ordering::Relaxed);
-        for key in links.delivered.try_iter() {
-            if let Some(removal) = removals.remove(&key) {
-                recount = true;
+        self.take_delivered();
+        let changed = self.links.changed.take();
+        let periodic = self
+            .last_scan
+            .is_none_or(|at| at.elapsed() >= self.rescan_every);
+        // The periodic look also catches changes to closed files that raised no event.
+        let look_at_all = changed.all || periodic || !self.links.file_events;
+        let mut pass = Pass {
+            progressed: self.discover_if_due(changed.names || periodic),
+            ..Pass::default()
+        };
+        if self.read_pass(&changed.named(), look_at_all, &mut pass) == HandOn::Stop {
+            return HandOn::Stop;
+        }
+        self.retire(std::mem::take(&mut pass.finished));
+        // A file that was busy (read, or waiting for room) may be closable now, and matches
+        // wait for its descriptor.
+        self.recount |= self.unopened && (pass.progressed || self.close_again);
+        self.count_descriptors();
+        self.rest(&pass);
+        HandOn::Done
+    }
+
+    /// Deletes the `auto_removal` files whose every byte CloudWatch now has.
+    fn take_delivered(&mut self) {
+        for key in self.links.delivered.try_iter() {
+            if let Some(removal) = self.removals.remove(&key) {
+                self.recount = true;
                 remove_delivered(
-                    &settings,
-                    &templates,
+                    &self.settings,
+                    &self.templates,
                     removal,
-                    &mut open,
-                    &mut next_key,
-                    &links,
+                    &mut self.open,
+                    &mut self.next_key,
+                    &self.links,
                 );
             }
         }
-        let changed = links.changed.take();
-        let periodic = last_scan.is_none_or(|at| at.elapsed() >= rescan_every);
-        // The periodic look also catches changes to closed files that raised no event.
-        let look_at_all = changed.all || periodic || !links.file_events;
-        let named = changed.named();
-        // Appends only need the files polled; globs are evaluated again when names changed.
-        let mut more_to_open = false;
-        if changed.names || rescan_now || periodic {
-            last_scan = Some(Instant::now());
-            rescan_now = false;
-            recount = true;
-            let before = open.len();
-            unopened = discover(
-                &mut settings,
-                &templates,
-                &finished_files,
-                &patterns,
-                &mut newest,
-                &mut open,
-                &mut next_key,
-                &links,
-            );
-            // With no room made since the last call (every open file busy), the files left
-            // wait until one is closed rather than loop.
-            more_to_open = unopened && open.len() > before;
+    }
+
+    /// Evaluates the globs again when names changed, at the periodic look, or when asked;
+    /// appends only need the files polled. Returns whether files were left unopened for want
+    /// of descriptors after others were opened: they are opened next pass, once this pass has
+    /// read the new ones and closed the idle.
+    fn discover_if_due(&mut self, names_changed: bool) -> bool {
+        if !(names_changed || self.rescan_now) {
+            return false;
         }
-        // Files discovery left unopened for want of descriptors are opened next pass, once
-        // this pass has read the new ones and closed the idle.
-        rescan_now |= more_to_open;
-        let mut progressed = more_to_open;
-        // Whether a file gave most of a pass's budget: it has more right now.
-        let mut busy = false;
-        let mut finished = Vec::new();
-        roster.catch_up(&open);
-        // Each pass starts one file further, so that the files of a destination short of room
-        // take turns at the room that comes back.
-        let due = roster.due(&named, look_at_all, open.len());
-        passes = passes.wrapping_add(1);
+        self.last_scan = Some(Instant::now());
+        self.rescan_now = false;
+        self.recount = true;
+        let before = self.open.len();
+        self.unopened = discover(
+            &mut self.settings,
+            &self.templates,
+            &self.finished_files,
+            &self.patterns,
+            &mut self.newest,
+            &mut self.open,
+            &mut self.next_key,
+            &self.links,
+        );
+        // With no room made since the last call (every open file busy), the files left wait
+        // until one is closed rather than loop.
+        let more_to_open = self.unopened && self.open.len() > before;
+        self.rescan_now |= more_to_open;
+        more_to_open
+    }
+
+    /// Reads every due file once. Each pass starts one file further, so that the files of a
+    /// destination short of room take turns at the room that comes back.
+    fn read_pass(&mut self, named: &Named<'_>, look_at_all: bool, pass: &mut Pass) -> HandOn {
+        self.roster.catch_up(&self.open);
+        let due = self.roster.due(named, look_at_all, self.open.len());
+        self.passes = self.passes.wrapping_add(1);
         let start = if due.is_empty() {
             0
         } else {
-            passes % due.len()
+            self.passes % due.len()
         };
         for &i in due[start..].iter().chain(&due[..start]) {
-            let tailed = &mut open[i];
+            let tailed = &self.open[i];
             // With file-system events, a file is only looked at when an event named it, when it
             // may hold more (it gave lines last pass), when something of it is pending or it is
             // detached, and at the periodic look: a glob over thousands of quiet files costs
@@ -605,214 +699,251 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
             let due = look_at_all
                 || tailed.attention
                 || named.mentions(tailed.path_hash, || tailed.file.path());
-            if !due {
-                continue;
+            if due && self.read_file(i, pass) == HandOn::Stop {
+                return HandOn::Stop;
             }
-            // A file whose destination has no room is not read: what it would read waits in
-            // the file, not in memory, and the budget wakes the tailer when room comes back.
-            // Only the files of that destination wait; the others go on.
-            match hand_on_stalled(tailed, &links) {
-                HandOn::Stop => return,
-                HandOn::Stalled => {
-                    tailed.attention = true;
-                    roster.keep(i);
-                    continue;
-                }
-                HandOn::Done => {}
-            }
-            // Another file of the destination waits with chunks already read: it goes first.
-            if tailed.share.stalled_files() > 0 || !links.budget.has_room(&tailed.share) {
+        }
+        HandOn::Done
+    }
+
+    /// Reads file `i` once, hands on what it gave, and acts on what changed about it.
+    fn read_file(&mut self, i: usize, pass: &mut Pass) -> HandOn {
+        let links = &self.links;
+        let tailed = &mut self.open[i];
+        // A file whose destination has no room is not read: what it would read waits in the
+        // file, not in memory, and the budget wakes the tailer when room comes back. Only the
+        // files of that destination wait; the others go on.
+        match hand_on_stalled(tailed, links) {
+            HandOn::Stop => return HandOn::Stop,
+            HandOn::Stalled => {
                 tailed.attention = true;
-                roster.keep(i);
-                continue;
+                self.roster.keep(i);
+                return HandOn::Done;
             }
-            let was_closed = tailed.file.is_closed();
-            lines.clear();
-            // Lines framed before an error are kept and handed on; the read is tried again next pass.
-            let change = match tailed.file.poll(READ_BUDGET_PER_PASS, &mut lines) {
-                Ok(change) => change,
-                Err(err) => {
-                    warn!(file = %crate::telemetry::shown(tailed.file.path()), "read failed, retrying: {err}");
-                    Change::None
-                }
-            };
-            progressed |= !lines.is_empty();
-            tailed.hot = !lines.is_empty();
-            recount |= was_closed && !tailed.file.is_closed();
-            if !lines.is_empty() {
-                Telemetry::bump(&counters.lines_read, lines.len() as u64);
-                let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
-                Telemetry::bump(&counters.bytes_read, bytes as u64);
-                busy |= bytes >= READ_BUDGET_PER_PASS / 2;
+            HandOn::Done => {}
+        }
+        // Another file of the destination waits with chunks already read: it goes first.
+        if tailed.share.stalled_files() > 0 || !links.budget.has_room(&tailed.share) {
+            tailed.attention = true;
+            self.roster.keep(i);
+            return HandOn::Done;
+        }
+        let counters = &links.telemetry.tailer;
+        let was_closed = tailed.file.is_closed();
+        let lines = &mut self.lines;
+        lines.clear();
+        // Lines framed before an error are kept and handed on; the read is tried again next pass.
+        let change = match tailed.file.poll(READ_BUDGET_PER_PASS, lines) {
+            Ok(change) => change,
+            Err(err) => {
+                warn!(file = %crate::telemetry::shown(tailed.file.path()), "read failed, retrying: {err}");
+                Change::None
             }
-            let now = Instant::now();
-            let now_ms = epoch_ms();
-            if !lines.is_empty() {
-                tailed.last_line_at = now;
-            } else if change == Change::None
-                && tailed.file.pending_bytes() > 0
-                && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE
-            {
-                // A writer that never ends its last line: hand it on rather than hold it for ever.
-                lines.extend(tailed.file.take_partial());
-                tailed.last_line_at = now;
-                progressed = true;
+        };
+        pass.progressed |= !lines.is_empty();
+        tailed.hot = !lines.is_empty();
+        self.recount |= was_closed && !tailed.file.is_closed();
+        if !lines.is_empty() {
+            Telemetry::bump(&counters.lines_read, lines.len() as u64);
+            let bytes: usize = lines.iter().map(|l| l.bytes.len()).sum();
+            Telemetry::bump(&counters.bytes_read, bytes as u64);
+            pass.busy |= bytes >= READ_BUDGET_PER_PASS / 2;
+        }
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        if !lines.is_empty() {
+            tailed.last_line_at = now;
+        } else if change == Change::None
+            && tailed.file.pending_bytes() > 0
+            && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE
+        {
+            // A writer that never ends its last line: hand it on rather than hold it for ever.
+            lines.extend(tailed.file.take_partial());
+            tailed.last_line_at = now;
+            pass.progressed = true;
+        }
+        let mut outputs = Outputs::new(tailed.key);
+        for line in lines.drain(..) {
+            tailed.pipeline.push(line, now, now_ms, &mut outputs);
+        }
+        // A renamed-away or deleted file is read until its writer has been quiet for a while
+        // (it may append until it reopens its log); then its last line and event go out.
+        let writer_done = tailed.file.is_detached()
+            && tailed.stalled.is_empty()
+            && change == Change::None
+            && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE;
+        match change {
+            // The content before the change is complete: its pending event goes out now, so
+            // it is not overtaken by the new file's lines.
+            Change::Truncated | Change::Rotated | Change::Deleted => {
+                tailed.pipeline.flush(now_ms, &mut outputs)
             }
-            let mut outputs = Outputs::new(tailed.key);
-            for line in lines.drain(..) {
-                tailed.pipeline.push(line, now, now_ms, &mut outputs);
-            }
-            // A renamed-away or deleted file is read until its writer has been quiet for a while
-            // (it may append until it reopens its log); then its last line and event go out.
-            let writer_done = tailed.file.is_detached()
-                && tailed.stalled.is_empty()
-                && change == Change::None
-                && now.duration_since(tailed.last_line_at) >= MULTI_LINE_IDLE;
-            match change {
-                // The content before the change is complete: its pending event goes out now, so
-                // it is not overtaken by the new file's lines.
-                Change::Truncated | Change::Rotated | Change::Deleted => {
-                    tailed.pipeline.flush(now_ms, &mut outputs)
-                }
-                _ if writer_done => {
-                    if let Some(line) = tailed.file.take_partial() {
-                        tailed.pipeline.push(line, now, now_ms, &mut outputs);
-                    }
-                    tailed.pipeline.flush(now_ms, &mut outputs);
-                }
-                _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
-            }
-            if held.over_cap(tailed) {
+            _ if writer_done => {
                 if let Some(line) = tailed.file.take_partial() {
                     tailed.pipeline.push(line, now, now_ms, &mut outputs);
                 }
                 tailed.pipeline.flush(now_ms, &mut outputs);
-                held.over_cap(tailed);
             }
-            if hand_on(tailed, outputs, &links) == HandOn::Stop {
-                return;
+            _ => tailed.pipeline.flush_idle(now, now_ms, &mut outputs),
+        }
+        if self.held.over_cap(tailed) {
+            if let Some(line) = tailed.file.take_partial() {
+                tailed.pipeline.push(line, now, now_ms, &mut outputs);
             }
-            if writer_done && tailed.stalled.is_empty() {
-                // Everything it will ever hand on is out: its checkpoint ends once that is delivered.
+            tailed.pipeline.flush(now_ms, &mut outputs);
+            self.held.over_cap(tailed);
+        }
+        if hand_on(tailed, outputs, links) == HandOn::Stop {
+            return HandOn::Stop;
+        }
+        if writer_done && tailed.stalled.is_empty() {
+            // Everything it will ever hand on is out: its checkpoint ends once that is delivered.
+            let _ = links.checkpoints.send(CheckpointMessage::Finished {
+                file: tailed.key,
+                end: tailed.file.offset(),
+            });
+            pass.finished.push(i);
+        }
+        self.after_change(i, change, now, pass);
+        HandOn::Done
+    }
+
+    /// What a change of file `i` (or its stronger identity) means for its checkpoint and the
+    /// passes to come, and whether the next pass must look at it without an event.
+    fn after_change(&mut self, i: usize, change: Change, now: Instant, pass: &mut Pass) {
+        let links = &self.links;
+        let tailed = &mut self.open[i];
+        if change == Change::None && tailed.file.identity() != tailed.told_identity {
+            // The fingerprint now covers more of the head: a stronger identity for restarts.
+            tailed.told_identity = tailed.file.identity();
+            let _ = links.checkpoints.send(CheckpointMessage::Identity {
+                file: tailed.key,
+                identity: tailed.told_identity,
+            });
+        }
+        match change {
+            Change::None => {}
+            Change::Rotated | Change::Deleted => {
+                info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "the old file is read until its writer is done");
+                // The writer's quiet time counts from now, not from the last line before.
+                tailed.last_line_at = now;
+                // The path may name a new file already: look now rather than at the next rescan.
+                self.rescan_now = true;
+                pass.progressed = true;
+            }
+            Change::Truncated => {
+                info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "reading the new content from its start");
                 let _ = links.checkpoints.send(CheckpointMessage::Finished {
                     file: tailed.key,
-                    end: tailed.file.offset(),
+                    end: tailed.file.truncated_at(),
                 });
-                finished.push(i);
-            }
-            if change == Change::None && tailed.file.identity() != tailed.told_identity {
-                // The fingerprint now covers more of the head: a stronger identity for restarts.
+                tailed.key = self.next_key;
+                self.next_key += 1;
                 tailed.told_identity = tailed.file.identity();
-                let _ = links.checkpoints.send(CheckpointMessage::Identity {
+                let _ = links.checkpoints.send(CheckpointMessage::Register {
                     file: tailed.key,
-                    identity: tailed.told_identity,
+                    path: tailed.file.path().to_owned(),
+                    identity: tailed.file.identity(),
+                    offset: 0,
+                    rotated: false,
                 });
-            }
-            match change {
-                Change::None => {}
-                Change::Rotated | Change::Deleted => {
-                    info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "the old file is read until its writer is done");
-                    // The writer's quiet time counts from now, not from the last line before.
-                    tailed.last_line_at = now;
-                    // The path may name a new file already: look now rather than at the next rescan.
-                    rescan_now = true;
-                    progressed = true;
-                }
-                Change::Truncated => {
-                    info!(file = %crate::telemetry::shown(tailed.file.path()), ?change, "reading the new content from its start");
-                    let _ = links.checkpoints.send(CheckpointMessage::Finished {
-                        file: tailed.key,
-                        end: tailed.file.truncated_at(),
-                    });
-                    tailed.key = next_key;
-                    next_key += 1;
-                    tailed.told_identity = tailed.file.identity();
-                    let _ = links.checkpoints.send(CheckpointMessage::Register {
-                        file: tailed.key,
-                        path: tailed.file.path().to_owned(),
-                        identity: tailed.file.identity(),
-                        offset: 0,
-                        rotated: false,
-                    });
-                    progressed = true;
-                }
-            }
-            // A truncated file restarts at 0 without reading: the new content may have come
-            // with the event this pass consumed, and no other event may follow.
-            tailed.attention = tailed.hot
-                || change == Change::Truncated
-                || tailed.file.is_detached()
-                || tailed.file.pending_bytes() > 0
-                || tailed.pipeline.has_pending()
-                || !tailed.stalled.is_empty();
-            if tailed.attention {
-                roster.keep(i);
+                pass.progressed = true;
             }
         }
+        // A truncated file restarts at 0 without reading: the new content may have come with
+        // the event this pass consumed, and no other event may follow.
+        tailed.attention = tailed.hot
+            || change == Change::Truncated
+            || tailed.file.is_detached()
+            || tailed.file.pending_bytes() > 0
+            || tailed.pipeline.has_pending()
+            || !tailed.stalled.is_empty();
+        if tailed.attention {
+            self.roster.keep(i);
+        }
+    }
+
+    /// Lets go of the files read to their end for good, and of the older files of
+    /// `auto_removal` entries once a newer one is tailed (they are deleted when CloudWatch has
+    /// all of them, see [`Tailer::take_delivered`]).
+    fn retire(&mut self, mut finished: Vec<usize>) {
         if !finished.is_empty() {
-            recount = true;
-            roster.stale = true;
+            self.recount = true;
+            self.roster.stale = true;
         }
-        // A file that was busy (read, or waiting for room) may be closable now, and matches
-        // wait for its descriptor.
-        recount |= unopened && (progressed || close_again);
         // Removed from the back, so that the indices still to remove stay valid.
         finished.sort_unstable();
         for i in finished.into_iter().rev() {
-            let gone = open.remove(i);
-            held.forget(&gone);
-            finished_files.remember(gone.file.identity(), gone.file.offset());
+            let gone = self.open.remove(i);
+            self.held.forget(&gone);
+            self.finished_files
+                .remember(gone.file.identity(), gone.file.offset());
             info!(file = %crate::telemetry::shown(gone.file.path()), "rotated or deleted file fully read");
         }
-        for i in (0..open.len()).rev().filter(|_| auto_removal) {
-            if superseded_and_read(&open[i], &settings, &newest) {
-                recount = true;
-                roster.stale = true;
-                let done = open.remove(i);
-                held.forget(&done);
-                let end = done.file.offset();
-                info!(file = %crate::telemetry::shown(done.file.path()), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
-                let _ = links.checkpoints.send(CheckpointMessage::Finished {
-                    file: done.key,
-                    end,
-                });
-                removals.insert(
-                    done.key,
-                    Removal {
-                        path: done.file.path().to_owned(),
-                        identity: done.file.identity(),
-                        end,
-                        entry: done.entry,
-                    },
-                );
-            }
+        if !self.settings.entries.iter().any(|e| e.auto_removal) {
+            return;
         }
-        if recount {
-            // Descriptors are only taken by discovery and by reopening a closed file; counting
-            // them every pass was a walk of every file.
-            recount = false;
-            let closed = close_idle(&mut open, MAX_OPEN_FILES, &links.budget);
-            // Descriptors were freed for the matches that wait for one: they are opened next pass.
-            rescan_now |= unopened && closed.closed > 0;
-            // Matches wait for descriptors that files paused for room hold: counted again at
-            // each pass until those files could be closed.
-            close_again = unopened && closed.short;
-            counters
-                .files_tailed
-                .store(open.len() as u64, Ordering::Relaxed);
-            counters.files_open.store(
-                open.iter().filter(|o| !o.file.is_closed()).count() as u64,
-                Ordering::Relaxed,
+        for i in (0..self.open.len()).rev() {
+            if !superseded_and_read(&self.open[i], &self.settings, &self.newest) {
+                continue;
+            }
+            self.recount = true;
+            self.roster.stale = true;
+            let done = self.open.remove(i);
+            self.held.forget(&done);
+            let end = done.file.offset();
+            info!(file = %crate::telemetry::shown(done.file.path()), "auto_removal: a newer file is tailed; this one is deleted once CloudWatch has all of it");
+            let _ = self.links.checkpoints.send(CheckpointMessage::Finished {
+                file: done.key,
+                end,
+            });
+            self.removals.insert(
+                done.key,
+                Removal {
+                    path: done.file.path().to_owned(),
+                    identity: done.file.identity(),
+                    end,
+                    entry: done.entry,
+                },
             );
         }
-        if !progressed {
-            // Idle: sleep until a file-system event, the next rescan, or the moment a pending
-            // multi-line event or unterminated line is due; no wake-ups beyond those. Without
-            // file-system events (no inotify), appends are looked for every second.
+    }
+
+    /// Closes idle files once too many are open, and counts files and descriptors for the
+    /// status. Descriptors are only taken by discovery and by reopening a closed file:
+    /// counting them every pass was a walk of every file.
+    fn count_descriptors(&mut self) {
+        if !std::mem::take(&mut self.recount) {
+            return;
+        }
+        let closed = close_idle(&mut self.open, MAX_OPEN_FILES, &self.links.budget);
+        // Descriptors were freed for the matches that wait for one: they are opened next pass.
+        self.rescan_now |= self.unopened && closed.closed > 0;
+        // Matches wait for descriptors that files paused for room hold: counted again at each
+        // pass until those files could be closed.
+        self.close_again = self.unopened && closed.short;
+        let counters = &self.links.telemetry.tailer;
+        counters
+            .files_tailed
+            .store(self.open.len() as u64, Ordering::Relaxed);
+        counters.files_open.store(
+            self.open.iter().filter(|o| !o.file.is_closed()).count() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Waits before the next pass. Idle: until a file-system event, the next rescan, or the
+    /// moment a pending multi-line event or unterminated line is due, with no wake-ups beyond
+    /// those (without file-system events, appends are looked for every second). After a pass
+    /// that read every file to its end: a moment for appends to gather.
+    fn rest(&mut self, pass: &Pass) {
+        if !pass.progressed {
             let now = Instant::now();
+            let links = &self.links;
             // A file waiting for its destination's room waits for the budget's wake instead.
-            let due = roster
-                .needing_attention(&open)
+            let due = self
+                .roster
+                .needing_attention(&self.open)
                 .filter(|o| {
                     o.stalled.is_empty()
                         && o.share.stalled_files() == 0
@@ -820,19 +951,21 @@ pub fn run(mut settings: TailerSettings, links: TailerLinks) {
                 })
                 .map(|o| (o.last_line_at + MULTI_LINE_IDLE).saturating_duration_since(now))
                 .min();
-            let until_rescan = last_scan.map_or(Duration::ZERO, |at| {
-                rescan_every.saturating_sub(at.elapsed()).min(MAX_SLEEP)
+            let until_rescan = self.last_scan.map_or(Duration::ZERO, |at| {
+                self.rescan_every
+                    .saturating_sub(at.elapsed())
+                    .min(MAX_SLEEP)
             });
             let mut wait = due.map_or(until_rescan, |d| d.min(until_rescan));
             // Without file-system events, or while matches wait for descriptors that room
             // given back may free (the wake for that room can be missed by a hair).
-            if !links.file_events || close_again {
+            if !links.file_events || self.close_again {
                 wait = wait.min(Duration::from_secs(1));
             }
             // What woke it is in `links.changed` (or it is the stop, or a delivered file).
             let _ = links.wake.recv_timeout(wait);
             while links.wake.try_recv().is_ok() {}
-        } else if !busy && !rescan_now {
+        } else if !pass.busy && !self.rescan_now {
             // Every file was read to its end: let appends gather for a moment instead of taking
             // them write by write (at 10 MB/s in 100 writes a second, a pass, a hand-off and a
             // shipper wake-up each). A file with more to read goes on at once.
