@@ -6,6 +6,7 @@
 //!   (credentials, region, endpoints, proxy, CA) and the one place that describes SDK failures.
 //! - [`daemon`]: what `cwlite run` does with a configuration.
 //! - [`telemetry`]: the counters every part updates, and the status report built from them.
+//! - [`regular`]: how every file others may swap is opened (no link, no FIFO).
 //!
 //! `main.rs` only parses the command line and maps errors to exit codes.
 
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod event;
 pub mod metrics;
 pub mod queue;
+pub mod regular;
 pub mod ship;
 pub mod state;
 pub mod tail;

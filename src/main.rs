@@ -332,20 +332,13 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
 /// file. Created 0640.
 fn open_logfile(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|err| match err.raw_os_error() {
-            Some(libc::ELOOP) => std::io::Error::other("it is a symbolic link"),
-            _ => err,
-        })?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
-    }
-    Ok(file)
+    cwlite::regular::open(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o640),
+        path,
+    )
 }
 
 /// Prefixes each line with its syslog priority (`<3>` error … `<7>` debug), which the journal

@@ -527,11 +527,26 @@ fn a_glob_over_many_files_keeps_descriptors_bounded_and_misses_no_append() {
             .count()
     };
     let limit = cwlite::tail::source::MAX_OPEN_FILES;
+    let kinds = || {
+        let mut kinds = std::collections::BTreeMap::new();
+        for fd in std::fs::read_dir(format!("/proc/{}/fd", daemon.child.id())).unwrap() {
+            let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            let kind = if target.starts_with(&*many.to_string_lossy()) {
+                "tailed file".to_owned()
+            } else {
+                target.split(':').next().unwrap_or_default().to_owned()
+            };
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        kinds
+    };
     // Sockets, the inotify descriptor, pipes, the runtime's own: well under 64.
     assert!(
         descriptors() < limit + 64,
-        "{} descriptors open with {FILES} files tailed",
-        descriptors()
+        "{} descriptors open with {FILES} files tailed: {:?}",
+        descriptors(),
+        kinds()
     );
     // Most descriptors are closed by now: every file gets a line, closed or not.
     for i in 0..FILES {

@@ -714,16 +714,9 @@ const STATE_FILE_MAX_BYTES: u64 = 8192;
 /// if it is a regular file of a checkpoint's size. The reason never quotes the content.
 fn read_state_file(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+    let file = crate::regular::open(std::fs::OpenOptions::new().read(true), path)
         .map_err(|e| e.to_string())?;
     let metadata = file.metadata().map_err(|e| e.to_string())?;
-    if !metadata.is_file() {
-        return Err("not a regular file".into());
-    }
     if metadata.len() > STATE_FILE_MAX_BYTES {
         return Err(format!(
             "{} bytes, larger than a checkpoint can be",

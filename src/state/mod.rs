@@ -65,27 +65,23 @@ pub fn rewrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     if bytes.len() > IN_PLACE_MAX_BYTES {
         return Ok(false);
     }
-    // O_NOFOLLOW and O_NONBLOCK: a link or a FIFO where a checkpoint was is not written
-    // through (nor waited on); the atomic write then replaces the name itself.
-    let file = match std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
+    // A link or a FIFO where a checkpoint was is not written through (nor waited on); the
+    // atomic write then replaces the name itself.
+    let file = match crate::regular::open(std::fs::OpenOptions::new().write(true), path) {
         Ok(file) => file,
         Err(err)
-            if matches!(
-                err.raw_os_error(),
-                Some(libc::ENOENT | libc::ELOOP | libc::ENXIO | libc::EACCES)
-            ) =>
+            if crate::regular::refused(&err).is_some()
+                || matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOENT | libc::ENXIO | libc::EACCES | libc::EISDIR)
+                ) =>
         {
             return Ok(false);
         }
         Err(err) => return Err(err),
     };
-    let metadata = file.metadata()?;
-    let old_len = metadata.len() as usize;
-    if !metadata.is_file() || old_len > IN_PLACE_MAX_BYTES {
+    let old_len = file.metadata()?.len() as usize;
+    if old_len > IN_PLACE_MAX_BYTES {
         return Ok(false);
     }
     let mut padded = [b'\n'; IN_PLACE_MAX_BYTES];

@@ -73,30 +73,18 @@ fn head_crc(file: &File, len: u32) -> io::Result<(u64, u32)> {
 /// # Errors
 /// The file cannot be opened, or is a refused link or not a regular file.
 pub fn open_log(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = |path: &Path| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-    };
-    let file = match open(path) {
-        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+    use crate::regular::{Refused, refused};
+    let open = |path: &Path| crate::regular::open(std::fs::OpenOptions::new().read(true), path);
+    match open(path) {
+        Err(err) if refused(&err) == Some(Refused::Link) => {
             let link = std::fs::symlink_metadata(path)?;
             super::discovery::link_allowed(path, &link).map_err(io::Error::other)?;
             // The link's target, resolved now: a link swapped in after the check is refused
             // by O_NOFOLLOW rather than followed.
-            open(&std::fs::canonicalize(path)?)?
+            open(&std::fs::canonicalize(path)?)
         }
-        other => other?,
-    };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
+        other => other,
     }
-    // Reads of a regular file never block anyway; cleared so the descriptor is an ordinary one.
-    let flags = rustix::fs::fcntl_getfl(&file)?;
-    rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
-    Ok(file)
 }
 
 /// Where the file `identity` names is now: at `path`, or under another name in the same
@@ -762,7 +750,7 @@ mod tests {
         )
         .unwrap();
         let err = TailedFile::open(&fifo, 0, None, 64, 1 << 20).unwrap_err();
-        assert_eq!(err.to_string(), "not a regular file");
+        assert_eq!(err.to_string(), "it is not a regular file");
         assert!(open_log(dir.path()).is_err());
         assert!(open_log(Path::new("/dev/null")).is_err());
     }
