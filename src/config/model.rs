@@ -327,7 +327,9 @@ pub struct FileConfig {
     pub file_path: String,
     /// Destination group.
     pub log_group_name: LogGroupName,
-    /// Destination stream (placeholders resolved).
+    /// Destination stream (placeholders resolved). With `publish_multi_logs` and a named group,
+    /// the prefix of each file's stream: the entry's own `log_stream_name`, empty when it has
+    /// none (the stock agent names the streams `<prefix>_` and the path, `__var_log_x.log`).
     pub log_stream_name: String,
     /// Class for a group cwlite creates.
     pub log_group_class: Option<LogGroupClass>,

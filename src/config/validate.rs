@@ -754,15 +754,93 @@ fn validate_plugin(
         },
         _ => PluginOptions::None,
     };
+    let drop_original_metrics = dropped_originals(
+        name,
+        &raw.measurement,
+        raw.drop_original_metrics.as_deref().unwrap_or_default(),
+        &measurements,
+        &path.key("drop_original_metrics"),
+        diagnostics,
+    );
     Some(PluginConfig {
         kind,
         measurements,
         interval_secs,
         high_resolution: interval_secs < HIGH_RESOLUTION_BELOW_SECS,
         append_dimensions,
-        drop_original_metrics: raw.drop_original_metrics.unwrap_or_default(),
+        drop_original_metrics,
         options,
     })
+}
+
+/// The metric names whose original series `drop_original_metrics` drops, read as the stock
+/// agent reads it (`translator/translate/otel/common/metrics.go`, `GetDropOriginalMetrics`;
+/// the exporter then skips a datum whose final name is in the set, roll-ups kept):
+/// - an entry not containing the plugin's name gets it as a prefix (`time_active` is
+///   `cpu_time_active`);
+/// - `"*"` is every measurement listed;
+/// - an entry containing the prefixed name of a measurement given as an object drops that
+///   measurement's final name (its `rename` if it has one); the test is the stock agent's
+///   substring test, so `cpu_usage_guest_nice` also matches an object `usage_guest`;
+/// - any other entry is the name itself: a `rename` drops only if it contains the plugin's
+///   name (`CPU_IDLE` is read as `cpu_CPU_IDLE`, which matches nothing, and is warned about).
+fn dropped_originals(
+    plugin: &str,
+    listed: &[RawMeasurement],
+    entries: &[String],
+    measurements: &[Measurement],
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Vec<String> {
+    let decorate = |name: &str| {
+        if name.contains(plugin) {
+            name.to_owned()
+        } else {
+            format!("{plugin}_{name}")
+        }
+    };
+    let mut dropped: Vec<String> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let wildcard = entry == "*";
+        let entry = if wildcard {
+            entry.clone()
+        } else {
+            decorate(entry)
+        };
+        let mut matched = false;
+        for measurement in listed {
+            let name = match measurement {
+                RawMeasurement::Object(object) => {
+                    let name = decorate(&object.name);
+                    if !(wildcard || entry.contains(&name)) {
+                        continue;
+                    }
+                    matched = true;
+                    match &object.rename {
+                        Some(rename) => rename.clone(),
+                        None => name,
+                    }
+                }
+                RawMeasurement::Name(name) if wildcard => decorate(name),
+                RawMeasurement::Name(_) => continue,
+            };
+            dropped.push(name);
+        }
+        if !matched && !wildcard {
+            if measurements.iter().all(|m| m.metric_name != entry) {
+                diagnostics.warn(
+                    &path.index(i),
+                    format!(
+                        "matches no measurement listed: read as \"{entry}\", as the stock agent reads it"
+                    ),
+                );
+            }
+            dropped.push(entry);
+        }
+    }
+    dropped.sort();
+    dropped.dedup();
+    dropped
 }
 
 /// Per-plugin static dimensions, with `${aws:…}` resolved the stock on-premises way.
@@ -1046,27 +1124,46 @@ fn validate_file(
         _ => {
             let derived = strip_last_extension(&raw.file_path);
             if !is_valid_log_group_name(&derived) {
-                diagnostics.error(
+                // The stock agent starts, and CloudWatch refuses every batch of this entry
+                // (InvalidParameterException), which it drops without retry, moving the offset
+                // on (`internal/pusher/sender.go`, `Send`): the data is lost. One bad entry
+                // must not stop the others either, so it alone is skipped, and said.
+                diagnostics.warn(
                     &path.key("log_group_name"),
-                    format!("not set, and the default taken from file_path, \"{derived}\", is not a valid log group name; set log_group_name"),
+                    format!("not set, and the default taken from file_path, \"{derived}\", is not a valid log group name: this entry is skipped (set log_group_name)"),
                 );
+                return None;
             }
             LogGroupName::Named(derived)
         }
     };
-    let stream_source = raw.log_stream_name.as_deref().unwrap_or(default_stream);
-    // The stock translator turns an empty stream name into the instance id.
-    let log_stream_name = if stream_source.is_empty() {
-        expand::UNKNOWN_INSTANCE_ID.to_owned()
+    // With `publish_multi_logs` and a named group, each file's stream is the entry's own
+    // `log_stream_name` (empty when unset; never the section's or the host name) joined to its
+    // path: `__var_log_app.log` (`plugins/inputs/logfile/logfile.go`, `FindLogSrc` and
+    // `generateLogStreamName`).
+    let entry_stream_only = publish_multi_logs
+        && matches!(log_group_name, LogGroupName::Named(_))
+        && raw.log_stream_name.as_deref().is_none_or(str::is_empty);
+    let log_stream_name = if entry_stream_only {
+        String::new()
     } else {
-        placeholders.resolve(stream_source)
+        let stream_source = raw.log_stream_name.as_deref().unwrap_or(default_stream);
+        // The stock translator turns an empty stream name into the instance id.
+        let name = if stream_source.is_empty() {
+            expand::UNKNOWN_INSTANCE_ID.to_owned()
+        } else {
+            placeholders.resolve(stream_source)
+        };
+        if !is_valid_log_stream_name(&name) {
+            diagnostics.error(
+                &path.key("log_stream_name"),
+                format!(
+                    "\"{name}\" is not a valid log stream name: 1 to 512 characters without : or *"
+                ),
+            );
+        }
+        name
     };
-    if !is_valid_log_stream_name(&log_stream_name) {
-        diagnostics.error(
-            &path.key("log_stream_name"),
-            format!("\"{log_stream_name}\" is not a valid log stream name: 1 to 512 characters without : or *"),
-        );
-    }
     let log_group_class =
         raw.log_group_class
             .as_deref()
@@ -1207,9 +1304,12 @@ fn validate_file(
 /// The stock default group: the file path without its last extension (`/tmp/app.log` → `/tmp/app`).
 fn strip_last_extension(file_path: &str) -> String {
     let name_start = file_path.rfind('/').map_or(0, |i| i + 1);
+    // Go's `filepath.Ext`: from the last dot of the last element, a leading dot included
+    // (`plugins/inputs/logfile/fileconfig.go`, `logGroupName`), so `/var/log/.hidden` gives
+    // `/var/log/`.
     match file_path[name_start..].rfind('.') {
-        Some(dot) if dot > 0 => file_path[..name_start + dot].to_owned(),
-        _ => file_path.to_owned(),
+        Some(dot) => file_path[..name_start + dot].to_owned(),
+        None => file_path.to_owned(),
     }
 }
 
@@ -1229,7 +1329,7 @@ mod tests {
             strip_last_extension("/var/log.d/messages"),
             "/var/log.d/messages"
         );
-        assert_eq!(strip_last_extension("/var/log/.hidden"), "/var/log/.hidden");
+        assert_eq!(strip_last_extension("/var/log/.hidden"), "/var/log/");
     }
 
     #[test]

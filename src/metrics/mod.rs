@@ -174,12 +174,18 @@ fn dimension_sets(
             all.push((Arc::from(*key), value.clone()));
         }
     }
+    // telegraf's order (`models/makemetric.go`): a tag is added only if the metric does not
+    // carry it yet, the plugin's own tags first, then the plugin's `tags` (its
+    // `append_dimensions`), then the global tags (`host`). So `{"cpu": "x"}` leaves the cpu
+    // dimension alone and `{"host": "alias"}` renames the host.
     for (key, value) in append {
-        all.retain(|(k, _)| k != key);
-        all.push((key.clone(), value.clone()));
+        if !all.iter().any(|(k, _)| k == key) {
+            all.push((key.clone(), value.clone()));
+        }
     }
-    if let Some(host) = host {
-        all.retain(|(k, _)| &**k != "host");
+    if let Some(host) = host
+        && !all.iter().any(|(k, _)| &**k == "host")
+    {
         all.push((Arc::from("host"), host.clone()));
     }
     let original = order(all.clone());
@@ -329,6 +335,37 @@ mod tests {
         assert_eq!(
             (&*out[1].metric_name, &*out[1].unit),
             ("FreeBytes", "Gigabytes")
+        );
+    }
+
+    /// Issue 19: telegraf adds a tag only when the metric lacks it, the plugin's own tags
+    /// first, then `append_dimensions`, then `host` (`models/makemetric.go`, `makemetric`).
+    /// cwlite let `append_dimensions` override the plugin's tags and `host` override both.
+    #[test]
+    fn plugin_tags_win_over_append_dimensions_which_win_over_host() {
+        let config = plugin(
+            60,
+            &[("used_percent", "disk_used_percent", "Percent")],
+            &[("device", "renamed"), ("host", "alias"), ("team", "ops")],
+            &[],
+        );
+        let mut builder = DatumBuilder::new(&config, &agent(false), &[]);
+        let samples = [Sample {
+            field: "used_percent",
+            value: 1.0,
+            tags: disk_tags(),
+        }];
+        let mut out = Vec::new();
+        builder.build(&samples, 0, &mut out);
+        assert_eq!(
+            dims(&out[0]),
+            [
+                "host=alias",
+                "device=sda1",
+                "fstype=ext4",
+                "path=/",
+                "team=ops"
+            ]
         );
     }
 

@@ -1585,6 +1585,29 @@ fn handoff_chunks(mut events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
 mod tests {
     use super::*;
 
+    /// `plugins/inputs/logfile/logfile.go`, `FindLogSrc`: with `publish_multi_logs`, a named
+    /// group gets streams `<entry stream>_<path, / as _>` (the entry's stream is empty when it
+    /// has none: `__var_log_app.log`), and no group makes the group the path, characters
+    /// CloudWatch refuses as `_`.
+    #[test]
+    fn publish_multi_logs_names_streams_and_groups_as_the_stock_agent() {
+        let named = |stream: &str| {
+            let mut config = FileConfig::plain("/var/log/*.log", "g", stream);
+            config.publish_multi_logs = true;
+            destination(&config, Path::new("/var/log/app 1.log"))
+        };
+        assert_eq!(named("").stream, "__var_log_app_1.log");
+        assert_eq!(named("web").stream, "web__var_log_app_1.log");
+        let mut config = FileConfig::plain("/var/log/*.log", "unused", "web");
+        config.publish_multi_logs = true;
+        config.log_group_name = LogGroupName::FromEachFilePath;
+        let each = destination(&config, Path::new("/var/log/app 1.log"));
+        assert_eq!(
+            (each.group.as_str(), each.stream.as_str()),
+            ("/var/log/app_1.log", "web")
+        );
+    }
+
     #[test]
     fn names_longer_than_cloudwatch_takes_are_fitted_stably_and_stay_apart() {
         assert_eq!(MAX_NAME_CHARS, 512);

@@ -1,0 +1,261 @@
+//! Drop-in fidelity (issue 19): configurations the stock agent accepts mean the same in
+//! cwlite. Each table row is one configuration and what the stock agent makes of it, with the
+//! place in the stock agent's source (`aws/amazon-cloudwatch-agent`, or telegraf, which it
+//! runs) that decides it. The rows fail on cwlite before issue 19 where it differed.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use cwlite::collect::Sample;
+use cwlite::config::expand::HostFacts;
+use cwlite::config::{self, Config, Environment, RegionPolicy};
+use cwlite::metrics::DatumBuilder;
+use serde_json::{Value, json};
+
+fn load(json: &Value) -> (Config, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write_json(dir.path(), "config.json", json);
+    let host = HostFacts {
+        hostname: "web-01".into(),
+        ip_address: Some(Ipv4Addr::new(10, 0, 0, 7)),
+        date: "2026-12-05".into(),
+    };
+    match config::load(
+        &[path],
+        None,
+        &Environment::fixed(&[("AWS_REGION", "eu-west-1")], host),
+        RegionPolicy::Optional,
+    ) {
+        Ok(loaded) => (
+            loaded.config,
+            loaded
+                .warnings
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect(),
+        ),
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// The datums the first plugin of `json` sends for one sample of each of its fields, as
+/// `name{dimensions}` (cpu samples carry `cpu=cpu-total`).
+fn datums(json: &Value) -> Vec<String> {
+    let (config, _) = load(json);
+    let metrics = config.metrics.expect("a metrics section");
+    let plugin = &metrics.plugins[0];
+    let mut builder = DatumBuilder::new(plugin, &config.agent, &metrics.aggregation_dimensions);
+    let tags: cwlite::collect::Tags = vec![("cpu", Arc::from("cpu-total"))].into();
+    let samples: Vec<Sample> = plugin
+        .measurements
+        .iter()
+        .map(|m| Sample {
+            field: m.field,
+            value: 1.0,
+            tags: tags.clone(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    builder.build(&samples, 0, &mut out);
+    let mut shown: Vec<String> = out
+        .iter()
+        .map(|d| {
+            let dims: Vec<String> = d
+                .dimensions
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("{}{{{}}}", d.metric_name, dims.join(","))
+        })
+        .collect();
+    shown.sort();
+    shown
+}
+
+fn cpu(plugin: Value) -> Value {
+    json!({"metrics": {"metrics_collected": {"cpu": plugin}}})
+}
+
+/// `drop_original_metrics`, read as `translator/translate/otel/common/metrics.go`
+/// `GetDropOriginalMetrics` reads it, and applied as `plugins/outputs/cloudwatch/cloudwatch.go`
+/// `BuildMetricDatum`/`IsDropping` apply it: the datum with the original dimensions is not
+/// sent, its roll-ups are.
+#[test]
+fn drop_original_metrics_drops_what_the_stock_agent_drops() {
+    let rows: &[(&str, Value, &[&str])] = &[
+        (
+            "a short name gets the plugin prefix (strings.Contains(entry, category) is false)",
+            json!({"measurement": ["time_active", "usage_idle"], "drop_original_metrics": ["time_active"]}),
+            &["cpu_usage_idle{host=web-01,cpu=cpu-total}"],
+        ),
+        (
+            "the full name is used as it is",
+            json!({"measurement": ["time_active", "usage_idle"], "drop_original_metrics": ["cpu_usage_idle"]}),
+            &["cpu_time_active{host=web-01,cpu=cpu-total}"],
+        ),
+        (
+            "\"*\" is every measurement listed (dropOriginalWildcard)",
+            json!({"measurement": ["time_active", {"name": "usage_idle", "rename": "IDLE"}], "drop_original_metrics": ["*"]}),
+            &[],
+        ),
+        (
+            "a renamed measurement named by its original name drops the renamed metric",
+            json!({"measurement": [{"name": "usage_idle", "rename": "CPU_IDLE"}, "time_active"], "drop_original_metrics": ["usage_idle"]}),
+            &["cpu_time_active{host=web-01,cpu=cpu-total}"],
+        ),
+        (
+            "a rename string without the plugin's name is read as cpu_<rename> and drops nothing",
+            json!({"measurement": [{"name": "usage_idle", "rename": "IDLE"}], "drop_original_metrics": ["IDLE"]}),
+            &["IDLE{host=web-01,cpu=cpu-total}"],
+        ),
+        (
+            "the original series goes, its roll-ups stay",
+            json!({"measurement": ["usage_idle"], "drop_original_metrics": ["usage_idle"]}),
+            &[],
+        ),
+    ];
+    for (why, plugin, expected) in rows {
+        assert_eq!(datums(&cpu(plugin.clone())), *expected, "{why}");
+    }
+    let mut with_rollup =
+        cpu(json!({"measurement": ["usage_idle"], "drop_original_metrics": ["usage_idle"]}));
+    with_rollup["metrics"]["aggregation_dimensions"] = json!([["host"]]);
+    assert_eq!(
+        datums(&with_rollup),
+        ["cpu_usage_idle{host=web-01}"],
+        "roll-ups are still sent (index 0 only is skipped)"
+    );
+    let (_, warnings) = load(&cpu(
+        json!({"measurement": [{"name": "usage_idle", "rename": "IDLE"}], "drop_original_metrics": ["IDLE"]}),
+    ));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("drop_original_metrics[0]") && w.contains("cpu_IDLE")),
+        "{warnings:?}"
+    );
+}
+
+/// Dimensions: telegraf adds a plugin's `tags` (the translator's name for plugin-level
+/// `append_dimensions`, `translator/translate/metrics/util/commonconfigutil.go`) and then the
+/// global tags (`host`) only where the metric has no such tag yet (telegraf
+/// `models/makemetric.go`, `makemetric`).
+#[test]
+fn a_plugins_own_tags_win_over_append_dimensions_which_win_over_host() {
+    let rows: &[(&str, Value, &[&str])] = &[
+        (
+            "append_dimensions cannot replace the plugin's own cpu tag",
+            json!({"measurement": ["usage_idle"], "append_dimensions": {"cpu": "x"}}),
+            &["cpu_usage_idle{host=web-01,cpu=cpu-total}"],
+        ),
+        (
+            "append_dimensions' host comes before the global host",
+            json!({"measurement": ["usage_idle"], "append_dimensions": {"host": "alias"}}),
+            &["cpu_usage_idle{host=alias,cpu=cpu-total}"],
+        ),
+        (
+            "other keys are added",
+            json!({"measurement": ["usage_idle"], "append_dimensions": {"team": "ops"}}),
+            &["cpu_usage_idle{host=web-01,cpu=cpu-total,team=ops}"],
+        ),
+    ];
+    for (why, plugin, expected) in rows {
+        assert_eq!(datums(&cpu(plugin.clone())), *expected, "{why}");
+    }
+}
+
+fn files(entry: Value, section: Value) -> Value {
+    let mut logs = section;
+    logs["logs_collected"] = json!({"files": {"collect_list": [entry]}});
+    json!({"logs": logs})
+}
+
+/// `collect_list` names, as `plugins/inputs/logfile/fileconfig.go` (`init`, `logGroupName`)
+/// and `logfile.go` (`FindLogSrc`) derive them.
+#[test]
+fn log_group_and_stream_names_are_derived_as_the_stock_agent_derives_them() {
+    let entry = |entry: Value, section: Value| {
+        let (config, warnings) = load(&files(entry, section));
+        let files = config.logs.map(|l| l.files).unwrap_or_default();
+        (files, warnings)
+    };
+    let named = |file: &cwlite::config::FileConfig| match &file.log_group_name {
+        cwlite::config::LogGroupName::Named(name) => name.clone(),
+        cwlite::config::LogGroupName::FromEachFilePath => "<each path>".into(),
+    };
+    // (why, entry, logs section, group, stream)
+    let rows: &[(&str, Value, Value, &str, &str)] = &[
+        (
+            "publish_multi_logs with a named group: the prefix is the entry's stream, empty when unset, never the section's or the host",
+            json!({"file_path": "/var/log/*.log", "log_group_name": "g", "publish_multi_logs": true}),
+            json!({"log_stream_name": "section"}),
+            "g",
+            "",
+        ),
+        (
+            "publish_multi_logs with the entry's own stream",
+            json!({"file_path": "/var/log/*.log", "log_group_name": "g", "log_stream_name": "web", "publish_multi_logs": true}),
+            json!({}),
+            "g",
+            "web",
+        ),
+        (
+            "without publish_multi_logs: the section's stream",
+            json!({"file_path": "/var/log/app.log", "log_group_name": "g"}),
+            json!({"log_stream_name": "section"}),
+            "g",
+            "section",
+        ),
+        (
+            "the default group is file_path without Go's filepath.Ext: a dotfile loses its whole name",
+            json!({"file_path": "/var/log/.hidden"}),
+            json!({}),
+            "/var/log/",
+            "web-01",
+        ),
+        (
+            "the default group of a dated file drops only the last extension",
+            json!({"file_path": "/tmp/app.log.1"}),
+            json!({}),
+            "/tmp/app.log",
+            "web-01",
+        ),
+    ];
+    for (why, file, section, group, stream) in rows {
+        let (files, warnings) = entry(file.clone(), section.clone());
+        assert_eq!(files.len(), 1, "{why}: {warnings:?}");
+        assert_eq!(
+            (named(&files[0]).as_str(), files[0].log_stream_name.as_str()),
+            (*group, *stream),
+            "{why}"
+        );
+    }
+}
+
+/// A `collect_list` entry without `log_group_name` whose default from a glob is not a valid
+/// group name. The stock agent starts, and CloudWatch refuses every batch of it, which the
+/// stock agent drops without retry, moving the offset on (`internal/pusher/sender.go`, `Send`,
+/// `InvalidParameterException`): the data is lost, one error per batch. cwlite skips that
+/// entry alone, says so at start, and every other entry runs; it refused the whole
+/// configuration before.
+#[test]
+fn an_entry_whose_default_group_is_invalid_is_skipped_and_the_others_run() {
+    let json = json!({"logs": {"logs_collected": {"files": {"collect_list": [
+        {"file_path": "/var/log/app/*.log"},
+        {"file_path": "/var/log/syslog", "log_group_name": "syslog"},
+    ]}}}});
+    let (config, warnings) = load(&json);
+    let files = config.logs.expect("logs").files;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].file_path, "/var/log/syslog");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("collect_list[0].log_group_name")
+                && w.contains("\"/var/log/app/*\"")
+                && w.contains("skipped")),
+        "{warnings:?}"
+    );
+}
