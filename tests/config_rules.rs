@@ -237,15 +237,17 @@ fn unknown_keys_where_the_stock_schema_forbids_them_are_errors() {
     );
 }
 
+/// Issue 19: the stock schema accepts exact duplicates (and its agent then sends each line
+/// once per entry); cwlite tails the file once and says so.
 #[test]
-fn duplicate_collect_list_entries_in_one_file_are_errors() {
+fn duplicate_collect_list_entries_are_tailed_once_with_a_warning() {
     let entry = json!({"file_path": "/var/log/a", "log_group_name": "a"});
-    let found =
-        errors(json!({"logs": {"logs_collected": {"files": {"collect_list": [entry, entry]}}}}));
+    let json = json!({"logs": {"logs_collected": {"files": {"collect_list": [entry, entry]}}}});
     assert_has(
-        &found,
-        "collect_list[1]: duplicate entry: the same as collect_list[0]",
+        &warnings(json.clone()),
+        "collect_list[1]: ignored: the same entry as collect_list[0]",
     );
+    assert_eq!(load(json).logs.unwrap().files.len(), 1);
 }
 
 // --- measurements -------------------------------------------------------------------------

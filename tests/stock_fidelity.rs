@@ -259,3 +259,107 @@ fn an_entry_whose_default_group_is_invalid_is_skipped_and_the_others_run() {
         "{warnings:?}"
     );
 }
+
+/// `metrics_destinations`: the stock agent builds its CloudWatch pipelines only when the key is
+/// absent or lists `cloudwatch` (`translator/translate/otel/pipeline/host/translators.go`,
+/// `NewTranslators`). With only `amp`, nothing goes to CloudWatch; cwlite published there, and
+/// CloudWatch bills custom metrics.
+#[test]
+fn metrics_destinations_without_cloudwatch_send_nothing_to_cloudwatch() {
+    let with = |destinations: Value| {
+        load(&json!({"metrics": {
+            "metrics_destinations": destinations,
+            "metrics_collected": {"cpu": {"measurement": ["usage_idle"]}}
+        }}))
+    };
+    let (config, warnings) = with(json!({"amp": {"workspace_id": "ws-1"}}));
+    assert!(config.metrics.is_none());
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("metrics.metrics_destinations") && w.contains("lists no cloudwatch")
+        ),
+        "{warnings:?}"
+    );
+    let (config, _) = with(json!({"cloudwatch": {}, "amp": {"workspace_id": "ws-1"}}));
+    assert_eq!(config.metrics.expect("metrics").plugins.len(), 1);
+}
+
+/// `logs.concurrency`: unset, 0 and 1 send one PutLogEvents at a time per stream in the stock
+/// agent; above 1 it is one pool of that many senders shared by all streams
+/// (`plugins/outputs/cloudwatchlogs/cloudwatchlogs.go`, `getDest`; `internal/pusher/pool.go`).
+/// cwlite keeps a few calls per stream by default (CloudWatch no longer limits a stream's rate,
+/// and merged batches keep each file's order), bounded over all streams; a configured value is
+/// the stock pool: it bounds the whole process.
+#[test]
+fn a_configured_logs_concurrency_is_a_pool_shared_by_all_streams() {
+    let with = |concurrency: Option<i64>| {
+        let mut logs = json!({"logs_collected": {"files": {"collect_list": [
+            {"file_path": "/var/log/syslog", "log_group_name": "g"}
+        ]}}});
+        if let Some(n) = concurrency {
+            logs["concurrency"] = json!(n);
+        }
+        let (config, _) = load(&json!({ "logs": logs }));
+        let logs = config.logs.expect("logs");
+        (logs.concurrency, logs.requests_in_flight)
+    };
+    use cwlite::config::{DEFAULT_LOGS_CONCURRENCY, DEFAULT_LOGS_REQUESTS_IN_FLIGHT};
+    assert_eq!(
+        with(None),
+        (DEFAULT_LOGS_CONCURRENCY, DEFAULT_LOGS_REQUESTS_IN_FLIGHT)
+    );
+    assert_eq!(with(Some(1)), (1, DEFAULT_LOGS_REQUESTS_IN_FLIGHT));
+    assert_eq!(with(Some(8)), (8, 8));
+}
+
+/// Sections the stock schema allows (`translator/config/schema.json`, `logs_collected`:
+/// `files`, `windows_events`, `application_signals`) start cwlite with a warning, never
+/// "unknown field".
+#[test]
+fn every_logs_collected_section_the_stock_schema_allows_is_accepted() {
+    let (config, warnings) = load(&json!({"logs": {"logs_collected": {
+        "files": {"collect_list": [{"file_path": "/var/log/syslog", "log_group_name": "g"}]},
+        "application_signals": {},
+        "windows_events": {"collect_list": []},
+    }}}));
+    assert_eq!(config.logs.expect("logs").files.len(), 1);
+    for section in ["application_signals", "windows_events"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!("logs.logs_collected.{section}"))
+                    && w.contains("ignored")),
+            "{section}: {warnings:?}"
+        );
+    }
+}
+
+/// diskio's EC2 NVMe measurements (`ebs_*`, `instance_store_*`; the stock agent routes them to
+/// its `awsnvme` receiver, `translator/translate/otel/receiver/awsnvme`): accepted with a
+/// warning, nothing sent for them on premises, the other measurements collected.
+#[test]
+fn diskio_ebs_and_instance_store_measurements_are_accepted_and_not_collected() {
+    let (config, warnings) = load(&json!({"metrics": {"metrics_collected": {"diskio": {
+        "measurement": ["io_time", "ebs_total_read_ops", "diskio_instance_store_volume_queue_length"]
+    }}}}));
+    let plugin = &config.metrics.expect("metrics").plugins[0];
+    let names: Vec<&str> = plugin
+        .measurements
+        .iter()
+        .map(|m| m.metric_name.as_str())
+        .collect();
+    assert_eq!(names, ["diskio_io_time"]);
+    for (i, name) in [
+        (1, "ebs_total_read_ops"),
+        (2, "diskio_instance_store_volume_queue_length"),
+    ] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!("measurement[{i}]"))
+                    && w.contains(name)
+                    && w.contains("EC2 NVMe")),
+            "{name}: {warnings:?}"
+        );
+    }
+}

@@ -234,6 +234,37 @@ pub fn fields(plugin: &str) -> &'static [(&'static str, Unit)] {
     }
 }
 
+/// The diskio measurements of EC2's NVMe driver (EBS volumes and instance store), as the
+/// stock agent's `awsnvme` receiver names them (`translator/translate/otel/receiver/awsnvme`,
+/// `getEnabledMeasurements`, and the AWS docs on EBS and instance store NVMe metrics), with or
+/// without the `diskio_` prefix: accepted, never collected on premises.
+pub fn is_ec2_nvme_diskio(name: &str) -> bool {
+    const EC2_NVME: &[&str] = &[
+        "ebs_total_read_ops",
+        "ebs_total_write_ops",
+        "ebs_total_read_bytes",
+        "ebs_total_write_bytes",
+        "ebs_total_read_time",
+        "ebs_total_write_time",
+        "ebs_volume_performance_exceeded_iops",
+        "ebs_volume_performance_exceeded_tp",
+        "ebs_ec2_instance_performance_exceeded_iops",
+        "ebs_ec2_instance_performance_exceeded_tp",
+        "ebs_volume_queue_length",
+        "instance_store_total_read_ops",
+        "instance_store_total_write_ops",
+        "instance_store_total_read_bytes",
+        "instance_store_total_write_bytes",
+        "instance_store_total_read_time",
+        "instance_store_total_write_time",
+        "instance_store_performance_exceeded_iops",
+        "instance_store_performance_exceeded_tp",
+        "instance_store_volume_queue_length",
+    ];
+    let name = name.trim();
+    EC2_NVME.contains(&name.strip_prefix("diskio_").unwrap_or(name))
+}
+
 /// Normalises a configured measurement name the way the stock translator does: trims spaces and
 /// one leading `<plugin>_`, then looks it up. Returns the short field name and its default unit.
 pub fn lookup(plugin: &str, name: &str) -> Option<(&'static str, Unit)> {

@@ -28,6 +28,10 @@ pub const DEFAULT_LOGS_FORCE_FLUSH_SECS: u64 = 5;
 /// PutLogEvents calls in flight per stream when `concurrency` is not set. The stock agent sends
 /// one at a time; CloudWatch no longer limits per-stream rate, so a few in parallel hide latency.
 pub const DEFAULT_LOGS_CONCURRENCY: u32 = 4;
+/// PutLogEvents calls in flight over all streams unless `concurrency` (above 1, the stock
+/// agent's pool shared by every stream) says otherwise: each may hold a connection, and a glob
+/// matching thousands of files with `publish_multi_logs` makes as many streams.
+pub const DEFAULT_LOGS_REQUESTS_IN_FLIGHT: u32 = 32;
 /// CloudWatch's limit on dimensions per metric.
 pub const MAX_DIMENSIONS: usize = 30;
 /// The stock schema's limit on `aggregation_dimensions` sets.
@@ -258,6 +262,9 @@ pub struct LogsConfig {
     pub endpoint_override: Option<EndpointOverride>,
     /// PutLogEvents calls in flight per stream.
     pub concurrency: u32,
+    /// PutLogEvents calls in flight over all streams: a `concurrency` above 1 is the stock
+    /// agent's pool shared by every stream, so it bounds the whole process too.
+    pub requests_in_flight: u32,
 }
 
 /// A log group's storage class.

@@ -85,7 +85,10 @@ pub const LOGS_KEYS: &[&str] = &[
     "deployment.environment",
 ];
 /// Keys of `logs.logs_collected`.
-pub const LOGS_COLLECTED_KEYS: &[&str] = &["files", "journald", "windows_events"];
+/// What the stock schema allows under `logs.logs_collected` (`translator/config/schema.json`),
+/// plus `journald`, which its translator reads.
+pub const LOGS_COLLECTED_KEYS: &[&str] =
+    &["files", "journald", "windows_events", "application_signals"];
 /// Keys of `logs.logs_collected.files`.
 pub const FILES_KEYS: &[&str] = &["collect_list"];
 /// Keys of a `collect_list` entry.
@@ -202,6 +205,7 @@ pub struct RawLogsCollected {
     pub files: Option<RawFiles>,
     pub journald: Option<Value>,
     pub windows_events: Option<Value>,
+    pub application_signals: Option<Value>,
 }
 
 /// `logs.logs_collected.files`.

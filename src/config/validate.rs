@@ -490,11 +490,24 @@ fn validate_metrics(
     if raw.deployment_environment.is_some() {
         diagnostics.warn(&path.key("deployment.environment"), UNSUPPORTED_ENTITY);
     }
+    // The stock agent publishes to CloudWatch only when `metrics_destinations` is absent or
+    // lists `cloudwatch` (`translator/translate/otel/pipeline/host/translators.go`,
+    // `NewTranslators`); with only `amp` it sends these metrics to AMP alone.
+    let to_cloudwatch = raw
+        .metrics_destinations
+        .as_ref()
+        .is_none_or(|d| d.contains_key("cloudwatch"));
     if let Some(destinations) = &raw.metrics_destinations {
         for key in destinations.keys().filter(|k| *k != "cloudwatch") {
             diagnostics.warn(
                 &path.key("metrics_destinations").key(key),
                 "ignored: cwlite sends metrics to cloudwatch only",
+            );
+        }
+        if !to_cloudwatch {
+            diagnostics.warn(
+                &path.key("metrics_destinations"),
+                "lists no cloudwatch: the stock agent then publishes none of these metrics to CloudWatch, and neither does cwlite, which sends nowhere else; no metric is collected",
             );
         }
     }
@@ -579,7 +592,7 @@ fn validate_metrics(
             );
         }
     }
-    Some(MetricsConfig {
+    to_cloudwatch.then_some(MetricsConfig {
         namespace,
         plugins,
         aggregation_dimensions,
@@ -647,6 +660,13 @@ fn validate_plugin(
             RawMeasurement::Name(n) => (n.as_str(), None, None),
             RawMeasurement::Object(o) => (o.name.as_str(), o.rename.as_deref(), o.unit.as_deref()),
         };
+        if kind == PluginKind::Diskio && measurements::is_ec2_nvme_diskio(configured) {
+            diagnostics.warn(
+                &at,
+                format!("ignored: \"{configured}\" is an EC2 NVMe driver metric (EBS or instance store), which only EC2 instances have"),
+            );
+            continue;
+        }
         let Some((field, default_unit)) = measurements::lookup(name, configured) else {
             diagnostics.error(
                 &at,
@@ -690,6 +710,10 @@ fn validate_plugin(
             &path.key("measurement"),
             format!("no measurement listed; the {name} plugin is not collected"),
         );
+        return None;
+    }
+    // Every one listed was ignored (EC2-only) or refused (an error already says which).
+    if measurements.is_empty() {
         return None;
     }
 
@@ -946,6 +970,13 @@ fn validate_logs(
         }
         Some(n) => u32::try_from(n.max(1)).unwrap_or(u32::MAX),
     };
+    // `plugins/outputs/cloudwatchlogs/cloudwatchlogs.go`, `getDest`: above 1 the stock agent
+    // makes one pool of that many senders for all streams; unset, 0 and 1 send one request at
+    // a time per stream, with no bound over streams (cwlite keeps its own bound then).
+    let requests_in_flight = match raw.concurrency {
+        Some(n) if n > 1 => concurrency,
+        _ => DEFAULT_LOGS_REQUESTS_IN_FLIGHT,
+    };
     let default_stream = match &raw.log_stream_name {
         Some(name) => {
             check_length(
@@ -976,6 +1007,12 @@ fn validate_logs(
                 "ignored: windows event logs do not exist on linux",
             );
         }
+        if collected.application_signals.is_some() {
+            diagnostics.warn(
+                &collected_path.key("application_signals"),
+                "ignored: cwlite does not receive Application Signals telemetry",
+            );
+        }
         if let Some(list) = collected.files.map(|f| f.collect_list) {
             let list_path = collected_path.key("files").key("collect_list");
             if list.is_empty() || list.len() > MAX_COLLECT_LIST {
@@ -986,10 +1023,13 @@ fn validate_logs(
             }
             for (i, entry) in list.iter().enumerate() {
                 let at = list_path.index(i);
+                // The stock agent tails such a file once per entry, so each line is sent twice.
                 if let Some(first) = list[..i].iter().position(|earlier| earlier == entry) {
-                    diagnostics.error(
+                    diagnostics.warn(
                         &at,
-                        format!("duplicate entry: the same as collect_list[{first}]"),
+                        format!(
+                            "ignored: the same entry as collect_list[{first}], which is tailed once"
+                        ),
                     );
                     continue;
                 }
@@ -1027,6 +1067,7 @@ fn validate_logs(
         force_flush_interval_secs,
         endpoint_override,
         concurrency,
+        requests_in_flight,
     })
 }
 

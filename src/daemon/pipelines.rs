@@ -354,6 +354,7 @@ fn start_logs(
     let shipper_settings = LogShipperSettings {
         flush_interval: Duration::from_secs(logs.force_flush_interval_secs),
         concurrency: logs.concurrency as usize,
+        requests_in_flight: logs.requests_in_flight as usize,
         drain_deadline: DRAIN_DEADLINE,
     };
     let shipper = tokio::spawn(shipper::run(

@@ -8,7 +8,8 @@
 //! start at a random phase, so a fleet started together does not flush together), or at once
 //! when its destination may take no more of the budget and nothing of it is queued or in
 //! flight (the budget wakes the loop when it refuses the tailer). Up to
-//! `concurrency` requests per stream are in flight, and at most [`MAX_REQUESTS_IN_FLIGHT`] in
+//! `concurrency` requests per stream are in flight, and at most `requests_in_flight` (by default
+//! [`MAX_REQUESTS_IN_FLIGHT`]; a configured `concurrency` is the stock agent's shared pool) in
 //! all. Batches that wait (throttled, retrying, at the in-flight limit) go out merged, in as
 //! few requests as the PutLogEvents limits allow, in file order.
 //!
@@ -48,9 +49,9 @@ use crate::queue::{ByteBudget, Share};
 use crate::ship::retry::Backoff;
 use crate::telemetry::{RefusedDestination, Telemetry};
 
-/// Most PutLogEvents calls in flight over all streams: each may hold a connection, and a glob
-/// matching thousands of files with `publish_multi_logs` makes as many streams.
-pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+/// Most PutLogEvents calls in flight over all streams by default (see
+/// [`crate::config::DEFAULT_LOGS_REQUESTS_IN_FLIGHT`]).
+pub const MAX_REQUESTS_IN_FLIGHT: usize = crate::config::DEFAULT_LOGS_REQUESTS_IN_FLIGHT as usize;
 /// First wait after a transient failure (outage, 5xx) of a destination.
 pub const RETRY_BASE: Duration = Duration::from_millis(500);
 /// Longest wait after transient failures.
@@ -79,6 +80,9 @@ pub struct LogShipperSettings {
     pub flush_interval: Duration,
     /// Requests in flight per stream.
     pub concurrency: usize,
+    /// Requests in flight over all streams (at most [`MAX_REQUESTS_IN_FLIGHT`] unless the
+    /// configuration's `concurrency`, the stock agent's shared pool, says otherwise).
+    pub requests_in_flight: usize,
     /// How long shutdown may keep sending.
     pub drain_deadline: Duration,
 }
@@ -581,7 +585,7 @@ impl Shipper {
             state.retry_at = None;
             while !paced
                 && state.in_flight < self.settings.concurrency.max(1)
-                && self.sending.len() < MAX_REQUESTS_IN_FLIGHT
+                && self.sending.len() < self.settings.requests_in_flight.max(1)
                 && !state.queue.is_empty()
             {
                 if let Err(next) = self.puts.try_take() {
@@ -1145,6 +1149,7 @@ mod tests {
             LogShipperSettings {
                 flush_interval: Duration::from_secs(1),
                 concurrency: 1,
+                requests_in_flight: MAX_REQUESTS_IN_FLIGHT,
                 drain_deadline: Duration::from_secs(1),
             },
             LogsSink::DryRun,
