@@ -363,3 +363,75 @@ fn diskio_ebs_and_instance_store_measurements_are_accepted_and_not_collected() {
         );
     }
 }
+
+/// `file_path` globs: one implementation (`config::file_glob`) checks them at validation and
+/// matches them in discovery, with the semantics of the stock agent's
+/// `plugins/inputs/logfile/globpath` (gobwas/glob over a walk from the last component without
+/// `*`, `?` or `[`). Before, validation accepted `{a,b}` and discovery read it literally, and
+/// `/**/` also matched no directory at all.
+#[test]
+fn file_path_globs_select_what_the_stock_agent_selects() {
+    use cwlite::tail::discovery::Pattern;
+    let dir = tempfile::tempdir().unwrap();
+    for file in [
+        "top.log",
+        "nginx/access.log",
+        "apache2/error.log",
+        "app.log",
+        "app.txt",
+    ] {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "x\n").unwrap();
+    }
+    // (why, glob below the directory, files selected)
+    let rows: &[(&str, &str, &[&str])] = &[
+        (
+            "`/**/` is one directory or more",
+            "**/*.log",
+            &["apache2/error.log", "nginx/access.log"],
+        ),
+        (
+            "braces after the root are alternatives",
+            "*/{access,error}.log",
+            &["apache2/error.log", "nginx/access.log"],
+        ),
+        (
+            "braces in the last component",
+            "app.{log,txt}",
+            &["app.log", "app.txt"],
+        ),
+        (
+            "a brace before the first `*` is part of the literal root",
+            "{nginx,apache2}/*.log",
+            &[],
+        ),
+    ];
+    for (why, glob, expected) in rows {
+        let file_path = format!("{}/{glob}", dir.path().display());
+        let (config, _) = load(
+            &json!({"logs": {"logs_collected": {"files": {"collect_list": [
+                {"file_path": file_path, "log_group_name": "g", "publish_multi_logs": true}
+            ]}}}}),
+        );
+        let entry = &config.logs.expect("logs").files[0];
+        let pattern = Pattern {
+            file_path: entry.file_path.clone(),
+            publish_multi_logs: true,
+            blacklist: None,
+        };
+        let mut found: Vec<String> = pattern
+            .discover()
+            .iter()
+            .map(|f| {
+                f.path
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        found.sort();
+        assert_eq!(found, *expected, "{why}");
+    }
+}

@@ -10,6 +10,7 @@
 pub mod common;
 pub mod diag;
 pub mod expand;
+pub mod file_glob;
 pub mod go_regex;
 pub mod measurements;
 pub mod model;

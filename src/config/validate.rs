@@ -1135,7 +1135,7 @@ fn validate_file(
         diagnostics.error(&file_at, "must not be empty");
     } else if raw.file_path.len() > 4096 {
         diagnostics.error(&file_at, "longer than 4096 characters");
-    } else if let Err(err) = globset::Glob::new(&raw.file_path) {
+    } else if let Err(err) = super::file_glob::compile(&raw.file_path) {
         diagnostics.error(&file_at, format!("invalid glob: {}", err.kind()));
     }
     for (key, present) in [

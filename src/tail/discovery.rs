@@ -1,7 +1,11 @@
 //! Which files a `collect_list` entry means right now.
 //!
-//! Owns glob expansion (`*`, `?`, `[…]` and `**`, each component matched by the `glob` crate,
-//! hidden files included as in the stock agent), the stock exclusions (directories,
+//! Owns glob expansion with the stock agent's semantics (`plugins/inputs/logfile/globpath`):
+//! `*`, `?`, `[…]`, `{a,b}` and `**`, each component matched by `globset` (the crate that also
+//! checks `file_path` at validation), hidden files included; `**` between slashes is at least
+//! one directory, as gobwas/glob reads it; a component with `{`, `}` or `!` is a pattern even
+//! without `*`, but the walk starts below the last component without `*`, `?` or `[`, braces or
+//! not, as the stock agent's does. Then the stock exclusions (directories,
 //! compressed archives, base names matching `blacklist`) and the stock choice of files: only
 //! the newest match by modification time, unless `publish_multi_logs`. It also names the
 //! directories whose events should wake the tailer, so discovery runs on change and on a slow
@@ -27,17 +31,11 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
+use crate::config::file_glob::{META, compile};
 use crate::config::go_regex::GoRegex;
 
 /// Extensions the stock agent never tails: rotated, compressed copies.
 pub const COMPRESSED_EXTENSIONS: [&str; 6] = ["tar", "zst", "gz", "zip", "bz2", "rar"];
-
-/// Glob semantics: `*` stays within a directory, hidden files match as in the stock agent.
-const MATCH_OPTIONS: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
 
 /// Deepest directory `**` descends to below the pattern's root.
 const MAX_DEPTH: usize = 64;
@@ -104,7 +102,7 @@ impl Pattern {
     /// The pattern's components below its literal root (none for a plain path).
     fn components_below(&self, root: &Path) -> Vec<String> {
         let pattern = Path::new(&self.file_path);
-        if !self.file_path.contains(['*', '?', '[']) {
+        if !self.file_path.contains(META) {
             return Vec::new();
         }
         let skip = root
@@ -121,9 +119,7 @@ impl Pattern {
 
     /// Whether `path` is one of the files this pattern could select (ignoring which is newest).
     pub fn matches(&self, path: &Path) -> bool {
-        glob::Pattern::new(&self.file_path)
-            .is_ok_and(|glob| glob.matches_path_with(path, MATCH_OPTIONS))
-            && self.accepts(path)
+        compile(&self.file_path).is_ok_and(|glob| glob.is_match(path)) && self.accepts(path)
     }
 
     pub(crate) fn accepts(&self, path: &Path) -> bool {
@@ -188,20 +184,23 @@ impl Walk<'_> {
         }
         let (first, after) = (&rest[0], &rest[1..]);
         if first == "**" {
-            // Zero directories, then each real directory below (never a link).
+            // Last, it is every file below, at any depth; between slashes, one directory or
+            // more (gobwas/glob: `/var/log/**/x.log` is not `/var/log/x.log`). Real
+            // directories only, never a link.
             if after.is_empty() {
                 self.walk(dir, &["*".to_owned()], depth);
-            } else {
-                self.walk(dir, after, depth);
             }
             for (path, kind) in self.entries(dir) {
                 if kind.is_dir() {
+                    if !after.is_empty() {
+                        self.walk(&path, after, depth + 1);
+                    }
                     self.walk(&path, rest, depth + 1);
                 }
             }
             return;
         }
-        let literal = !first.contains(['*', '?', '[']);
+        let literal = !first.contains(META);
         let children: Vec<(PathBuf, std::fs::FileType)> = if literal {
             let path = dir.join(first);
             match std::fs::symlink_metadata(&path) {
@@ -209,15 +208,12 @@ impl Walk<'_> {
                 Err(_) => return,
             }
         } else {
-            let Ok(glob) = glob::Pattern::new(first) else {
+            let Ok(glob) = compile(first) else {
                 return;
             };
             self.entries(dir)
                 .into_iter()
-                .filter(|(path, _)| {
-                    path.file_name()
-                        .is_some_and(|n| glob.matches_with(&n.to_string_lossy(), MATCH_OPTIONS))
-                })
+                .filter(|(path, _)| path.file_name().is_some_and(|n| glob.is_match(n)))
                 .collect()
         };
         for (path, kind) in children {
@@ -363,15 +359,50 @@ mod tests {
         assert_eq!(names(&p.discover()), ["syslog"]);
     }
 
+    /// Issue 19: the stock agent matches `**` with gobwas/glob, where `<dir>/**/*.log` needs a
+    /// directory between (`plugins/inputs/logfile/globpath/globpath.go`); cwlite took none too,
+    /// and so also tailed `<dir>/top.log`. A trailing `**` is every file below.
     #[test]
-    fn double_star_matches_at_any_depth() {
+    fn double_star_between_slashes_is_one_directory_or_more() {
         let dir = tempfile::tempdir().unwrap();
         touch(&dir.path().join("a/b/c/deep.log"), 5);
+        touch(&dir.path().join("a/mid.log"), 4);
         touch(&dir.path().join("top.log"), 6);
         touch(&dir.path().join("a/other.txt"), 1);
         assert_eq!(
             names(&pattern(dir.path(), "**/*.log", true).discover()),
-            ["deep.log", "top.log"]
+            ["mid.log", "deep.log"]
+        );
+        assert_eq!(
+            names(&pattern(dir.path(), "**", true).discover()),
+            ["other.txt", "mid.log", "deep.log", "top.log"]
+        );
+    }
+
+    /// Issue 19: `{a,b}` passed validation (globset) and matched nothing in discovery (the
+    /// glob crate reads braces literally). The stock agent matches them in any component after
+    /// its walk's root, which ends at the first component with `*`, `?` or `[`; a brace before
+    /// that is part of the root, and matches nothing there either.
+    #[test]
+    fn braces_are_alternatives_after_the_literal_root() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("nginx/access.log"), 5);
+        touch(&dir.path().join("apache2/error.log"), 6);
+        touch(&dir.path().join("app.log"), 7);
+        touch(&dir.path().join("app.txt"), 8);
+        touch(&dir.path().join("app.out"), 9);
+        assert_eq!(
+            names(&pattern(dir.path(), "*/{access,error}.log", true).discover()),
+            ["access.log", "error.log"]
+        );
+        assert_eq!(
+            names(&pattern(dir.path(), "app.{log,txt}", true).discover()),
+            ["app.log", "app.txt"]
+        );
+        let p = pattern(dir.path(), "{nginx,apache2}/*.log", true);
+        assert!(
+            p.discover().is_empty(),
+            "the stock root is the literal {{nginx,apache2}}"
         );
     }
 
