@@ -878,17 +878,13 @@ fn keys_honoured_only_in_part_are_warnings() {
 #[test]
 fn an_unknown_key_does_not_hide_the_other_errors_of_its_section() {
     let found = errors(json!({
-        "metrics": {"flush": 1, "namespace": "", "metrics_collected": {"cpu": {"measurement": [{"name": "usage_idle", "units": "Percent"}, "usage_foo"]}}},
+        "metrics": {"flush": 1, "namespace": "", "metrics_collected": {"cpu": {"measurement": [{"name": "usage_idle"}, "usage_foo"]}}},
         "logs": {"typo": true, "force_flush_interval": 0, "logs_collected": {"files": {"collect_list": [
             {"file_path": "/a", "log_group": "x", "retention_in_days": 8, "filters": [{"type": "include", "expr": "x"}]}
         ]}}}
     }));
     assert_has(&found, "metrics.flush: unknown field `flush`");
     assert_has(&found, "metrics.namespace: length 0 is out of range");
-    assert_has(
-        &found,
-        "cpu.measurement[0].units: unknown field `units`, expected one of `name`, `rename`, `unit`",
-    );
     assert_has(
         &found,
         "cpu.measurement[1]: unknown measurement \"usage_foo\" for cpu",

@@ -435,3 +435,25 @@ fn file_path_globs_select_what_the_stock_agent_selects() {
         assert_eq!(found, *expected, "{why}");
     }
 }
+
+/// A measurement object with a key of its own (`"units"` for `"unit"`, a comment key): the
+/// stock schema accepts it, and cwlite refused the whole configuration. Now it is ignored with
+/// a warning naming it, and the measurement is collected.
+#[test]
+fn an_extra_key_in_a_measurement_object_is_ignored_with_a_warning() {
+    let (config, warnings) = load(&cpu(
+        json!({"measurement": [{"name": "usage_idle", "units": "Percent", "_comment": "idle"}]}),
+    ));
+    assert_eq!(
+        config.metrics.expect("metrics").plugins[0].measurements[0].metric_name,
+        "cpu_usage_idle"
+    );
+    for key in ["units", "_comment"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains(&format!("cpu.measurement[0].{key}")) && w.contains("ignored")),
+            "{key}: {warnings:?}"
+        );
+    }
+}

@@ -616,12 +616,15 @@ fn validate_plugin(
         &format!("unknown key for {name}"),
         diagnostics,
     );
+    // The stock schema lets a measurement object carry keys of its own (issue 19): ignored,
+    // and said, where they were refused.
     if let Some(Value::Array(items)) = value.get("measurement") {
         for (i, item) in items.iter().enumerate() {
-            reject_unknown_keys(
+            warn_unknown_keys(
                 item,
                 &path.key("measurement").index(i),
                 MEASUREMENT_KEYS,
+                "unknown key in a measurement (the stock agent ignores it too)",
                 diagnostics,
             );
         }
