@@ -457,3 +457,24 @@ fn an_extra_key_in_a_measurement_object_is_ignored_with_a_warning() {
         );
     }
 }
+
+/// A brace in a directory before the first `*`, `?` or `[` is part of the literal root for the
+/// stock agent (`globpath.go`, `findRootDir`) as for cwlite, so the entry matches nothing:
+/// both accept it, and cwlite says so.
+#[test]
+fn braces_in_the_literal_root_are_accepted_and_warned_about() {
+    let (config, warnings) = load(
+        &json!({"logs": {"logs_collected": {"files": {"collect_list": [
+            {"file_path": "/var/log/{nginx,apache2}/*.log", "log_group_name": "web"}
+        ]}}}}),
+    );
+    assert_eq!(config.logs.expect("logs").files.len(), 1);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("collect_list[0].file_path")
+                && w.contains("matches nothing")
+                && w.contains("{nginx,apache2}")),
+        "{warnings:?}"
+    );
+}

@@ -27,6 +27,19 @@ pub fn compile(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
         .compile_matcher())
 }
 
+/// The first directory component with a brace that the walk takes literally: it comes before
+/// the first component with `*`, `?` or `[` (the stock agent's `findRootDir` stops only at
+/// those), so `/var/log/{nginx,apache2}/*.log` looks in a directory named `{nginx,apache2}`.
+pub fn literal_braces(pattern: &str) -> Option<&str> {
+    let components: Vec<&str> = pattern.split('/').collect();
+    let (_, directories) = components.split_last()?;
+    directories
+        .iter()
+        .take_while(|c| !c.contains(['*', '?', '[']))
+        .find(|c| c.contains(['{', '}']))
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +60,16 @@ mod tests {
         assert!(glob.is_match("/var/log/app.log") && glob.is_match("/var/log/app.txt"));
         assert!(!glob.is_match("/var/log/app.out"));
         assert!(compile("/var/log/[a").is_err());
+    }
+
+    #[test]
+    fn braces_before_the_first_star_are_found_as_literal() {
+        assert_eq!(
+            literal_braces("/var/log/{nginx,apache2}/*.log"),
+            Some("{nginx,apache2}")
+        );
+        assert_eq!(literal_braces("/var/log/*/{a,b}.log"), None);
+        assert_eq!(literal_braces("/var/log/app.{log,txt}"), None);
+        assert_eq!(literal_braces("/var/*/{a,b}/x.log"), None);
     }
 }

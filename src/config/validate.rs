@@ -1140,6 +1140,11 @@ fn validate_file(
         diagnostics.error(&file_at, "longer than 4096 characters");
     } else if let Err(err) = super::file_glob::compile(&raw.file_path) {
         diagnostics.error(&file_at, format!("invalid glob: {}", err.kind()));
+    } else if let Some(literal) = super::file_glob::literal_braces(&raw.file_path) {
+        diagnostics.warn(
+            &file_at,
+            format!("matches nothing: \"{literal}\" comes before the first component with * ? or [, where braces are read literally (by the stock agent too); put a * in an earlier component or list one entry per directory"),
+        );
     }
     for (key, present) in [
         ("service.name", raw.service_name.is_some()),
