@@ -2,7 +2,7 @@
 //!
 //! Owns [`compile`] and [`META`]: the stock agent's `plugins/inputs/logfile/globpath` matches
 //! with gobwas/glob (`*` and `?` within a directory, `[…]`, `{a,b}`, `**` across directories,
-//! `\\` escapes), and treats a path with any of [`META`] as a pattern. `globset` does the
+//! `\` escapes), and treats a path with any of [`META`] as a pattern. `globset` does the
 //! matching here; the one difference, `/**/` (at least one directory for gobwas, possibly none
 //! for globset), is written out before compiling. It knows nothing of walking directories
 //! (`tail::discovery` does).
@@ -12,7 +12,7 @@
 pub const META: [char; 6] = ['*', '?', '[', '{', '}', '!'];
 
 /// A glob with the stock agent's semantics: `*` and `?` stay within a directory, hidden files
-/// match, `{a,b}` are alternatives, `\\` escapes, and `/**/` is one directory or more.
+/// match, `{a,b}` are alternatives, `\` escapes, and `/**/` is one directory or more.
 ///
 /// # Errors
 /// The pattern is not a valid glob (an unclosed `[` or `{`).
