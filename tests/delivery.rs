@@ -13,15 +13,6 @@ use common::fake_logs::FakeLogs;
 use common::{Daemon, append, eventually};
 use serde_json::{Value, json};
 
-fn status_json(state: &Path) -> Value {
-    let out = common::cwlite()
-        .args(["status", "--json", "--state-dir"])
-        .arg(state)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 fn lines(prefix: &str, range: std::ops::Range<usize>) -> String {
     range.map(|i| format!("{prefix} {i:06}\n")).collect()
 }
@@ -73,7 +64,7 @@ fn a_refused_group_pauses_only_its_own_files_and_is_delivered_once_allowed() {
     daemon.wait_stderr("CloudWatch refuses this destination");
     let state = dir.path().join("state");
     let report = eventually("the refused destination in the status", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["logs"]["destinations_refused"] == 1).then_some(status)
     });
     let refused = &report["logs"]["refused"][0];
@@ -131,7 +122,7 @@ fn a_refused_group_pauses_only_its_own_files_and_is_delivered_once_allowed() {
             .collect::<Vec<_>>()
     );
     eventually("no refused destination left in the status", || {
-        (status_json(&state)["logs"]["destinations_refused"] == 0).then_some(())
+        (common::status_json(&state)["logs"]["destinations_refused"] == 0).then_some(())
     });
     let (status, stderr) = daemon.stop("TERM");
     assert!(status.success());
@@ -152,7 +143,7 @@ fn a_refused_group_pauses_only_its_own_files_and_is_delivered_once_allowed() {
         "{}",
         stderr.join("\n")
     );
-    assert_eq!(status_json(&state)["logs"]["given_up_invalid"], 0);
+    assert_eq!(common::status_json(&state)["logs"]["given_up_invalid"], 0);
 }
 
 /// A PutLogEvents refused as a whole (a stream name CloudWatch does not take) says nothing
@@ -178,7 +169,7 @@ fn a_request_refused_as_a_whole_is_retried_and_never_given_up() {
     let daemon = start(dir.path(), logs, &[]);
     let state = dir.path().join("state");
     let report = eventually("the refusal in the status", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["logs"]["destinations_refused"] == 1).then_some(status)
     });
     assert!(
@@ -195,7 +186,7 @@ fn a_request_refused_as_a_whole_is_retried_and_never_given_up() {
     });
     let (_, stderr) = daemon.stop("TERM");
     assert_eq!(
-        status_json(&state)["logs"]["given_up_invalid"],
+        common::status_json(&state)["logs"]["given_up_invalid"],
         0,
         "{}",
         stderr.join("\n")
@@ -276,7 +267,7 @@ fn over_its_quota_a_process_merges_what_waits_and_keeps_up() {
     }
     let stopped = std::time::Instant::now();
     let state = dir.path().join("state");
-    let limited = status_json(&state);
+    let limited = common::status_json(&state);
     eventually("every line of every stream", || {
         (0..4)
             .all(|i| messages(&fake, &format!("quota{i}")).len() == ticks * 2)
@@ -422,7 +413,7 @@ fn metrics_outside_the_time_window_are_dropped_without_a_request_storm() {
     let mut daemon = Daemon::spawn(&mut command);
     daemon.wait_stderr("started");
     let spooled = eventually("stale batches in the spool", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["metrics"]["retries"].as_u64() >= Some(4)).then_some(status)
     });
     assert!(
@@ -443,7 +434,7 @@ fn metrics_outside_the_time_window_are_dropped_without_a_request_storm() {
     daemon.wait_stderr("more than two weeks old");
     eventually("fresh datums", || (!fake.datums().is_empty()).then_some(()));
     let report = eventually("the stale datums counted", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["metrics"]["datums_sent"].as_u64() > Some(0)).then_some(status)
     });
     let (_, stderr) = daemon.stop("TERM");
@@ -662,7 +653,7 @@ fn short_lived_files_one_after_another_are_forgotten() {
     });
     let state = dir.path().join("state");
     let report = eventually("a status written after the last job", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["logs"]["events_shipped"].as_u64() >= Some(total as u64)).then_some(status)
     });
     let (_, _) = daemon.stop("TERM");

@@ -53,22 +53,7 @@ fn command(dir: &Path, config: &Value) -> std::process::Command {
 
 /// `command` run with a soft limit of `files` open descriptors (systemd's default is 1024).
 fn with_descriptor_limit(command: &std::process::Command, files: u32) -> std::process::Command {
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .arg("-c")
-        .arg(format!("ulimit -Sn {files} && exec \"$0\" \"$@\""))
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => limited.env(key, value),
-            None => limited.env_remove(key),
-        };
-    }
-    if let Some(dir) = command.get_current_dir() {
-        limited.current_dir(dir);
-    }
-    limited
+    common::after_shell(command, &[], &format!("ulimit -Sn {files}"))
 }
 
 fn spawn(dir: &Path, config: &Value) -> Daemon {
@@ -183,15 +168,6 @@ fn record_with_limit(scenario: &str, tally: &Tally, peak_mib: Option<f64>, limit
         row.to_string(),
     )
     .unwrap();
-}
-
-fn status_json(state: &Path) -> Value {
-    let out = common::cwlite()
-        .args(["status", "--json", "--state-dir"])
-        .arg(state)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
 /// Appends numbered lines to a file at a steady pace from its own thread, until stopped.
@@ -352,7 +328,7 @@ fn an_outage_refused_then_black_hole_then_recovery_loses_nothing() {
     });
     let state = dir.path().join("state");
     common::eventually("the metric spool drained", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         (status["metrics"]["spool_bytes"] == 0
             && status["metrics"]["datums_sent"].as_u64() > Some(5))
         .then_some(())
@@ -360,7 +336,7 @@ fn an_outage_refused_then_black_hole_then_recovery_loses_nothing() {
     let peak = peak_rss_mib(&daemon);
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
-    let status = status_json(&state);
+    let status = common::status_json(&state);
     let result = tally(&expected, &got);
     record("outage: refused, black hole, recovery", &result, Some(peak));
     assert_eq!(
@@ -406,7 +382,7 @@ fn a_name_that_does_not_resolve_holds_lines_until_a_working_endpoint_is_loaded()
     let mut daemon = spawn(dir.path(), &broken);
     daemon.wait_stderr("cannot reach the endpoint");
     common::eventually("the lines read and held", || {
-        (status_json(&state)["logs"]["events_read"] == 300).then_some(())
+        (common::status_json(&state)["logs"]["events_read"] == 300).then_some(())
     });
     let checkpoint = state
         .join("logs-state")
@@ -419,7 +395,7 @@ fn a_name_that_does_not_resolve_holds_lines_until_a_working_endpoint_is_loaded()
     };
     write_lines(&log, &lines("dns", 300, 400));
     common::eventually("the later lines read and held", || {
-        (status_json(&state)["logs"]["events_read"] == 400).then_some(())
+        (common::status_json(&state)["logs"]["events_read"] == 400).then_some(())
     });
     assert_eq!(
         offset(),
@@ -563,7 +539,7 @@ fn partially_rejected_batches_deliver_the_good_events_and_count_the_rest() {
         write_lines(&log, slice);
     }
     let report = common::eventually("every event handled", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         let counted = status["logs"]["rejected_too_old"].as_u64().unwrap_or(0)
             + status["logs"]["rejected_too_new"].as_u64().unwrap_or(0);
         (distinct(&messages(&fake, "rejected")) >= good.len() && counted >= rejected as u64)
@@ -876,7 +852,7 @@ fn malformed_cbor_answers_to_put_metric_data_are_retried_and_nothing_is_dropped(
     let peak = peak_rss_mib(&daemon);
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
-    let status = status_json(&state);
+    let status = common::status_json(&state);
     let series = Series::of(&fake, "mem_used_percent");
     // A datum a second: a hole of more than one batch would show as a gap.
     record(
@@ -1037,7 +1013,7 @@ fn an_unwritable_metric_spool_during_an_outage_keeps_batches_in_memory() {
     let peak = peak_rss_mib(&daemon);
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
-    let status = status_json(&state);
+    let status = common::status_json(&state);
     let series = Series::of(&fake, "mem_used_percent");
     record(
         "metrics: spool directory unwritable in an outage",
@@ -1263,7 +1239,7 @@ fn a_glob_over_10000_files_keeps_descriptors_bounded_and_delivers_appends() {
         most = most.max(on_files());
         (fake.group_events("tenthousand").len() >= expected.len()).then_some(())
     });
-    let status = status_json(&dir.path().join("state"));
+    let status = common::status_json(&dir.path().join("state"));
     let peak = peak_rss_mib(&daemon);
     let (exit, stderr) = daemon.stop("TERM");
     assert!(exit.success(), "{stderr:?}");
@@ -1377,7 +1353,8 @@ fn clock_jumps_forwards_and_backwards_while_batching_lose_nothing() {
         // multi-line event); the batch is still open.
         let read = i * PER_PHASE + PER_PHASE - 1;
         common::eventually("the phase's lines read", || {
-            (status_json(&state)["logs"]["events_read"].as_u64() >= Some(read as u64)).then_some(())
+            (common::status_json(&state)["logs"]["events_read"].as_u64() >= Some(read as u64))
+                .then_some(())
         });
     }
     let expected = lines("clock", 0, phases.len() * PER_PHASE);

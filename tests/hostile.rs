@@ -235,30 +235,11 @@ fn links_under_double_star_are_neither_read_nor_deleted_and_a_loop_stops_nothing
 /// `command` run in a mount namespace of its own, after `mounts` (shell commands) changed it
 /// there: how systemd's sandbox settings look to the service.
 fn in_mount_namespace(command: &std::process::Command, mounts: &str) -> std::process::Command {
-    let mut wrapped = std::process::Command::new("unshare");
-    wrapped
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!("{mounts} && exec \"$0\" \"$@\""))
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            wrapped.env(key, value);
-        }
-    }
-    if let Some(dir) = command.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
-}
-
-fn status_json(state: &Path) -> Value {
-    let out = common::cwlite()
-        .args(["status", "--json", "--state-dir"])
-        .arg(state)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    common::after_shell(
+        command,
+        &["unshare", "--mount", "--propagation", "private"],
+        mounts,
+    )
 }
 
 /// The unit: `auto_removal` in a directory that is read-only to the service (as
@@ -310,7 +291,7 @@ fn auto_removal_in_a_read_only_directory_is_refused_once_at_start() {
             .then_some(())
     });
     let shown = common::eventually("the finding in the status", || {
-        let status = status_json(&state);
+        let status = common::status_json(&state);
         let sandbox = status["logs"]["sandbox"].as_array()?.clone();
         (!sandbox.is_empty()).then_some(sandbox)
     });

@@ -122,6 +122,49 @@ pub fn cwlite() -> std::process::Command {
     command
 }
 
+/// `cwlite status --json` of the daemon with state in `state` (`Null` when there is none).
+pub fn status_json(state: &Path) -> serde_json::Value {
+    let out = cwlite()
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// `command` run by `sh` after the shell commands `setup`, itself started through `launcher`
+/// (a program and its arguments, or nothing), with `command`'s environment and directory.
+pub fn after_shell(
+    command: &std::process::Command,
+    launcher: &[&str],
+    setup: &str,
+) -> std::process::Command {
+    let (program, first) = match launcher.split_first() {
+        Some((program, rest)) => (*program, rest),
+        None => ("sh", &[][..]),
+    };
+    let mut wrapped = std::process::Command::new(program);
+    wrapped.args(first);
+    if !launcher.is_empty() {
+        wrapped.arg("sh");
+    }
+    wrapped
+        .arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
 /// Writes what `cwlite run` needs into `dir` (credentials with profile `AmazonCloudWatchAgent`
 /// holding `access_key` and `secret`, `common-config.toml`, `config.json` from `config`) and
 /// returns the command that runs it with state in `state_dir`; tests add flags and environment.
