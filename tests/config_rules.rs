@@ -237,17 +237,16 @@ fn unknown_keys_where_the_stock_schema_forbids_them_are_errors() {
     );
 }
 
-/// Issue 19: the stock schema accepts exact duplicates (and its agent then sends each line
-/// once per entry); cwlite tails the file once and says so.
+/// Issue 19: the stock schema refuses exact duplicates in one file (`uniqueItems`, checked on
+/// the merged configuration); merging several files drops an entry another file already has.
 #[test]
-fn duplicate_collect_list_entries_are_tailed_once_with_a_warning() {
+fn a_duplicate_collect_list_entry_in_one_file_is_refused() {
     let entry = json!({"file_path": "/var/log/a", "log_group_name": "a"});
     let json = json!({"logs": {"logs_collected": {"files": {"collect_list": [entry, entry]}}}});
     assert_has(
-        &warnings(json.clone()),
-        "collect_list[1]: ignored: the same entry as collect_list[0]",
+        &errors(json),
+        "collect_list[1]: the same entry as collect_list[0]: the stock agent refuses duplicates too",
     );
-    assert_eq!(load(json).logs.unwrap().files.len(), 1);
 }
 
 // --- measurements -------------------------------------------------------------------------
@@ -489,7 +488,7 @@ fn log_defaults_match_the_stock_agent() {
     assert_eq!(file.log_stream_name, "web-01");
     assert_eq!(file.retention_in_days, None);
     assert_eq!(file.timezone, config::Timezone::Local);
-    assert_eq!(file.encoding, encoding_rs::UTF_8);
+    assert_eq!(file.encoding, cwlite::config::Charset::UTF_8);
     match &file.multi_line_start {
         config::MultiLineStart::Pattern(p) => assert_eq!(p.as_str(), r"^[\S]"),
         other => panic!("{other:?}"),
@@ -502,8 +501,7 @@ fn placeholders_are_resolved_in_group_and_stream_names() {
         "agent": {"region": "ap-northeast-1"},
         "logs": {"log_stream_name": "{hostname}-{ip_address}", "logs_collected": {"files": {"collect_list": [
             {"file_path": "/a", "log_group_name": "/app/{aws_region}/{date}", "log_stream_name": "{local_hostname}_{instance_id}_{account_id}"},
-            {"file_path": "/b", "log_group_name": "b"},
-            {"file_path": "/c", "log_group_name": "c", "log_stream_name": ""}
+            {"file_path": "/b", "log_group_name": "b"}
         ]}}}
     }));
     let files = config.logs.unwrap().files;
@@ -513,7 +511,6 @@ fn placeholders_are_resolved_in_group_and_stream_names() {
     );
     assert_eq!(files[0].log_stream_name, "web-01_i-UNKNOWN_UNKNOWN-ACCOUNT");
     assert_eq!(files[1].log_stream_name, "web-01-10.0.0.7");
-    assert_eq!(files[2].log_stream_name, "i-UNKNOWN");
 }
 
 #[test]
@@ -627,7 +624,10 @@ fn patterns_and_encodings_are_compiled() {
         "filters": [{"type": "exclude", "expression": "DEBUG{"}, {"type": "include", "expression": "\\d{3}"}]
     })));
     let file = &config.logs.unwrap().files[0];
-    assert_eq!(file.encoding, encoding_rs::UTF_16LE);
+    assert_eq!(
+        file.encoding,
+        cwlite::config::Charset::Standard(encoding_rs::UTF_16LE)
+    );
     assert_eq!(
         file.multi_line_start,
         config::MultiLineStart::TimestampFormat

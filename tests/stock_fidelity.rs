@@ -15,6 +15,10 @@ use cwlite::metrics::DatumBuilder;
 use serde_json::{Value, json};
 
 fn load(json: &Value) -> (Config, Vec<String>) {
+    try_load(json).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn try_load(json: &Value) -> Result<(Config, Vec<String>), config::LoadError> {
     let dir = tempfile::tempdir().unwrap();
     let path = common::write_json(dir.path(), "config.json", json);
     let host = HostFacts {
@@ -22,22 +26,18 @@ fn load(json: &Value) -> (Config, Vec<String>) {
         ip_address: Some(Ipv4Addr::new(10, 0, 0, 7)),
         date: "2026-12-05".into(),
     };
-    match config::load(
+    let loaded = config::load(
         &[path],
         None,
         &Environment::fixed(&[("AWS_REGION", "eu-west-1")], host),
         RegionPolicy::Optional,
-    ) {
-        Ok(loaded) => (
-            loaded.config,
-            loaded
-                .warnings
-                .iter()
-                .map(|d| format!("{}: {}", d.path, d.message))
-                .collect(),
-        ),
-        Err(err) => panic!("{err}"),
-    }
+    )?;
+    let warnings = loaded
+        .warnings
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.message))
+        .collect();
+    Ok((loaded.config, warnings))
 }
 
 /// The datums the first plugin of `json` sends for one sample of each of its fields, as
@@ -477,4 +477,341 @@ fn braces_in_the_literal_root_are_accepted_and_warned_about() {
                 && w.contains("{nginx,apache2}")),
         "{warnings:?}"
     );
+}
+
+/// `encoding`, looked up as `plugins/inputs/logfile/fileconfig.go` (`FileConfig.init`) looks it
+/// up: `utf-8`, `utf_8`, `utf8` and `ascii` exactly mean no decoding, then a WHATWG label
+/// (`x/net/html/charset.Lookup`), then any IANA name or alias `x/text` decodes
+/// (`ianaindex.IANA.Encoding`), else the agent stops. Before issue 19 cwlite read `ascii` as
+/// windows-1252 and refused every IANA-only name.
+#[test]
+fn encodings_are_looked_up_as_the_stock_agent_looks_them_up() {
+    let entry = |encoding: &str| {
+        files(
+            json!({"file_path": "/var/log/app.log", "log_group_name": "g", "encoding": encoding}),
+            json!({}),
+        )
+    };
+    // (encoding, the character set read)
+    let rows = [
+        ("ascii", "UTF-8"),
+        ("utf_8", "UTF-8"),
+        ("ISO-8859-1", "windows-1252"),
+        ("Latin-9", "ISO-8859-15"),
+        ("ISO_8859-16:2001", "ISO-8859-16"),
+        ("windows-936", "GBK"),
+        ("csUTF16LE", "UTF-16LE"),
+        ("IBM850", "IBM850"),
+        ("cp437", "IBM437"),
+        ("CCSID00858", "IBM00858"),
+    ];
+    for (encoding, read_as) in rows {
+        let (config, warnings) = load(&entry(encoding));
+        let files = config.logs.expect("logs").files;
+        assert_eq!(files.len(), 1, "{encoding}: {warnings:?}");
+        assert_eq!(files[0].encoding.name(), read_as, "{encoding}");
+    }
+
+    // EBCDIC: the stock agent accepts the name and splits lines at 0x0A, which EBCDIC text does
+    // not use; cwlite skips that entry alone, with a warning.
+    let (config, warnings) = load(&entry("IBM037"));
+    assert!(config.logs.is_none_or(|l| l.files.is_empty()));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("collect_list[0].encoding") && w.contains("EBCDIC")),
+        "{warnings:?}"
+    );
+
+    // A name that is neither: the stock agent stops ("the encoding ... is not supported").
+    let err = try_load(&entry("klingon")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("collect_list[0].encoding: unknown encoding \"klingon\""),
+        "{err}"
+    );
+}
+
+/// What the stock schema (`translator/config/schema.json`, checked on the merged
+/// configuration by `translator/cmdutil/translatorutil.go`, `checkSchema`) refuses, cwlite
+/// refuses, at the same place. Each row: why the schema refuses, the configuration, the path
+/// the error names.
+#[test]
+fn what_the_stock_schema_refuses_cwlite_refuses_at_the_same_place() {
+    let mem = json!({"mem": {"measurement": ["used_percent"]}});
+    let metrics = |extra: Value| {
+        let mut m = json!({"metrics_collected": mem});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        json!({"metrics": m})
+    };
+    let plugin = |name: &str, body: Value| json!({"metrics": {"metrics_collected": {name: body}}});
+    let entry = |extra: Value| {
+        let mut e = json!({"file_path": "/var/log/app.log", "log_group_name": "g"});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        json!({"logs": {"logs_collected": {"files": {"collect_list": [e]}}}})
+    };
+    let thirty_one: serde_json::Map<String, Value> =
+        (0..31).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let rows: Vec<(&str, Value, &str)> = vec![
+        (
+            "a plugin the schema does not name must have measurement (basicMetricDefinition)",
+            plugin("my_plugin", json!({"metrics_collection_interval": 10})),
+            "metrics.metrics_collected.my_plugin",
+        ),
+        (
+            "a named plugin must have measurement (basicMetricDefinition)",
+            plugin("cpu", json!({"totalcpu": true})),
+            "metrics.metrics_collected.cpu",
+        ),
+        (
+            "cpu resources may only be [\"*\"] (cpuDefinitions)",
+            plugin(
+                "cpu",
+                json!({"resources": ["0"], "measurement": ["usage_idle"]}),
+            ),
+            "metrics.metrics_collected.cpu.resources",
+        ),
+        (
+            "measurement items are unique (metricsMeasurementDefinition)",
+            plugin(
+                "mem",
+                json!({"measurement": ["used_percent", "used_percent"]}),
+            ),
+            "metrics.metrics_collected.mem.measurement",
+        ),
+        (
+            "a measurement object's name is not empty",
+            plugin("mem", json!({"measurement": [{"name": ""}]})),
+            "metrics.metrics_collected.mem.measurement[0]",
+        ),
+        (
+            "intervals are 1 to 172800 s (timeIntervalDefinition)",
+            json!({"agent": {"metrics_collection_interval": 0}, "metrics": {"metrics_collected": mem}}),
+            "agent.metrics_collection_interval",
+        ),
+        (
+            "intervals are 1 to 172800 s (timeIntervalDefinition)",
+            plugin(
+                "mem",
+                json!({"measurement": ["used_percent"], "metrics_collection_interval": 172801}),
+            ),
+            "metrics.metrics_collected.mem.metrics_collection_interval",
+        ),
+        (
+            "intervals are 1 to 172800 s (timeIntervalDefinition)",
+            metrics(json!({"force_flush_interval": 0})),
+            "metrics.force_flush_interval",
+        ),
+        (
+            "namespace is 1 to 255 characters",
+            metrics(json!({"namespace": ""})),
+            "metrics.namespace",
+        ),
+        (
+            "aggregation_dimensions has at least one item",
+            metrics(json!({"aggregation_dimensions": []})),
+            "metrics.aggregation_dimensions",
+        ),
+        (
+            "a dimension set's names are unique",
+            metrics(json!({"aggregation_dimensions": [["host", "host"]]})),
+            "metrics.aggregation_dimensions[0]",
+        ),
+        (
+            "append_dimensions has at most 30 keys",
+            metrics(json!({"append_dimensions": thirty_one})),
+            "metrics.append_dimensions",
+        ),
+        (
+            "an appended dimension's value is not empty",
+            plugin(
+                "mem",
+                json!({"measurement": ["used_percent"], "append_dimensions": {"team": ""}}),
+            ),
+            "metrics.metrics_collected.mem.append_dimensions.team",
+        ),
+        (
+            "metrics_destinations names at least one destination",
+            metrics(json!({"metrics_destinations": {}})),
+            "metrics.metrics_destinations",
+        ),
+        (
+            "metrics_destinations knows only cloudwatch and amp",
+            metrics(json!({"metrics_destinations": {"datadog": {}}})),
+            "metrics.metrics_destinations.datadog",
+        ),
+        (
+            "amp needs workspace_id (ampDefinition)",
+            metrics(json!({"metrics_destinations": {"amp": {}}})),
+            "metrics.metrics_destinations.amp",
+        ),
+        (
+            "credentials has only role_arn (credentialsDefinition)",
+            metrics(json!({"credentials": {"profile": "x"}})),
+            "metrics.credentials.profile",
+        ),
+        (
+            "role_arn is at least 20 characters",
+            json!({"agent": {"credentials": {"role_arn": "arn:aws:iam::1:r"}}, "metrics": {"metrics_collected": mem}}),
+            "agent.credentials.role_arn",
+        ),
+        (
+            "endpoint_override is at least 4 characters",
+            metrics(json!({"endpoint_override": "a:1"})),
+            "metrics.endpoint_override",
+        ),
+        (
+            "statsd is strict (statsdDefinitions)",
+            plugin("statsd", json!({"service_adress": ":8125"})),
+            "metrics.metrics_collected.statsd.service_adress",
+        ),
+        (
+            "collectd is strict (collectdDefinitions)",
+            plugin("collectd", json!({"security_level": "sign"})),
+            "metrics.metrics_collected.collectd.security_level",
+        ),
+        (
+            "ethtool is strict (ethtoolDefinitions)",
+            plugin("ethtool", json!({"interfaces": ["eth0"]})),
+            "metrics.metrics_collected.ethtool.interfaces",
+        ),
+        (
+            "procstat is a non-empty list (procstatDefinitions)",
+            plugin("procstat", json!([])),
+            "metrics.metrics_collected.procstat",
+        ),
+        (
+            "a procstat entry names pid_file, exe or pattern",
+            plugin("procstat", json!([{"measurement": ["pid_count"]}])),
+            "metrics.metrics_collected.procstat[0]",
+        ),
+        (
+            "logs needs logs_collected or metrics_collected",
+            json!({"logs": {"log_stream_name": "s"}}),
+            "logs",
+        ),
+        (
+            "logs_collected names at least one section",
+            json!({"logs": {"logs_collected": {}}}),
+            "logs.logs_collected",
+        ),
+        (
+            "files needs collect_list",
+            json!({"logs": {"logs_collected": {"files": {}}}}),
+            "logs.logs_collected.files: missing field `collect_list`",
+        ),
+        (
+            "logs.concurrency is at least 1",
+            json!({"logs": {"concurrency": 0, "logs_collected": {"files": {"collect_list": [{"file_path": "/a", "log_group_name": "g"}]}}}}),
+            "logs.concurrency",
+        ),
+        (
+            "logs.force_flush_interval is 1 to 172800 s",
+            json!({"logs": {"force_flush_interval": 0, "logs_collected": {"files": {"collect_list": [{"file_path": "/a", "log_group_name": "g"}]}}}}),
+            "logs.force_flush_interval",
+        ),
+        (
+            "collect_list items are unique",
+            json!({"logs": {"logs_collected": {"files": {"collect_list": [
+                {"file_path": "/a", "log_group_name": "g"},
+                {"file_path": "/a", "log_group_name": "g"},
+            ]}}}}),
+            "logs.logs_collected.files.collect_list[1]",
+        ),
+        (
+            "timezone is Local, LOCAL or UTC",
+            entry(json!({"timezone": "Europe/Paris"})),
+            "collect_list[0].timezone",
+        ),
+        (
+            "retention_in_days is one of CloudWatch's values",
+            entry(json!({"retention_in_days": 2})),
+            "collect_list[0].retention_in_days",
+        ),
+        (
+            "backpressure_mode is fd_release",
+            entry(json!({"backpressure_mode": "drop"})),
+            "collect_list[0].backpressure_mode",
+        ),
+        (
+            "a filter's type is include or exclude",
+            entry(json!({"filters": [{"type": "maybe", "expression": "x"}]})),
+            "collect_list[0].filters[0].type",
+        ),
+        (
+            "encoding is not empty",
+            entry(json!({"encoding": ""})),
+            "collect_list[0].encoding",
+        ),
+        (
+            "multi_line_start_pattern is not empty",
+            entry(json!({"multi_line_start_pattern": ""})),
+            "collect_list[0].multi_line_start_pattern",
+        ),
+        (
+            "timestamp_format is not empty",
+            entry(json!({"timestamp_format": ""})),
+            "collect_list[0].timestamp_format",
+        ),
+        (
+            "log_stream_name is not empty",
+            entry(json!({"log_stream_name": ""})),
+            "collect_list[0].log_stream_name",
+        ),
+        (
+            "log_group_class is not empty",
+            entry(json!({"log_group_class": ""})),
+            "collect_list[0].log_group_class",
+        ),
+        (
+            "an entry needs file_path",
+            json!({"logs": {"logs_collected": {"files": {"collect_list": [{"log_group_name": "g"}]}}}}),
+            "collect_list[0]",
+        ),
+        (
+            "region is not empty",
+            json!({"agent": {"region": ""}, "metrics": {"metrics_collected": mem}}),
+            "agent.region",
+        ),
+    ];
+    let mut accepted = Vec::new();
+    for (why, json, at) in &rows {
+        match try_load(json) {
+            Ok((_, warnings)) => accepted.push(format!("{why}: accepted ({warnings:?})")),
+            Err(err) => {
+                let text = err.to_string();
+                if !text.lines().any(|l| l.contains(at)) {
+                    accepted.push(format!("{why}: refused, but not at {at}: {text}"));
+                }
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "{}", accepted.join("\n"));
+}
+
+/// The other side of the rows above: the same shapes, as the stock schema accepts them, start
+/// cwlite (with warnings for what it does not run).
+#[test]
+fn what_the_stock_schema_accepts_next_to_those_rows_starts_cwlite() {
+    let rows = [
+        json!({"metrics": {"metrics_collected": {"my_plugin": {"measurement": ["x"]}}}}),
+        json!({"metrics": {"metrics_collected": {"cpu": {"resources": ["*"], "measurement": ["usage_idle"]}}}}),
+        json!({"metrics": {"metrics_collected": {"mem": {"measurement": []}}}}),
+        json!({"metrics": {"metrics_collected": {"statsd": {"service_address": ":8125", "metric_separator": "_"}}}}),
+        json!({"metrics": {"metrics_collected": {"procstat": [{"exe": "nginx", "measurement": ["pid_count"]}]}}}),
+        json!({"metrics": {"aggregation_dimensions": [["a", "b"], ["b", "a"]], "metrics_destinations": {"cloudwatch": {}, "amp": {"workspace_id": "ws-1"}}, "metrics_collected": {"mem": {"measurement": ["used_percent"]}}}}),
+        json!({"logs": {"metrics_collected": {"emf": {}}}}),
+        json!({"logs": {"concurrency": 1, "logs_collected": {"files": {"collect_list": [
+            {"file_path": "/a", "log_group_name": "g", "timezone": "LOCAL", "retention_in_days": -1, "backpressure_mode": "fd_release"},
+        ]}}}}),
+    ];
+    for json in rows {
+        if let Err(err) = try_load(&json) {
+            panic!("{json}: {err}");
+        }
+    }
 }

@@ -3,10 +3,11 @@
 //! Two stages, as the style guide asks: `raw` mirrors the JSON, `validate` turns it into the
 //! `model` types that runtime code uses. `source` reads and merges files, `diag` locates
 //! problems, `expand` substitutes `${ENV}` and `{placeholders}`, `go_regex` makes Go patterns
-//! mean the same in Rust, `measurements` holds the metric allow-list, `common` reads
+//! mean the same in Rust, `measurements` holds the metric allow-list, `charset` names files' encodings as the stock agent does, `common` reads
 //! `common-config.toml`, and `profile_files` reads shared credentials files. Runtime code sees
 //! only [`Config`]; nothing here talks to the network.
 
+pub mod charset;
 pub mod common;
 pub mod diag;
 pub mod expand;
@@ -21,6 +22,7 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use charset::Charset;
 pub use common::{CommonConfig, CredentialsSource};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use expand::Environment;

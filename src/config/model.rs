@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::charset::Charset;
 use super::common::CommonConfig;
 use super::go_regex::GoRegex;
 
@@ -350,9 +351,8 @@ pub struct FileConfig {
     pub trim_timestamp: bool,
     /// How events start.
     pub multi_line_start: MultiLineStart,
-    /// The file's character encoding (WHATWG name).
-    #[serde(serialize_with = "serialize_encoding")]
-    pub encoding: &'static encoding_rs::Encoding,
+    /// The file's character set.
+    pub encoding: Charset,
     /// Filters, all of which must pass.
     pub filters: Vec<Filter>,
     /// Delete a fully read file once a newer one matches.
@@ -383,20 +383,13 @@ impl FileConfig {
                 GoRegex::new(DEFAULT_MULTI_LINE_START_PATTERN)
                     .expect("the default start pattern compiles"),
             ),
-            encoding: encoding_rs::UTF_8,
+            encoding: Charset::UTF_8,
             filters: vec![],
             auto_removal: false,
             publish_multi_logs: false,
             blacklist: None,
         }
     }
-}
-
-fn serialize_encoding<S: serde::Serializer>(
-    encoding: &&'static encoding_rs::Encoding,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.serialize_str(encoding.name())
 }
 
 #[cfg(test)]

@@ -168,7 +168,7 @@ pub struct RawPlugin {
 }
 
 /// A measurement: a name, or an object with `name` and optional `rename` and `unit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum RawMeasurement {
     Name(String),
@@ -176,7 +176,7 @@ pub enum RawMeasurement {
 }
 
 /// The object form of a measurement.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub struct RawMeasurementObject {
     pub name: String,
     pub rename: Option<String>,

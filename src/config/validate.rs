@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use super::charset::{Charset, CharsetError};
 use super::common::{CommonConfig, CredentialsSource};
 use super::diag::{Collector, Diagnostic, JsonPath};
 use super::expand::{self, Environment, Placeholders};
@@ -200,6 +201,12 @@ fn warn_unknown_keys(
     }
 }
 
+/// `credentialsDefinition`: only `role_arn` (serde refuses other keys), 20 to 2048 characters.
+fn check_credentials(raw: &RawCredentials, path: &JsonPath, diagnostics: &mut Collector) {
+    check_length(&raw.role_arn, 20, 2048, &path.key("role_arn"), diagnostics);
+    diagnostics.warn(path, UNSUPPORTED_ROLE_ARN);
+}
+
 fn warn_agent_extras(
     agent: &serde_json::Map<String, Value>,
     path: &JsonPath,
@@ -297,6 +304,11 @@ fn validate_agent(
     );
     if let Some(region) = &raw.region {
         check_length(region, 1, 64, &path.key("region"), diagnostics);
+    }
+    // The warning is warn_agent_extras'.
+    if let Some(credentials) = &raw.credentials {
+        let at = path.key("credentials").key("role_arn");
+        check_length(&credentials.role_arn, 20, 2048, &at, diagnostics);
     }
     let hostname = raw
         .hostname
@@ -481,8 +493,8 @@ fn validate_metrics(
         .namespace
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     check_length(&namespace, 1, 255, &path.key("namespace"), diagnostics);
-    if raw.credentials.is_some() {
-        diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
+    if let Some(credentials) = &raw.credentials {
+        check_credentials(credentials, &path.key("credentials"), diagnostics);
     }
     if raw.service_name.is_some() {
         diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
@@ -498,9 +510,25 @@ fn validate_metrics(
         .as_ref()
         .is_none_or(|d| d.contains_key("cloudwatch"));
     if let Some(destinations) = &raw.metrics_destinations {
-        for key in destinations.keys().filter(|k| *k != "cloudwatch") {
+        let at = path.key("metrics_destinations");
+        // The schema: at least one of `cloudwatch` and `amp`, nothing else, and `amp` names its
+        // workspace.
+        if destinations.is_empty() {
+            diagnostics.error(&at, "required: cloudwatch, amp or both");
+        }
+        reject_unknown_keys(
+            &Value::Object(destinations.clone()),
+            &at,
+            &["cloudwatch", "amp"],
+            diagnostics,
+        );
+        if let Some(amp) = destinations.get("amp") {
+            reject_unknown_keys(amp, &at.key("amp"), &["workspace_id"], diagnostics);
+            if amp.get("workspace_id").is_none() {
+                diagnostics.error(&at.key("amp"), "required: workspace_id");
+            }
             diagnostics.warn(
-                &path.key("metrics_destinations").key(key),
+                &at.key("amp"),
                 "ignored: cwlite sends metrics to cloudwatch only",
             );
         }
@@ -537,12 +565,28 @@ fn validate_metrics(
                 format!("{} sets, must be 1 to {MAX_AGGREGATION_SETS}", sets.len()),
             );
         }
-        for (i, mut set) in sets.into_iter().enumerate() {
+        for (i, mut set) in sets.clone().into_iter().enumerate() {
             if set.len() > MAX_DIMENSIONS {
                 diagnostics.error(
                     &at.index(i),
                     format!("{} dimensions, at most {MAX_DIMENSIONS} allowed", set.len()),
                 );
+            }
+            // The schema's `uniqueItems`, in a set and over sets (in order: [a, b] and [b, a]
+            // are two items there, and one set here).
+            if let Some(first) = sets[..i].iter().position(|s| *s == set) {
+                diagnostics.error(
+                    &at.index(i),
+                    format!("the same dimension set as aggregation_dimensions[{first}]"),
+                );
+            }
+            for (j, name) in set.iter().enumerate() {
+                if set[..j].contains(name) {
+                    diagnostics.error(
+                        &at.index(i).index(j),
+                        format!("\"{name}\" appears twice in this dimension set"),
+                    );
+                }
             }
             set.sort();
             set.dedup();
@@ -581,9 +625,16 @@ fn validate_metrics(
             .iter()
             .find(|(p, _)| p == name)
         {
+            check_unsupported_plugin_shape(name, value, &at, diagnostics);
             diagnostics.warn(
                 &at,
                 format!("ignored: cwlite does not support the {name} plugin; {instead}"),
+            );
+        } else if value.get("measurement").is_none() {
+            // The schema's `additionalProperties: basicMetricDefinition`, which requires it.
+            diagnostics.error(
+                &at,
+                "a plugin the stock agent does not know needs a measurement list (its schema refuses it without one)",
             );
         } else {
             diagnostics.warn(
@@ -599,6 +650,83 @@ fn validate_metrics(
         force_flush_interval_secs,
         endpoint_override,
     })
+}
+
+/// The stock schema's shape of the plugins cwlite does not run (`translator/config/schema.json`,
+/// `statsdDefinitions`, `collectdDefinitions`, `ethtoolDefinitions`, `procstatDefinitions`,
+/// `efaDefinitions`, `prometheusDefinitions`): what it refuses, cwlite refuses too, so that a
+/// configuration checked by `cwlite validate` also starts the stock agent.
+fn check_unsupported_plugin_shape(
+    name: &str,
+    value: &Value,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) {
+    const STATSD: &[&str] = &[
+        "allowed_pending_messages",
+        "service_address",
+        "metrics_collection_interval",
+        "metrics_aggregation_interval",
+        "metric_separator",
+        "drop_original_metrics",
+        "service.name",
+        "deployment.environment",
+    ];
+    const COLLECTD: &[&str] = &[
+        "service_address",
+        "name_prefix",
+        "collectd_auth_file",
+        "collectd_security_level",
+        "collectd_typesdb",
+        "metrics_aggregation_interval",
+        "drop_original_metrics",
+        "service.name",
+        "deployment.environment",
+        "append_dimensions",
+    ];
+    const ETHTOOL: &[&str] = &[
+        "interface_include",
+        "interface_exclude",
+        "metrics_include",
+        "append_dimensions",
+        "drop_original_metrics",
+    ];
+    let needs_measurement = |item: &Value, at: &JsonPath, diagnostics: &mut Collector| {
+        if item.get("measurement").is_none() {
+            diagnostics.error(at, "required: a measurement list");
+        }
+    };
+    match name {
+        "statsd" => reject_unknown_keys(value, path, STATSD, diagnostics),
+        "collectd" => reject_unknown_keys(value, path, COLLECTD, diagnostics),
+        "ethtool" => reject_unknown_keys(value, path, ETHTOOL, diagnostics),
+        "prometheus" => {
+            reject_unknown_keys(value, path, &["prometheus_config_path"], diagnostics);
+            if value.get("prometheus_config_path").is_none() {
+                diagnostics.error(path, "required: prometheus_config_path");
+            }
+        }
+        "efa" => needs_measurement(value, path, diagnostics),
+        "procstat" => match value {
+            Value::Array(entries) if (1..=255).contains(&entries.len()) => {
+                for (i, entry) in entries.iter().enumerate() {
+                    let at = path.index(i);
+                    needs_measurement(entry, &at, diagnostics);
+                    if ["pid_file", "exe", "pattern"]
+                        .iter()
+                        .all(|k| entry.get(k).is_none())
+                    {
+                        diagnostics.error(&at, "required: one of pid_file, exe or pattern");
+                    }
+                }
+            }
+            Value::Array(entries) => {
+                diagnostics.error(path, format!("{} entries, must be 1 to 255", entries.len()))
+            }
+            _ => diagnostics.error(path, "must be a list of process entries"),
+        },
+        _ => {}
+    }
 }
 
 fn validate_plugin(
@@ -659,6 +787,14 @@ fn validate_plugin(
     let mut measurements: Vec<Measurement> = Vec::new();
     for (i, item) in raw.measurement.iter().enumerate() {
         let at = path.key("measurement").index(i);
+        // The schema's `uniqueItems`.
+        if let Some(first) = raw.measurement[..i].iter().position(|m| m == item) {
+            diagnostics.error(
+                &at,
+                format!("the same measurement as measurement[{first}]: each is listed once"),
+            );
+            continue;
+        }
         let (configured, rename, unit) = match item {
             RawMeasurement::Name(n) => (n.as_str(), None, None),
             RawMeasurement::Object(o) => (o.name.as_str(), o.rename.as_deref(), o.unit.as_deref()),
@@ -905,7 +1041,7 @@ fn plugin_dimensions(
             _ => None,
         };
         if value.is_empty() {
-            diagnostics.warn(&at, "dropped: an empty dimension value is never sent");
+            diagnostics.error(&at, "empty: a dimension value is 1 to 1024 characters");
             continue;
         }
         // CloudWatch refuses the whole request for one bad dimension, so catch it here.
@@ -935,8 +1071,8 @@ fn validate_logs(
     placeholders: &Placeholders,
     diagnostics: &mut Collector,
 ) -> Option<LogsConfig> {
-    if raw.credentials.is_some() {
-        diagnostics.warn(&path.key("credentials"), UNSUPPORTED_ROLE_ARN);
+    if let Some(credentials) = &raw.credentials {
+        check_credentials(credentials, &path.key("credentials"), diagnostics);
     }
     if raw.service_name.is_some() {
         diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
@@ -964,17 +1100,17 @@ fn validate_logs(
         .and_then(|e| parse_endpoint(e, &path.key("endpoint_override"), diagnostics));
     let concurrency = match raw.concurrency {
         None => DEFAULT_LOGS_CONCURRENCY,
-        Some(n) if n < 0 => {
+        Some(n) if n < 1 => {
             diagnostics.error(
                 &path.key("concurrency"),
-                format!("{n} is out of range: must be 0 or more"),
+                format!("{n} is out of range: must be 1 or more"),
             );
             DEFAULT_LOGS_CONCURRENCY
         }
-        Some(n) => u32::try_from(n.max(1)).unwrap_or(u32::MAX),
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
     };
     // `plugins/outputs/cloudwatchlogs/cloudwatchlogs.go`, `getDest`: above 1 the stock agent
-    // makes one pool of that many senders for all streams; unset, 0 and 1 send one request at
+    // makes one pool of that many senders for all streams; unset and 1 send one request at
     // a time per stream, with no bound over streams (cwlite keeps its own bound then).
     let requests_in_flight = match raw.concurrency {
         Some(n) if n > 1 => concurrency,
@@ -997,7 +1133,18 @@ fn validate_logs(
 
     let mut files = Vec::new();
     let collected_path = path.key("logs_collected");
+    // The schema's `anyOf` of the two, and `minProperties: 1`.
+    if raw.logs_collected.is_none() && raw.metrics_collected.is_none() {
+        diagnostics.error(path, "required: logs_collected or metrics_collected");
+    }
     if let Some(collected) = raw.logs_collected {
+        if collected.files.is_none()
+            && collected.journald.is_none()
+            && collected.windows_events.is_none()
+            && collected.application_signals.is_none()
+        {
+            diagnostics.error(&collected_path, "required: name at least one section");
+        }
         if collected.journald.is_some() {
             diagnostics.warn(
                 &collected_path.key("journald"),
@@ -1026,12 +1173,13 @@ fn validate_logs(
             }
             for (i, entry) in list.iter().enumerate() {
                 let at = list_path.index(i);
-                // The stock agent tails such a file once per entry, so each line is sent twice.
+                // The schema's `uniqueItems`, checked after merging (`translatorutil.go`,
+                // `checkSchema`); merging drops an entry another file already has.
                 if let Some(first) = list[..i].iter().position(|earlier| earlier == entry) {
-                    diagnostics.warn(
+                    diagnostics.error(
                         &at,
                         format!(
-                            "ignored: the same entry as collect_list[{first}], which is tailed once"
+                            "the same entry as collect_list[{first}]: the stock agent refuses duplicates too (remove one)"
                         ),
                     );
                     continue;
@@ -1146,6 +1294,20 @@ fn validate_file(
             format!("matches nothing: \"{literal}\" comes before the first component with * ? or [, where braces are read literally (by the stock agent too); put a * in an earlier component or list one entry per directory"),
         );
     }
+    // The schema's `minLength: 1` (cwlite read an empty value as unset before issue 19).
+    for (key, value) in [
+        ("log_group_name", &raw.log_group_name),
+        ("log_stream_name", &raw.log_stream_name),
+        ("log_group_class", &raw.log_group_class),
+        ("multi_line_start_pattern", &raw.multi_line_start_pattern),
+        ("timestamp_format", &raw.timestamp_format),
+        ("encoding", &raw.encoding),
+        ("blacklist", &raw.blacklist),
+    ] {
+        if value.as_deref() == Some("") {
+            diagnostics.error(&path.key(key), "empty: leave the key out instead");
+        }
+    }
     for (key, present) in [
         ("service.name", raw.service_name.is_some()),
         (
@@ -1192,17 +1354,12 @@ fn validate_file(
     // `generateLogStreamName`).
     let entry_stream_only = publish_multi_logs
         && matches!(log_group_name, LogGroupName::Named(_))
-        && raw.log_stream_name.as_deref().is_none_or(str::is_empty);
+        && raw.log_stream_name.is_none();
     let log_stream_name = if entry_stream_only {
         String::new()
     } else {
-        let stream_source = raw.log_stream_name.as_deref().unwrap_or(default_stream);
-        // The stock translator turns an empty stream name into the instance id.
-        let name = if stream_source.is_empty() {
-            expand::UNKNOWN_INSTANCE_ID.to_owned()
-        } else {
-            placeholders.resolve(stream_source)
-        };
+        // An empty name is refused above, as the stock schema refuses it.
+        let name = placeholders.resolve(raw.log_stream_name.as_deref().unwrap_or(default_stream));
         if !is_valid_log_stream_name(&name) {
             diagnostics.error(
                 &path.key("log_stream_name"),
@@ -1273,18 +1430,20 @@ fn validate_file(
             }
         }
     };
-    let encoding = match raw.encoding.as_deref() {
-        None | Some("") => encoding_rs::UTF_8,
-        Some(label) => match encoding_rs::Encoding::for_label(label.trim().as_bytes()) {
-            Some(encoding) => encoding,
-            None => {
-                diagnostics.error(
-                    &path.key("encoding"),
-                    format!("unknown encoding \"{label}\""),
-                );
-                encoding_rs::UTF_8
-            }
-        },
+    let encoding = match Charset::lookup(raw.encoding.as_deref().unwrap_or("")) {
+        Ok(charset) => charset,
+        Err(err @ CharsetError::Unknown(_)) => {
+            diagnostics.error(&path.key("encoding"), err.to_string());
+            Charset::UTF_8
+        }
+        // The stock agent accepts the name and reads garbage; one entry must not stop the rest.
+        Err(err @ CharsetError::Ebcdic(_)) => {
+            diagnostics.warn(
+                &path.key("encoding"),
+                format!("{err}: this entry is skipped"),
+            );
+            return None;
+        }
     };
     let mut filters = Vec::new();
     for (i, filter) in raw.filters.unwrap_or_default().iter().enumerate() {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::line_reader::Line;
 use super::multiline::{Assembler, MULTI_LINE_IDLE, RawEvent, StartRule, TextLine};
 use super::timestamp::{Memo, TimestampFormat};
-use crate::config::{FileConfig, FilterKind, MultiLineStart};
+use crate::config::{Charset, FileConfig, FilterKind, MultiLineStart};
 use crate::event::LogEvent;
 
 /// Why a byte range produced no event.
@@ -73,7 +73,7 @@ impl Outputs {
 /// A file's event pipeline.
 #[derive(Debug)]
 pub struct EventPipeline {
-    encoding: &'static encoding_rs::Encoding,
+    encoding: Charset,
     assembler: Assembler,
     timestamp: Option<TimestampFormat>,
     /// What this file's last timestamp leaves for the next.
@@ -221,7 +221,7 @@ impl EventPipeline {
 
     /// `checked`: the line reader saw that `bytes` are valid UTF-8.
     fn decode(&self, bytes: Bytes, checked: bool) -> Bytes {
-        if self.encoding == encoding_rs::UTF_8 {
+        if self.encoding.is_utf8() {
             if checked {
                 return bytes;
             }
@@ -232,7 +232,7 @@ impl EventPipeline {
                 Err(_) => Bytes::from(String::from_utf8_lossy(&bytes).into_owned()),
             }
         } else {
-            let (text, _) = self.encoding.decode_without_bom_handling(&bytes);
+            let text = self.encoding.decode(&bytes);
             // A byte-order mark opens the file's first line; it is not part of the message.
             Bytes::from(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
         }
@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn other_encodings_are_decoded() {
         let mut latin1 = config();
-        latin1.encoding = encoding_rs::WINDOWS_1252;
+        latin1.encoding = Charset::Standard(encoding_rs::WINDOWS_1252);
         let out = run(&latin1, b"caf\xe9\n");
         assert_eq!(messages(&out), ["café"]);
     }
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn utf16_files_are_decoded_without_their_byte_order_mark() {
         let mut utf16 = config();
-        utf16.encoding = encoding_rs::UTF_16LE;
+        utf16.encoding = Charset::Standard(encoding_rs::UTF_16LE);
         let bytes: Vec<u8> = "\u{feff}first ✓\nsecond\n"
             .encode_utf16()
             .flat_map(u16::to_le_bytes)

@@ -17,6 +17,8 @@ use std::io::{self, Read};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::config::Charset;
+
 /// Bytes read per `read(2)` by default: large reads amortise syscalls on busy files.
 pub const DEFAULT_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -34,10 +36,11 @@ pub enum Framing {
 
 impl Framing {
     /// The framing an encoding needs.
-    pub fn for_encoding(encoding: &'static encoding_rs::Encoding) -> Self {
-        if encoding == encoding_rs::UTF_16LE {
+    pub fn for_encoding(charset: Charset) -> Self {
+        let encoding = charset.standard();
+        if encoding == Some(encoding_rs::UTF_16LE) {
             Framing::Utf16Le
-        } else if encoding == encoding_rs::UTF_16BE {
+        } else if encoding == Some(encoding_rs::UTF_16BE) {
             Framing::Utf16Be
         } else {
             Framing::Bytes
