@@ -441,9 +441,9 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
     assert_has(&found, "agent.aws_sdk_log_level: ignored: set RUST_LOG");
     assert_has(&found, "agent.flush_interval: ignored");
     assert_has(&found, "agent.some_new_key: ignored: unknown agent key");
-    assert_has(
-        &found,
-        "metrics_collected.procstat: ignored: cwlite does not support the procstat plugin",
+    assert!(
+        !found.iter().any(|w| w.contains("procstat")),
+        "procstat is collected (issue 20): {found:#?}"
     );
     assert_has(
         &found,
@@ -902,5 +902,79 @@ fn an_unknown_key_does_not_hide_the_other_errors_of_its_section() {
     assert_has(
         &found,
         "collect_list[0].filters[0].expr: unknown field `expr`",
+    );
+}
+
+// --- procstat ----------------------------------------------------------------------------
+
+/// Each `procstat` entry is a plugin of its own, named by its finder (issue 20).
+#[test]
+fn procstat_entries_become_one_plugin_each_with_their_finder() {
+    let config = load(plugins(json!({"procstat": [
+        {"exe": "^nginx$", "measurement": ["cpu_usage", "procstat_memory_rss", "pid_count"], "metrics_collection_interval": 10},
+        {"pid_file": "/run/sshd.pid", "measurement": ["pid_count"], "append_dimensions": {"team": "ops"}},
+        {"pattern": "java .*kafka", "measurement": ["rlimit_num_fds_soft"]},
+    ]})));
+    let plugins = config.metrics.unwrap().plugins;
+    assert_eq!(plugins.len(), 3);
+    let names: Vec<Vec<(&str, &str)>> = plugins
+        .iter()
+        .map(|p| {
+            p.measurements
+                .iter()
+                .map(|m| (m.metric_name.as_str(), m.unit))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        names[0],
+        [
+            ("procstat_cpu_usage", "Percent"),
+            ("procstat_memory_rss", "Bytes"),
+            ("procstat_lookup_pid_count", "None"),
+        ]
+    );
+    assert_eq!(plugins[0].interval_secs, 10);
+    assert!(plugins[0].high_resolution);
+    let finders: Vec<(&str, String)> = plugins
+        .iter()
+        .map(|p| match &p.options {
+            config::PluginOptions::Procstat { finder } => (finder.dimension(), finder.configured()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        finders,
+        [
+            ("exe", "^nginx$".to_owned()),
+            ("pidfile", "/run/sshd.pid".to_owned()),
+            ("pattern", "java .*kafka".to_owned()),
+        ]
+    );
+    assert_eq!(plugins[1].append_dimensions["team"], "ops");
+}
+
+#[test]
+fn procstat_refuses_what_the_stock_schema_refuses() {
+    let found = errors(plugins(json!({"procstat": [
+        {"exe": "nginx", "measurement": [{"name": "cpu_usage", "rename": "x"}]},
+        {"exe": "(", "measurement": ["pid_count"]},
+        {"exe": "nginx", "measurement": ["memory_bogus"]},
+    ]})));
+    assert_has(
+        &found,
+        "procstat[0].measurement[0]: procstat measurements are names only",
+    );
+    assert_has(&found, "procstat[1].exe:");
+    assert_has(
+        &found,
+        "procstat[2].measurement[0]: unknown measurement \"memory_bogus\"",
+    );
+    let found = warnings(plugins(json!({"procstat": [
+        {"exe": "nginx", "pattern": "nginx: master", "measurement": ["pid_count"]},
+    ]})));
+    assert_has(
+        &found,
+        "procstat[0].pattern: ignored: exe is used (the stock agent uses only one of them too)",
     );
 }

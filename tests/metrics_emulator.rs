@@ -338,3 +338,104 @@ fn throttling_is_retried_and_an_invalid_batch_is_dropped_alone() {
     assert!(holes <= 1, "{delivered:?}");
     assert!(delivered.len() >= 3);
 }
+
+/// `procstat` end to end (issue 20): a process found by its pid file, one by its command line,
+/// and an `exe` that matches nothing, whose `pid_count` of 0 is the alarm users rely on.
+#[test]
+fn procstat_reports_found_processes_and_zero_for_none() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = common::unique("CWAgentProcstat");
+    // An argument no other process has, for the pattern.
+    let marker = format!("{}.25", 4000 + std::process::id() % 1000);
+    let mut child = std::process::Command::new("sleep")
+        .arg(&marker)
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("sleep.pid");
+    std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+    let pid_file = pid_file.to_str().unwrap().to_owned();
+    let pattern = format!("^sleep {}$", marker.replace('.', "\\."));
+    let config = json!({
+        "agent": {"region": "us-east-1", "metrics_collection_interval": 1},
+        "metrics": {
+            "namespace": namespace,
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {
+                "procstat": [
+                    {"pid_file": pid_file, "measurement": ["memory_rss", "cpu_usage", "num_fds", "rlimit_num_fds_soft", "pid_count"]},
+                    {"pattern": pattern, "measurement": ["pid"]},
+                    {"exe": "^cwlite-no-such-process$", "measurement": ["pid_count"], "append_dimensions": {"alarm": "down"}},
+                ]
+            }
+        }
+    });
+    let daemon = start(dir.path(), &dir.path().join("state"), &config);
+    let wanted = [
+        "procstat_memory_rss",
+        "procstat_cpu_usage",
+        "procstat_num_fds",
+        "procstat_rlimit_num_fds_soft",
+        "procstat_pid",
+        "procstat_lookup_pid_count",
+    ];
+    let data: Vec<Value> = common::eventually("every procstat metric in the emulator", || {
+        let data = common::metric_data(&namespace);
+        let lookups = data
+            .iter()
+            .filter(|d| d["MetricName"] == "procstat_lookup_pid_count")
+            .map(dimension_names)
+            .collect::<std::collections::BTreeSet<_>>();
+        (wanted
+            .iter()
+            .all(|w| data.iter().any(|d| d["MetricName"] == *w))
+            && lookups.len() == 2)
+            .then_some(data)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(status.success(), "{stderr:?}");
+
+    let first = |name: &str, dimension: &str| {
+        data.iter()
+            .find(|d| {
+                d["MetricName"] == name && dimensions(d).iter().any(|x| x.starts_with(dimension))
+            })
+            .unwrap_or_else(|| panic!("no {name} with {dimension}"))
+    };
+    let rss = first("procstat_memory_rss", "pidfile=");
+    assert_eq!(dimension_names(rss), ["host", "pidfile", "process_name"]);
+    assert!(dimensions(rss).contains(&"process_name=sleep".to_owned()));
+    assert_eq!(rss["Unit"], "Bytes");
+    assert!(rss["Value"].as_f64().unwrap() > 0.0);
+    assert_eq!(first("procstat_cpu_usage", "pidfile=")["Unit"], "Percent");
+    assert!(
+        first("procstat_num_fds", "pidfile=")["Value"]
+            .as_f64()
+            .unwrap()
+            >= 3.0
+    );
+    assert!(
+        first("procstat_rlimit_num_fds_soft", "pidfile=")["Value"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+    let found = first("procstat_lookup_pid_count", "pidfile=");
+    assert_eq!(dimension_names(found), ["host", "pid_finder", "pidfile"]);
+    assert_eq!(found["Value"].as_f64(), Some(1.0));
+    let pid = first("procstat_pid", "pattern=");
+    assert_eq!(pid["Value"].as_f64(), Some(f64::from(child.id())));
+    assert_eq!(dimension_names(pid), ["host", "pattern", "process_name"]);
+    let none = first("procstat_lookup_pid_count", "exe=");
+    assert_eq!(
+        dimension_names(none),
+        ["host", "alarm", "exe", "pid_finder"]
+    );
+    assert_eq!(
+        (none["Value"].as_f64(), none["Unit"].as_str()),
+        (Some(0.0), Some("None"))
+    );
+}

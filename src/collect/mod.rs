@@ -16,6 +16,7 @@ pub mod mem;
 pub mod net;
 pub mod netstat;
 pub mod processes;
+pub mod procstat;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -76,6 +77,8 @@ type StatFsFn = Box<dyn Fn(&Path) -> std::io::Result<FsStats> + Send + Sync>;
 pub struct Host {
     root: PathBuf,
     statfs: StatFsFn,
+    /// The last process list, shared by the `procstat` entries.
+    processes: procstat::table::SharedList,
 }
 
 impl std::fmt::Debug for Host {
@@ -92,6 +95,7 @@ impl Host {
         Self {
             root: PathBuf::from("/"),
             statfs: Box::new(real_statfs),
+            processes: Default::default(),
         }
     }
 
@@ -103,12 +107,27 @@ impl Host {
         Self {
             root: root.to_owned(),
             statfs: Box::new(statfs),
+            processes: Default::default(),
         }
     }
 
     /// The path of `relative` (such as `proc/stat`) under the root.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
+    }
+
+    /// An absolute path from the configuration (a pid file) under the root.
+    pub fn path_of(&self, absolute: &Path) -> PathBuf {
+        self.root
+            .join(absolute.strip_prefix("/").unwrap_or(absolute))
+    }
+
+    /// The process list, at most [`procstat::table::FRESH_FOR`] old, with what `wanted` asks.
+    pub fn process_list(
+        &self,
+        wanted: procstat::table::Wanted,
+    ) -> Arc<procstat::table::ProcessList> {
+        self.processes.get(&self.path("proc"), wanted)
     }
 
     /// Reads `relative` into `buf`, reusing its allocation.
@@ -306,6 +325,8 @@ pub enum Collector {
     Netstat(netstat::NetstatCollector),
     /// `processes`.
     Processes(processes::ProcessesCollector),
+    /// One `procstat` entry.
+    Procstat(procstat::ProcstatCollector),
 }
 
 impl Collector {
@@ -333,6 +354,10 @@ impl Collector {
             (PluginOptions::Net { interfaces }, _) => {
                 Collector::Net(net::NetCollector::new(interfaces))
             }
+            (PluginOptions::Procstat { finder }, _) => {
+                let fields: Vec<&str> = plugin.measurements.iter().map(|m| m.field).collect();
+                Collector::Procstat(procstat::ProcstatCollector::new(finder.clone(), &fields))
+            }
             (_, PluginKind::Swap) => Collector::Mem(mem::MemCollector::swap()),
             (_, PluginKind::Netstat) => Collector::Netstat(netstat::NetstatCollector::default()),
             (_, PluginKind::Processes) => {
@@ -355,6 +380,7 @@ impl Collector {
             Collector::Net(c) => c.collect(host, out),
             Collector::Netstat(c) => c.collect(host, out),
             Collector::Processes(c) => c.collect(host, out),
+            Collector::Procstat(c) => c.collect(host, out),
         }
     }
 }

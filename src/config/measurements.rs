@@ -6,7 +6,7 @@
 //! the host.
 
 /// The host plugins cwlite collects.
-pub const SUPPORTED_PLUGINS: [&str; 8] = [
+pub const SUPPORTED_PLUGINS: [&str; 9] = [
     "cpu",
     "mem",
     "swap",
@@ -15,11 +15,11 @@ pub const SUPPORTED_PLUGINS: [&str; 8] = [
     "net",
     "netstat",
     "processes",
+    "procstat",
 ];
 
 /// Plugins the stock agent accepts on Linux that cwlite does not collect, with what it does instead.
-pub const UNSUPPORTED_PLUGINS: [(&str, &str); 10] = [
-    ("procstat", "per-process metrics are not collected"),
+pub const UNSUPPORTED_PLUGINS: [(&str, &str); 9] = [
     ("statsd", "no statsd listener is started"),
     ("collectd", "no collectd listener is started"),
     ("ethtool", "ethtool metrics are not collected"),
@@ -230,6 +230,65 @@ pub fn fields(plugin: &str) -> &'static [(&'static str, Unit)] {
             // stock agent sends this one without a unit.
             ("zombies", None),
         ],
+        // §1.4's procstat list; units from §3.2 (memory and byte counters in Bytes,
+        // cpu_usage in Percent, the rest None). `pid_count` is the lookup's field, sent as
+        // `procstat_lookup_pid_count`.
+        "procstat" => &[
+            ("cpu_time", None),
+            ("cpu_time_guest", None),
+            ("cpu_time_guest_nice", None),
+            ("cpu_time_idle", None),
+            ("cpu_time_iowait", None),
+            ("cpu_time_irq", None),
+            ("cpu_time_nice", None),
+            ("cpu_time_soft_irq", None),
+            ("cpu_time_steal", None),
+            ("cpu_time_stolen", None),
+            ("cpu_time_system", None),
+            ("cpu_time_user", None),
+            ("cpu_usage", Percent),
+            ("involuntary_context_switches", None),
+            ("memory_data", Bytes),
+            ("memory_locked", Bytes),
+            ("memory_rss", Bytes),
+            ("memory_stack", Bytes),
+            ("memory_swap", Bytes),
+            ("memory_vms", Bytes),
+            ("nice_priority", None),
+            ("num_fds", None),
+            ("num_threads", None),
+            ("pid", None),
+            ("read_bytes", Bytes),
+            ("read_count", None),
+            ("realtime_priority", None),
+            ("rlimit_cpu_time_hard", None),
+            ("rlimit_cpu_time_soft", None),
+            ("rlimit_file_locks_hard", None),
+            ("rlimit_file_locks_soft", None),
+            ("rlimit_memory_data_hard", Bytes),
+            ("rlimit_memory_data_soft", Bytes),
+            ("rlimit_memory_locked_hard", Bytes),
+            ("rlimit_memory_locked_soft", Bytes),
+            ("rlimit_memory_rss_hard", Bytes),
+            ("rlimit_memory_rss_soft", Bytes),
+            ("rlimit_memory_stack_hard", Bytes),
+            ("rlimit_memory_stack_soft", Bytes),
+            ("rlimit_memory_vms_hard", Bytes),
+            ("rlimit_memory_vms_soft", Bytes),
+            ("rlimit_nice_priority_hard", None),
+            ("rlimit_nice_priority_soft", None),
+            ("rlimit_num_fds_hard", None),
+            ("rlimit_num_fds_soft", None),
+            ("rlimit_realtime_priority_hard", None),
+            ("rlimit_realtime_priority_soft", None),
+            ("rlimit_signals_pending_hard", None),
+            ("rlimit_signals_pending_soft", None),
+            ("signals_pending", None),
+            ("voluntary_context_switches", None),
+            ("write_bytes", Bytes),
+            ("write_count", None),
+            ("pid_count", None),
+        ],
         _ => &[],
     }
 }
@@ -318,7 +377,7 @@ mod tests {
     #[test]
     fn the_allow_list_has_the_stock_sizes() {
         let sizes: Vec<usize> = SUPPORTED_PLUGINS.iter().map(|p| fields(p).len()).collect();
-        assert_eq!(sizes, [22, 11, 3, 7, 8, 8, 13, 11]);
+        assert_eq!(sizes, [22, 11, 3, 7, 8, 8, 13, 11, 54]);
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub enum PluginKind {
     Netstat,
     /// `processes`.
     Processes,
+    /// `procstat`: one per entry of its list.
+    Procstat,
 }
 
 impl PluginKind {
@@ -158,6 +160,7 @@ impl PluginKind {
             PluginKind::Net => "net",
             PluginKind::Netstat => "netstat",
             PluginKind::Processes => "processes",
+            PluginKind::Procstat => "procstat",
         }
     }
 
@@ -172,6 +175,7 @@ impl PluginKind {
             PluginKind::Net,
             PluginKind::Netstat,
             PluginKind::Processes,
+            PluginKind::Procstat,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -229,8 +233,52 @@ pub enum PluginOptions {
         /// Interfaces to report.
         interfaces: Resources,
     },
+    /// `procstat`: how the entry finds its processes.
+    Procstat {
+        /// `pid_file`, `exe` or `pattern`.
+        finder: ProcessFinder,
+    },
     /// Plugins without own settings.
     None,
+}
+
+/// How a `procstat` entry finds its processes (telegraf's native finder).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessFinder {
+    /// The process whose pid a file holds.
+    PidFile(PathBuf),
+    /// Processes whose name matches.
+    Exe(GoRegex),
+    /// Processes whose command line matches.
+    Pattern(GoRegex),
+}
+
+impl PartialEq for ProcessFinder {
+    fn eq(&self, other: &Self) -> bool {
+        self.dimension() == other.dimension() && self.configured() == other.configured()
+    }
+}
+
+impl Eq for ProcessFinder {}
+
+impl ProcessFinder {
+    /// The dimension naming the entry: `pidfile`, `exe` or `pattern`.
+    pub fn dimension(&self) -> &'static str {
+        match self {
+            ProcessFinder::PidFile(_) => "pidfile",
+            ProcessFinder::Exe(_) => "exe",
+            ProcessFinder::Pattern(_) => "pattern",
+        }
+    }
+
+    /// The configured value, the dimension's value.
+    pub fn configured(&self) -> String {
+        match self {
+            ProcessFinder::PidFile(path) => path.display().to_string(),
+            ProcessFinder::Exe(regex) | ProcessFinder::Pattern(regex) => regex.as_str().to_owned(),
+        }
+    }
 }
 
 /// One host plugin.
@@ -428,7 +476,7 @@ mod tests {
                 Some(name)
             );
         }
-        assert_eq!(PluginKind::from_name("procstat"), None);
+        assert_eq!(PluginKind::from_name("statsd"), None);
     }
 
     #[test]

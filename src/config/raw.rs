@@ -152,6 +152,9 @@ pub const PLUGIN_KEYS: &[&str] = &[
     "totalcpu",
     "ignore_file_system_types",
     "drop_device",
+    "pid_file",
+    "exe",
+    "pattern",
 ];
 
 /// One host plugin under `metrics_collected`.
@@ -165,6 +168,9 @@ pub struct RawPlugin {
     pub totalcpu: Option<bool>,
     pub ignore_file_system_types: Option<Vec<String>>,
     pub drop_device: Option<bool>,
+    pub pid_file: Option<String>,
+    pub exe: Option<String>,
+    pub pattern: Option<String>,
 }
 
 /// A measurement: a name, or an object with `name` and optional `rename` and `unit`.

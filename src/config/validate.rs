@@ -617,7 +617,9 @@ fn validate_metrics(
     let mut plugins = Vec::new();
     for (name, value) in &collected {
         let at = collected_path.key(name);
-        if let Some(kind) = PluginKind::from_name(name) {
+        if name == "procstat" {
+            plugins.extend(validate_procstat(value, &at, agent, diagnostics));
+        } else if let Some(kind) = PluginKind::from_name(name) {
             if let Some(plugin) = validate_plugin(kind, value, &at, agent, diagnostics) {
                 plugins.push(plugin);
             }
@@ -707,25 +709,96 @@ fn check_unsupported_plugin_shape(
             }
         }
         "efa" => needs_measurement(value, path, diagnostics),
-        "procstat" => match value {
-            Value::Array(entries) if (1..=255).contains(&entries.len()) => {
-                for (i, entry) in entries.iter().enumerate() {
-                    let at = path.index(i);
-                    needs_measurement(entry, &at, diagnostics);
-                    if ["pid_file", "exe", "pattern"]
-                        .iter()
-                        .all(|k| entry.get(k).is_none())
-                    {
-                        diagnostics.error(&at, "required: one of pid_file, exe or pattern");
-                    }
-                }
-            }
-            Value::Array(entries) => {
-                diagnostics.error(path, format!("{} entries, must be 1 to 255", entries.len()))
-            }
-            _ => diagnostics.error(path, "must be a list of process entries"),
-        },
         _ => {}
+    }
+}
+
+/// `procstat`: a list of 1 to 255 entries (the stock schema's `procstatDefinitions`), each a
+/// plugin of its own that finds its processes by `pid_file`, `exe` or `pattern`.
+fn validate_procstat(
+    value: &Value,
+    path: &JsonPath,
+    agent: &AgentConfig,
+    diagnostics: &mut Collector,
+) -> Vec<PluginConfig> {
+    let entries = match value {
+        Value::Array(entries) if (1..=255).contains(&entries.len()) => entries,
+        Value::Array(entries) => {
+            diagnostics.error(path, format!("{} entries, must be 1 to 255", entries.len()));
+            return Vec::new();
+        }
+        _ => {
+            diagnostics.error(path, "must be a list of process entries");
+            return Vec::new();
+        }
+    };
+    let mut plugins = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let at = path.index(i);
+        if entry.get("measurement").is_none() {
+            // The schema's basicMetricDefinition.
+            diagnostics.error(&at, "required: a measurement list");
+            continue;
+        }
+        if let Some(plugin) = validate_plugin(PluginKind::Procstat, entry, &at, agent, diagnostics)
+        {
+            plugins.push(plugin);
+        }
+    }
+    plugins
+}
+
+/// The finder of a `procstat` entry. The schema asks for one of the three; with several,
+/// telegraf's `findPids` takes the first of `pid_file`, `exe`, `pattern` and so does cwlite,
+/// with a warning.
+fn process_finder(
+    raw: &RawPlugin,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<ProcessFinder> {
+    let given: Vec<&str> = [
+        ("pid_file", &raw.pid_file),
+        ("exe", &raw.exe),
+        ("pattern", &raw.pattern),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(k, _)| k)
+    .collect();
+    if given.len() > 1 {
+        diagnostics.warn(
+            &path.key(given[1]),
+            format!(
+                "ignored: {} is used (the stock agent uses only one of them too)",
+                given[0]
+            ),
+        );
+    }
+    for (key, value) in [
+        ("pid_file", &raw.pid_file),
+        ("exe", &raw.exe),
+        ("pattern", &raw.pattern),
+    ] {
+        if let Some(value) = value {
+            check_length(value, 1, 255, &path.key(key), diagnostics);
+        }
+    }
+    let regex = |key: &str, text: &str, diagnostics: &mut Collector| match GoRegex::new(text) {
+        Ok(regex) => Some(regex),
+        Err(err) => {
+            diagnostics.error(&path.key(key), err);
+            None
+        }
+    };
+    if let Some(pid_file) = &raw.pid_file {
+        Some(ProcessFinder::PidFile(pid_file.into()))
+    } else if let Some(exe) = &raw.exe {
+        regex("exe", exe, diagnostics).map(ProcessFinder::Exe)
+    } else if let Some(pattern) = &raw.pattern {
+        regex("pattern", pattern, diagnostics).map(ProcessFinder::Pattern)
+    } else {
+        diagnostics.error(path, "required: one of pid_file, exe or pattern");
+        None
     }
 }
 
@@ -779,9 +852,34 @@ fn validate_plugin(
     }
     if matches!(
         kind,
-        PluginKind::Mem | PluginKind::Swap | PluginKind::Netstat | PluginKind::Processes
+        PluginKind::Mem
+            | PluginKind::Swap
+            | PluginKind::Netstat
+            | PluginKind::Processes
+            | PluginKind::Procstat
     ) {
         wrong_plugin("resources", raw.resources.is_some(), diagnostics);
+    }
+    if kind != PluginKind::Procstat {
+        wrong_plugin("pid_file", raw.pid_file.is_some(), diagnostics);
+        wrong_plugin("exe", raw.exe.is_some(), diagnostics);
+        wrong_plugin("pattern", raw.pattern.is_some(), diagnostics);
+    } else {
+        // `metricsMeasurementWithoutDecorationDefinition`: names only.
+        for (i, item) in raw.measurement.iter().enumerate() {
+            if matches!(item, RawMeasurement::Object(_)) {
+                diagnostics.error(
+                    &path.key("measurement").index(i),
+                    "procstat measurements are names only (no rename or unit)",
+                );
+            }
+        }
+        // The reference, §1.3: the stock translator does not apply it to procstat.
+        wrong_plugin(
+            "drop_original_metrics",
+            raw.drop_original_metrics.is_some(),
+            diagnostics,
+        );
     }
 
     let mut measurements: Vec<Measurement> = Vec::new();
@@ -834,6 +932,9 @@ fn validate_plugin(
                 }
                 r.to_owned()
             }
+            _ if kind == PluginKind::Procstat && field == "pid_count" => {
+                "procstat_lookup_pid_count".to_owned()
+            }
             _ => format!("{name}_{field}"),
         };
         if measurements.iter().all(|m| m.metric_name != metric_name) {
@@ -856,6 +957,10 @@ fn validate_plugin(
         return None;
     }
 
+    let mut finder = match kind {
+        PluginKind::Procstat => Some(process_finder(&raw, path, diagnostics)?),
+        _ => None,
+    };
     let interval_secs = interval(
         raw.metrics_collection_interval,
         agent.metrics_collection_interval_secs,
@@ -887,6 +992,9 @@ fn validate_plugin(
         }
     };
     let options = match kind {
+        PluginKind::Procstat => PluginOptions::Procstat {
+            finder: finder.take()?,
+        },
         PluginKind::Cpu => {
             let per_cpu = match raw.resources.as_deref() {
                 None | Some([]) => false,

@@ -1,0 +1,108 @@
+//! One `procstat` cycle of five entries over 1,000 real processes (issue 20: at most 5 ms of
+//! CPU). The bench starts 1,000 `sleep` processes, so the walk reads the kernel's real
+//! `/proc`, then collects five entries as fleets write them (`typical`):
+//! - a `pattern` matching 10 of them (cpu_usage, memory_rss, pid_count);
+//! - a `pattern` matching 10 others (memory_rss, num_fds);
+//! - a `pid_file` (cpu_usage, memory_rss);
+//! - an `exe` and a `pattern` matching nothing (pid_count: the "is it running" alarm).
+//!
+//! `one_entry_matching_all` swaps the first for `exe: "sleep"`, matching all 1,000: every
+//! process's `stat` and `status` are read then, which bounds what any finder can cost.
+//!
+//! Each iteration is a new `Host`, so every cycle walks `/proc` once (the entries share it),
+//! as a real cycle does. It runs on one thread, so wall time is CPU time. The baseline, in the
+//! same run, is `sysinfo` refreshing every process, what a collector built on it would pay.
+
+use std::hint::black_box;
+use std::process::{Child, Command};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use cwlite::collect::{Collector, Host};
+use cwlite::config::{self, Environment, RegionPolicy};
+use serde_json::json;
+
+const PROCESSES: usize = 1000;
+
+struct Sleepers(Vec<Child>);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let sleepers = Sleepers(
+        (0..PROCESSES)
+            .map(|i| {
+                Command::new("sleep")
+                    .arg(format!("{}.{i}", 3600 + i % 100))
+                    .spawn()
+                    .expect("sleep starts")
+            })
+            .collect(),
+    );
+    let pid_file = dir.path().join("app.pid");
+    std::fs::write(&pid_file, format!("{}\n", sleepers.0[0].id())).unwrap();
+    let collectors = |first: serde_json::Value| -> Vec<Collector> {
+        let config_path = dir.path().join("config.json");
+        std::fs::write(
+            &config_path,
+            json!({"metrics": {"metrics_collected": {"procstat": [
+                first,
+                {"pattern": "^sleep 3650\\.", "measurement": ["memory_rss", "num_fds"]},
+                {"pid_file": pid_file, "measurement": ["cpu_usage", "memory_rss"]},
+                {"exe": "nginx", "measurement": ["pid_count"]},
+                {"pattern": "java .*kafka", "measurement": ["pid_count"]},
+            ]}}})
+            .to_string(),
+        )
+        .unwrap();
+        let loaded = config::load(
+            &[config_path],
+            None,
+            &Environment::from_process(),
+            RegionPolicy::Optional,
+        )
+        .expect("the bench config loads");
+        let plugins = loaded.config.metrics.expect("metrics").plugins;
+        plugins.iter().map(Collector::for_plugin).collect()
+    };
+    let measurement = json!(["cpu_usage", "memory_rss", "pid_count"]);
+    let mut typical = collectors(json!({"pattern": "^sleep 3601\\.", "measurement": measurement}));
+    let mut all = collectors(json!({"exe": "sleep", "measurement": measurement}));
+    let mut samples = Vec::new();
+
+    let mut group = c.benchmark_group("procstat_cycle_5_entries_1000_processes");
+    for (name, collectors) in [
+        ("typical", &mut typical),
+        ("one_entry_matching_all", &mut all),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let host = Host::real();
+                samples.clear();
+                for collector in collectors.iter_mut() {
+                    let _ = collector.collect(&host, &mut samples);
+                }
+                black_box(samples.len())
+            })
+        });
+    }
+    let mut system = sysinfo::System::new().expect("sysinfo supports this system");
+    group.bench_function("baseline_sysinfo_refresh_processes", |b| {
+        b.iter(|| {
+            system.refresh_processes(sysinfo::ProcessesToUpdate::All, true);
+            black_box(system.processes().len())
+        })
+    });
+    group.finish();
+    drop(sleepers);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
