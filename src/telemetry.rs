@@ -641,6 +641,7 @@ pub fn self_datums(
         unit: Arc::from(unit),
         timestamp_ms,
         storage_resolution: 60,
+        distribution: None,
     })
     .collect()
 }

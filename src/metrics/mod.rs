@@ -12,8 +12,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod aggregate;
+pub mod distribution;
+
 use crate::collect::{Sample, Tags};
 use crate::config::{AgentConfig, MAX_DIMENSIONS, PluginConfig};
+pub use distribution::Distribution;
 
 /// Dimensions in the order they are sent.
 pub type Dimensions = Arc<[(Arc<str>, Arc<str>)]>;
@@ -33,6 +37,10 @@ pub struct MetricDatum {
     pub timestamp_ms: i64,
     /// `StorageResolution`: 1 or 60.
     pub storage_resolution: u8,
+    /// `Values`, `Counts` and `StatisticValues`, for aggregated series (statsd, collectd);
+    /// `value` is not sent then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Box<Distribution>>,
 }
 
 /// CloudWatch's bound on metric values (±2^360); beyond it, and NaN, a datum is refused.
@@ -154,6 +162,7 @@ impl DatumBuilder {
                     unit: measure.unit.clone(),
                     timestamp_ms,
                     storage_resolution: self.storage_resolution,
+                    distribution: None,
                 });
             }
         }
@@ -167,13 +176,24 @@ fn dimension_sets(
     append: &[(Arc<str>, Arc<str>)],
     rollups: &[Vec<Arc<str>>],
 ) -> Vec<Dimensions> {
-    let mut all: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-    for (key, value) in tags.iter() {
+    let own = tags
+        .iter()
         // telegraf's disk input adds `mode`; the stock agent always drops it.
-        if *key != "mode" {
-            all.push((Arc::from(*key), value.clone()));
-        }
-    }
+        .filter(|(key, _)| *key != "mode")
+        .map(|(key, value)| (Arc::from(*key), value.clone()))
+        .collect();
+    dimension_sets_of(own, host, append, rollups)
+}
+
+/// The original dimension set of a series with its own tags `own` (a plugin's, or a statsd
+/// line's), then one per applicable roll-up.
+pub fn dimension_sets_of(
+    own: Vec<(Arc<str>, Arc<str>)>,
+    host: Option<&Arc<str>>,
+    append: &[(Arc<str>, Arc<str>)],
+    rollups: &[Vec<Arc<str>>],
+) -> Vec<Dimensions> {
+    let mut all = own;
     // telegraf's order (`models/makemetric.go`): a tag is added only if the metric does not
     // carry it yet, the plugin's own tags first, then the plugin's `tags` (its
     // `append_dimensions`), then the global tags (`host`). So `{"cpu": "x"}` leaves the cpu
@@ -544,6 +564,7 @@ mod tests {
             unit: Arc::from("Percent"),
             timestamp_ms: 1,
             storage_resolution: 60,
+            distribution: None,
         };
         let text = serde_json::to_string(&datum).unwrap();
         assert_eq!(serde_json::from_str::<MetricDatum>(&text).unwrap(), datum);

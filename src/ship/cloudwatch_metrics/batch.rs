@@ -32,7 +32,16 @@ pub fn in_time_window(timestamp_ms: i64, now_ms: i64) -> bool {
 pub fn estimated_bytes(datum: &MetricDatum) -> usize {
     const FIXED: usize = 128;
     const PER_DIMENSION: usize = 24;
+    // A value and its count in the most verbose encoding (awsQuery: each a numbered member of
+    // its list, with up to 24 characters of number), and the statistic set once.
+    const PER_VALUE: usize = 128;
+    const STATISTICS: usize = 256;
+    let distribution = datum
+        .distribution
+        .as_ref()
+        .map_or(0, |d| STATISTICS + PER_VALUE * d.values.len());
     FIXED
+        + distribution
         + datum.metric_name.len()
         + datum.unit.len()
         + datum
@@ -120,6 +129,7 @@ mod tests {
             unit: Arc::from("Percent"),
             timestamp_ms: 0,
             storage_resolution: 60,
+            distribution: None,
         }
     }
 
@@ -178,6 +188,7 @@ mod tests {
             unit: Arc::from("Percent"),
             timestamp_ms: 1_764_000_000_000,
             storage_resolution: 60,
+            distribution: None,
         };
         // The awsQuery form encoding is the most verbose the API has; JSON shows the same names.
         let json = serde_json::json!({
@@ -191,6 +202,52 @@ mod tests {
             estimated_bytes(&datum),
             json.to_string().len()
         );
+    }
+
+    #[test]
+    fn the_estimate_bounds_a_full_distribution_in_the_query_encoding() {
+        let n = crate::metrics::distribution::MAX_VALUES_PER_DATUM;
+        let long = 1.048_808_848_170_151_6e-100;
+        let full = MetricDatum {
+            distribution: Some(Box::new(crate::metrics::Distribution {
+                values: vec![long; n],
+                counts: vec![3.333_333_333_333_333_5; n],
+                minimum: long,
+                maximum: long,
+                sum: long,
+                sample_count: long,
+            })),
+            ..datum(20)
+        };
+        // The datum's members as the last datum of a full request would write them.
+        let member = "MetricData.member.1000";
+        let mut query = String::new();
+        for i in 1..=n {
+            query.push_str(&format!("&{member}.Values.member.{i}={long:e}"));
+            query.push_str(&format!(
+                "&{member}.Counts.member.{i}={:e}",
+                3.333_333_333_333_333_5
+            ));
+        }
+        for stat in ["Minimum", "Maximum", "Sum", "SampleCount"] {
+            query.push_str(&format!("&{member}.StatisticValues.{stat}={long:e}"));
+        }
+        let plain = estimated_bytes(&datum(20));
+        assert!(
+            estimated_bytes(&full) - plain >= query.len(),
+            "{} < {}",
+            estimated_bytes(&full) - plain,
+            query.len()
+        );
+    }
+
+    #[test]
+    fn a_batch_spooled_before_distributions_existed_still_reads() {
+        let spooled = r#"{"version":1,"namespace":"CWAgent","datums":[{"metric_name":"mem_used_percent","dimensions":[["host","a"]],"value":1.5,"unit":"Percent","timestamp_ms":1764000000000,"storage_resolution":60}]}"#;
+        let batch: MetricBatch = serde_json::from_str(spooled).unwrap();
+        assert_eq!(batch.datums[0].distribution, None);
+        // And a datum without one is spooled as before.
+        assert!(!serde_json::to_string(&batch).unwrap().contains("distribution"));
     }
 
     #[test]

@@ -484,6 +484,7 @@ mod tests {
                 unit: Arc::from("None"),
                 timestamp_ms: 0,
                 storage_resolution: 60,
+                distribution: None,
             })
             .collect();
         let error = AwsError {
@@ -561,6 +562,7 @@ mod tests {
             unit: Arc::from("Percent"),
             timestamp_ms: 1_764_000_000_000,
             storage_resolution: 60,
+            distribution: None,
         })
         .collect();
         let batch = MetricBatch {
