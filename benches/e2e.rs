@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench e2e                        # every scenario, full size (1 GiB bulk file)
 //! cargo bench --bench e2e -- --quick             # smaller inputs, shorter windows
-//! cargo bench --bench e2e -- --only bulk,idle    # some: bulk, live, lines, idle, many, metrics
+//! cargo bench --bench e2e -- --only bulk,idle    # some: bulk, live, lines, idle, many, metrics, statsd
 //! cargo bench --bench e2e -- --readme            # also rewrite the figures in README.md
 //! cargo bench --bench e2e -- --against /tmp/cwlite.old --rounds 3   # A/B, runs alternated
 //! cargo bench --bench e2e -- --agent 'fluent-bit=fluent-bit -c {dir}/fluent-bit.conf'
@@ -1080,6 +1080,136 @@ fn metrics(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<
     });
 }
 
+/// statsd at 50,000 metrics a second, one per datagram (the costliest way clients send), for
+/// the window: the listener's CPU and peak RSS (issue 20: at most 10 % of a core and 25 MB),
+/// and whether every datagram was parsed (`cwlite status`: received, none dropped or
+/// malformed). The baseline, in the same run, is a plain UDP socket in this process receiving
+/// the same datagrams: the kernel's and the syscalls' share, which no listener avoids.
+fn statsd(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<Row>) {
+    const RATE: u64 = 50_000;
+    let setup = setup(runtime);
+    let window = Duration::from_secs(if options.smoke || options.quick {
+        10
+    } else {
+        30
+    });
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = json!({
+        "agent": {"region": "us-east-1"},
+        "metrics": {
+            "endpoint_override": setup.fake.url(),
+            "force_flush_interval": 10,
+            "metrics_collected": {"statsd": {"service_address": format!("127.0.0.1:{port}")}}
+        }
+    });
+    // 200 series: counters, gauges, timers and sets, half with DataDog tags.
+    let lines: Vec<String> = (0..200)
+        .map(|i| match i % 4 {
+            0 => format!("app.requests.{i}:1|c|#env:prod,route:r{i}"),
+            1 => format!("app.queue.{i}:{}|g", i * 3),
+            2 => format!("app.latency.{i}:{}|ms|@0.5", 10 + i % 50),
+            _ => format!("app.users.{i}:u{}|s|#env:prod", i % 17),
+        })
+        .collect();
+    let send = |to: u16| -> u64 {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed() < window {
+            // Paced per millisecond: 50 datagrams each.
+            let due = (started.elapsed().as_micros() as u64 * RATE / 1_000_000)
+                .min(RATE * window.as_secs());
+            while sent < due {
+                let line = &lines[(sent % lines.len() as u64) as usize];
+                let _ = socket.send_to(line.as_bytes(), ("127.0.0.1", to));
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        sent
+    };
+
+    // The baseline: receiving alone.
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let baseline_port = receiver.local_addr().unwrap().port();
+    let counting = std::thread::spawn(move || {
+        let self_cpu = || {
+            stat_cpu_secs(&std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default())
+        };
+        let before = self_cpu();
+        let mut buf = [0u8; 65_536];
+        let mut received = 0u64;
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        (received, self_cpu() - before)
+    });
+    let baseline_sent = send(baseline_port);
+    let (baseline_received, baseline_cpu) = counting.join().unwrap();
+
+    let child = start_cwlite(options, &setup, "statsd", &config);
+    let pid = child.id();
+    let state = setup.dir.path().join("state-statsd");
+    let started = Instant::now();
+    // Listening once `status` shows the listener.
+    while common::status_json(&state)["metrics"]["statsd"].is_null()
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = measure(pid, started);
+    let sent = send(port);
+    // Parsed once the status says so (it is written every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut report = common::status_json(&state)["metrics"]["statsd"].clone();
+    while report["datagrams"].as_u64().unwrap_or(0) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        report = common::status_json(&state)["metrics"]["statsd"].clone();
+    }
+    let after = measure(pid, started);
+    stop(child);
+    let cpu_share = (after.cpu_secs - before.cpu_secs) / window.as_secs_f64();
+    rows.push(Row {
+        scenario: format!("statsd, {RATE} metrics/s for {} s", window.as_secs()),
+        agent: options.cwlite.0.clone(),
+        figures: vec![
+            (
+                "CPU % of a core".into(),
+                format!("{:.1}", cpu_share * 100.0),
+            ),
+            (
+                "peak RSS MB".into(),
+                format!("{:.1}", after.peak_rss_kib as f64 / 1024.0),
+            ),
+            (
+                "baseline (receive only) CPU %".into(),
+                format!(
+                    "{:.1} ({baseline_received} of {baseline_sent} received)",
+                    baseline_cpu / window.as_secs_f64() * 100.0
+                ),
+            ),
+            (
+                "ratio to baseline".into(),
+                format!(
+                    "{:.2}",
+                    cpu_share / (baseline_cpu / window.as_secs_f64()).max(1e-9)
+                ),
+            ),
+        ],
+        complete: format!(
+            "{} of {sent} datagrams received, {} dropped, {} malformed",
+            report["datagrams"], report["dropped_queue_full"], report["malformed"]
+        ),
+    });
+}
+
 fn table(rows: &[Row], options: &Options) -> String {
     let mut out = String::new();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -1159,13 +1289,14 @@ fn main() {
         .unwrap();
     let mut rows = Vec::new();
     type Scenario = fn(&Options, &tokio::runtime::Runtime, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("bulk", bulk),
         ("live", live),
         ("lines", lines),
         ("idle", idle),
         ("many", many),
         ("metrics", metrics),
+        ("statsd", statsd),
     ];
     for (name, scenario) in scenarios {
         let only = if options.smoke {

@@ -20,5 +20,6 @@ pub mod queue;
 pub mod regular;
 pub mod ship;
 pub mod state;
+pub mod statsd;
 pub mod tail;
 pub mod telemetry;

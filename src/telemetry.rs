@@ -73,6 +73,41 @@ pub struct CollectorCounters {
     pub values_invalid: AtomicU64,
 }
 
+/// A metrics listener's counters (statsd; collectd).
+#[derive(Debug, Default)]
+pub struct ListenerCounters {
+    /// Datagrams received.
+    pub datagrams: AtomicU64,
+    /// Datagrams dropped because `allowed_pending_messages` were waiting.
+    pub dropped_queue_full: AtomicU64,
+    /// Lines (statsd) or packets (collectd) that could not be read, dropped.
+    pub malformed: AtomicU64,
+    /// Values CloudWatch or the aggregation cannot take (negative, out of range), dropped.
+    pub values_rejected: AtomicU64,
+}
+
+/// What a listener's counters say in a status report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ListenerReport {
+    pub datagrams: u64,
+    pub dropped_queue_full: u64,
+    pub malformed: u64,
+    pub values_rejected: u64,
+}
+
+impl ListenerCounters {
+    fn report(&self) -> ListenerReport {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ListenerReport {
+            datagrams: load(&self.datagrams),
+            dropped_queue_full: load(&self.dropped_queue_full),
+            malformed: load(&self.malformed),
+            values_rejected: load(&self.values_rejected),
+        }
+    }
+}
+
 /// One tailed file's delivery position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilePosition {
@@ -114,6 +149,8 @@ pub struct Telemetry {
     pub tailer: TailerCounters,
     /// The collectors.
     pub collectors: CollectorCounters,
+    /// The statsd listener.
+    pub statsd: ListenerCounters,
     /// Events waiting between the tailer and the logs shipper.
     pub queued_events: AtomicU64,
     logs: Mutex<LogShipperStats>,
@@ -314,6 +351,7 @@ impl Telemetry {
                 cycles_dropped_queue_full: load(&self.collectors.cycles_dropped),
                 values_dropped_invalid: load(&self.collectors.values_invalid),
                 spool_bytes: self.metric_spool_bytes.load(Ordering::Relaxed),
+                statsd: self.statsd.report(),
             },
         }
     }
@@ -389,6 +427,8 @@ pub struct MetricsReport {
     pub cycles_dropped_queue_full: u64,
     pub values_dropped_invalid: u64,
     pub spool_bytes: u64,
+    #[serde(default)]
+    pub statsd: ListenerReport,
 }
 
 /// What `status.json` holds.
@@ -528,7 +568,8 @@ impl StatusReport {
         out.push_str(&format!(
             "\nmetrics\n  shipped            {} datums in {} batches\n  retries            {}\n  \
              dropped            {} datums and {} batches refused, {} datums outside the time window, {} batches for a full spool, {} unreadable, \
-             {} cycles for a full queue, {} invalid values\n  spool              {} bytes\n",
+             {} cycles for a full queue, {} invalid values\n  spool              {} bytes\n  \
+             statsd             {} datagrams, {} dropped for a full queue, {} malformed lines, {} values refused\n",
             m.datums_sent,
             m.batches,
             m.retries,
@@ -540,6 +581,10 @@ impl StatusReport {
             m.cycles_dropped_queue_full,
             m.values_dropped_invalid,
             m.spool_bytes,
+            m.statsd.datagrams,
+            m.statsd.dropped_queue_full,
+            m.statsd.malformed,
+            m.statsd.values_rejected,
         ));
         out
     }

@@ -978,3 +978,73 @@ fn procstat_refuses_what_the_stock_schema_refuses() {
         "procstat[0].pattern: ignored: exe is used (the stock agent uses only one of them too)",
     );
 }
+
+// --- statsd ------------------------------------------------------------------------------
+
+/// `statsd` with the stock defaults, and its settings read (issue 20).
+#[test]
+fn statsd_takes_the_stock_defaults_and_settings() {
+    let config = load(plugins(json!({"statsd": {}})));
+    let statsd = config.metrics.unwrap().statsd.unwrap();
+    assert_eq!(
+        statsd,
+        config::StatsdConfig {
+            service_address: ":8125".into(),
+            collection_interval_secs: 10,
+            aggregation_interval_secs: Some(60),
+            metric_separator: "_".into(),
+            allowed_pending_messages: 10_000,
+        }
+    );
+    let config = load(plugins(json!({"statsd": {
+        "service_address": "127.0.0.1:9125", "metrics_collection_interval": 5,
+        "metrics_aggregation_interval": 0, "metric_separator": ".", "allowed_pending_messages": 50
+    }})));
+    let statsd = config.metrics.unwrap().statsd.unwrap();
+    assert_eq!(
+        statsd.aggregation_interval_secs, None,
+        "0 sends every window"
+    );
+    assert_eq!(
+        (
+            statsd.service_address.as_str(),
+            statsd.collection_interval_secs
+        ),
+        ("127.0.0.1:9125", 5)
+    );
+    assert_eq!(
+        (
+            statsd.metric_separator.as_str(),
+            statsd.allowed_pending_messages
+        ),
+        (".", 50)
+    );
+    let found = warnings(plugins(json!({"statsd": {"drop_original_metrics": ["x"]}})));
+    assert_has(
+        &found,
+        "statsd.drop_original_metrics: ignored: the stock agent ignores it for statsd too",
+    );
+}
+
+#[test]
+fn statsd_refuses_what_the_stock_schema_refuses() {
+    for (body, at) in [
+        (json!({"service_address": "8125"}), "statsd.service_address"),
+        (
+            json!({"allowed_pending_messages": 0}),
+            "statsd.allowed_pending_messages",
+        ),
+        (
+            json!({"metrics_aggregation_interval": -1}),
+            "statsd.metrics_aggregation_interval",
+        ),
+        (
+            json!({"metrics_collection_interval": 0}),
+            "statsd.metrics_collection_interval",
+        ),
+        (json!({"metric_separator": ""}), "statsd.metric_separator"),
+        (json!({"templates": ["x"]}), "statsd.templates"),
+    ] {
+        assert_has(&errors(plugins(json!({"statsd": body}))), at);
+    }
+}

@@ -439,3 +439,108 @@ fn procstat_reports_found_processes_and_zero_for_none() {
         (Some(0.0), Some("None"))
     );
 }
+
+/// statsd end to end (issue 20): one datagram with each type, sample rates, DataDog tags and a
+/// malformed line; the datums arrive aggregated as the stock agent sends them (`Values`,
+/// `Counts`, `StatisticValues`, `metric_type` dimension, unit None, high resolution below a
+/// minute of aggregation).
+#[test]
+fn statsd_lines_arrive_aggregated_as_the_stock_agent_sends_them() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = common::unique("CWAgentStatsd");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = json!({
+        "agent": {"region": "us-east-1"},
+        "metrics": {
+            "namespace": namespace,
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {
+                "statsd": {
+                    "service_address": format!("127.0.0.1:{port}"),
+                    "metrics_collection_interval": 1,
+                    "metrics_aggregation_interval": 2
+                }
+            }
+        }
+    });
+    let mut daemon = start(dir.path(), &dir.path().join("state"), &config);
+    let datagram = [
+        "api.requests:3|c|#env:prod",
+        "api.requests:3|c|#env:prod",
+        "api.requests:4|c|@0.5|#env:prod",
+        "queue.depth:7|g",
+        "users:alice|s",
+        "users:bob|s",
+        "users:alice|s",
+        "latency:10|ms",
+        "latency:20|ms:20|ms|@0.5",
+        "this is not statsd",
+    ]
+    .join("\n");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(datagram.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    let names = ["api_requests", "queue_depth", "users", "latency"];
+    let data: Vec<Value> = common::eventually("every statsd metric in the emulator", || {
+        let data = common::metric_data(&namespace);
+        names
+            .iter()
+            .all(|n| data.iter().any(|d| d["MetricName"] == *n))
+            .then_some(data)
+    });
+    daemon.wait_stderr("statsd: malformed lines dropped");
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+
+    let one = |name: &str| {
+        let found: Vec<&Value> = data.iter().filter(|d| d["MetricName"] == name).collect();
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        found[0]
+    };
+    let stats = |d: &Value| {
+        let s = &d["StatisticValues"];
+        (
+            s["Sum"].as_f64().unwrap(),
+            s["SampleCount"].as_f64().unwrap(),
+            s["Minimum"].as_f64().unwrap(),
+            s["Maximum"].as_f64().unwrap(),
+        )
+    };
+    let requests = one("api_requests");
+    assert_eq!(
+        dimension_names(requests),
+        ["host", "env", "metric_type"],
+        "{requests}"
+    );
+    assert!(dimensions(requests).contains(&"metric_type=counter".to_owned()));
+    // 3 + 3 + 4 / 0.5, gathered in one collection window.
+    assert_eq!(stats(requests), (14.0, 1.0, 14.0, 14.0));
+    assert_eq!(
+        (
+            requests["Unit"].as_str(),
+            requests["StorageResolution"].as_i64()
+        ),
+        (Some("None"), Some(1))
+    );
+    assert_eq!(requests["Counts"], json!([1.0]));
+    assert!(
+        requests.get("Value").is_none_or(Value::is_null),
+        "{requests}"
+    );
+    assert_eq!(stats(one("queue_depth")).0, 7.0);
+    assert!(dimensions(one("queue_depth")).contains(&"metric_type=gauge".to_owned()));
+    assert_eq!(stats(one("users")).0, 2.0);
+    let latency = one("latency");
+    assert!(dimensions(latency).contains(&"metric_type=timing".to_owned()));
+    // 10 and 20 once each, and 20 at a rate of 0.5: weight 2.
+    assert_eq!(stats(latency), (70.0, 4.0, 10.0, 20.0));
+    assert_eq!(latency["Values"].as_array().unwrap().len(), 2);
+    assert_eq!(latency["Counts"], json!([1.0, 3.0]));
+}

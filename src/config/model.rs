@@ -122,7 +122,35 @@ pub struct MetricsConfig {
     pub force_flush_interval_secs: u64,
     /// Endpoint override for the monitoring service.
     pub endpoint_override: Option<EndpointOverride>,
+    /// The statsd listener, if configured.
+    pub statsd: Option<StatsdConfig>,
 }
+
+/// `metrics_collected.statsd`: a UDP listener with the stock agent's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatsdConfig {
+    /// `service_address` as configured (`:8125` is every interface).
+    pub service_address: String,
+    /// `metrics_collection_interval`: how long a window gathers, seconds.
+    pub collection_interval_secs: u64,
+    /// `metrics_aggregation_interval`, seconds; `None` (configured 0) sends each window as it
+    /// closes, at high resolution.
+    pub aggregation_interval_secs: Option<u64>,
+    /// `metric_separator`, joining a name's `.` parts.
+    pub metric_separator: String,
+    /// `allowed_pending_messages`: datagrams waiting to be parsed; beyond, they are dropped
+    /// and counted.
+    pub allowed_pending_messages: usize,
+}
+
+/// statsd's default `metrics_collection_interval`, seconds.
+pub const DEFAULT_STATSD_COLLECTION_SECS: u64 = 10;
+/// statsd's and collectd's default `metrics_aggregation_interval`, seconds.
+pub const DEFAULT_AGGREGATION_SECS: u64 = 60;
+/// statsd's default `allowed_pending_messages`.
+pub const DEFAULT_STATSD_PENDING: usize = 10_000;
+/// statsd's default `service_address`.
+pub const DEFAULT_STATSD_ADDRESS: &str = ":8125";
 
 /// The host plugins cwlite collects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -173,6 +173,17 @@ pub struct RawPlugin {
     pub pattern: Option<String>,
 }
 
+/// `metrics_collected.statsd`.
+#[derive(Debug, Deserialize)]
+pub struct RawStatsd {
+    pub service_address: Option<String>,
+    pub metrics_collection_interval: Option<i64>,
+    pub metrics_aggregation_interval: Option<i64>,
+    pub metric_separator: Option<String>,
+    pub allowed_pending_messages: Option<i64>,
+    pub drop_original_metrics: Option<Vec<String>>,
+}
+
 /// A measurement: a name, or an object with `name` and optional `rename` and `unit`.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(untagged)]

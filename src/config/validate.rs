@@ -615,10 +615,13 @@ fn validate_metrics(
         diagnostics.error(&collected_path, "required: name at least one plugin");
     }
     let mut plugins = Vec::new();
+    let mut statsd = None;
     for (name, value) in &collected {
         let at = collected_path.key(name);
         if name == "procstat" {
             plugins.extend(validate_procstat(value, &at, agent, diagnostics));
+        } else if name == "statsd" {
+            statsd = validate_statsd(value, &at, diagnostics);
         } else if let Some(kind) = PluginKind::from_name(name) {
             if let Some(plugin) = validate_plugin(kind, value, &at, agent, diagnostics) {
                 plugins.push(plugin);
@@ -648,6 +651,7 @@ fn validate_metrics(
     to_cloudwatch.then_some(MetricsConfig {
         namespace,
         plugins,
+        statsd,
         aggregation_dimensions,
         force_flush_interval_secs,
         endpoint_override,
@@ -664,16 +668,6 @@ fn check_unsupported_plugin_shape(
     path: &JsonPath,
     diagnostics: &mut Collector,
 ) {
-    const STATSD: &[&str] = &[
-        "allowed_pending_messages",
-        "service_address",
-        "metrics_collection_interval",
-        "metrics_aggregation_interval",
-        "metric_separator",
-        "drop_original_metrics",
-        "service.name",
-        "deployment.environment",
-    ];
     const COLLECTD: &[&str] = &[
         "service_address",
         "name_prefix",
@@ -699,7 +693,6 @@ fn check_unsupported_plugin_shape(
         }
     };
     match name {
-        "statsd" => reject_unknown_keys(value, path, STATSD, diagnostics),
         "collectd" => reject_unknown_keys(value, path, COLLECTD, diagnostics),
         "ethtool" => reject_unknown_keys(value, path, ETHTOOL, diagnostics),
         "prometheus" => {
@@ -711,6 +704,106 @@ fn check_unsupported_plugin_shape(
         "efa" => needs_measurement(value, path, diagnostics),
         _ => {}
     }
+}
+
+/// `host:port`, `:port` (every interface) or `[v6]:port`, as Go's `net.ListenUDP` takes it.
+fn is_host_port(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = host.is_empty()
+        || (host.starts_with('[') && host.ends_with(']'))
+        || !host.contains([':', '/', ' ']);
+    host_ok && port.parse::<u16>().is_ok()
+}
+
+/// `statsd` (`statsdDefinitions`, strict): the listener's settings with the stock defaults.
+fn validate_statsd(
+    value: &Value,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<StatsdConfig> {
+    const KEYS: &[&str] = &[
+        "allowed_pending_messages",
+        "service_address",
+        "metrics_collection_interval",
+        "metrics_aggregation_interval",
+        "metric_separator",
+        "drop_original_metrics",
+        "service.name",
+        "deployment.environment",
+    ];
+    reject_unknown_keys(value, path, KEYS, diagnostics);
+    let raw: RawStatsd = diagnostics.decode(path, value)?;
+    let service_address = raw
+        .service_address
+        .unwrap_or_else(|| DEFAULT_STATSD_ADDRESS.to_owned());
+    check_length(
+        &service_address,
+        1,
+        255,
+        &path.key("service_address"),
+        diagnostics,
+    );
+    if !is_host_port(&service_address) {
+        diagnostics.error(
+            &path.key("service_address"),
+            format!("\"{service_address}\" is not host:port or :port"),
+        );
+    }
+    let collection_interval_secs = interval(
+        raw.metrics_collection_interval,
+        DEFAULT_STATSD_COLLECTION_SECS,
+        &path.key("metrics_collection_interval"),
+        diagnostics,
+    );
+    let aggregation_interval_secs = match raw.metrics_aggregation_interval {
+        Some(0) => None,
+        other => Some(interval(
+            other,
+            DEFAULT_AGGREGATION_SECS,
+            &path.key("metrics_aggregation_interval"),
+            diagnostics,
+        )),
+    };
+    let metric_separator = raw.metric_separator.unwrap_or_else(|| "_".to_owned());
+    check_length(
+        &metric_separator,
+        1,
+        255,
+        &path.key("metric_separator"),
+        diagnostics,
+    );
+    let allowed_pending_messages = match raw.allowed_pending_messages {
+        None => DEFAULT_STATSD_PENDING,
+        Some(n) if (1..=i64::from(i32::MAX)).contains(&n) => n as usize,
+        Some(n) => {
+            diagnostics.error(
+                &path.key("allowed_pending_messages"),
+                format!("{n} is out of range: must be 1 to {}", i32::MAX),
+            );
+            DEFAULT_STATSD_PENDING
+        }
+    };
+    if raw.drop_original_metrics.is_some() {
+        // `GetDropOriginalMetrics` skips a plugin without a measurement list.
+        diagnostics.warn(
+            &path.key("drop_original_metrics"),
+            "ignored: the stock agent ignores it for statsd too (it applies only to plugins with a measurement list)",
+        );
+    }
+    for key in ["service.name", "deployment.environment"] {
+        if value.get(key).is_some() {
+            diagnostics.warn(&path.key(key), UNSUPPORTED_ENTITY);
+        }
+    }
+    Some(StatsdConfig {
+        service_address,
+        collection_interval_secs,
+        aggregation_interval_secs,
+        metric_separator,
+        allowed_pending_messages,
+    })
 }
 
 /// `procstat`: a list of 1 to 255 entries (the stock schema's `procstatDefinitions`), each a

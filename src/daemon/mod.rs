@@ -81,6 +81,9 @@ pub enum RunError {
     /// The tailer thread could not be started.
     #[error("cannot start the tailer thread: {0}")]
     Thread(String),
+    /// The statsd listener could not be started (its port in use, most often).
+    #[error(transparent)]
+    Statsd(#[from] crate::statsd::StatsdError),
 }
 
 /// What the control loop reacts to: a closed set.

@@ -508,19 +508,30 @@ struct MetricsPipeline {
     /// sees its queue close once the collectors are done.
     own: Option<mpsc::Sender<Vec<MetricDatum>>>,
     collectors: Vec<JoinHandle<()>>,
+    /// The statsd listener, a producer like the collectors.
+    statsd: Option<crate::statsd::Listener>,
     publisher: JoinHandle<PublisherStats>,
 }
 
 impl MetricsPipeline {
     fn has_ended_part(&self) -> bool {
-        self.publisher.is_finished() || self.collectors.iter().any(JoinHandle::is_finished)
+        self.publisher.is_finished()
+            || self.collectors.iter().any(JoinHandle::is_finished)
+            || self
+                .statsd
+                .as_ref()
+                .is_some_and(crate::statsd::Listener::has_ended)
     }
 
-    /// Stops the collectors, then lets the publisher drain.
+    /// Stops the collectors and listeners (the listeners send what they aggregated), then
+    /// lets the publisher drain.
     async fn stop(self) {
         drop(self.own);
         // Receivers only go away when their tasks ended, which is fine to ignore here.
         let _ = self.stop.send(true);
+        if let Some(listener) = self.statsd {
+            let _ = tokio::task::spawn_blocking(move || listener.stop()).await;
+        }
         for collector in self.collectors {
             let _ = collector.await;
         }
@@ -570,6 +581,17 @@ fn start_metrics(
         drain_deadline: DRAIN_DEADLINE,
     };
     let (sender, receiver) = mpsc::channel(METRIC_QUEUE_CYCLES);
+    // Before anything is spawned: a port in use stops the start with nothing left running.
+    let statsd = match &metrics.statsd {
+        Some(statsd) => Some(crate::statsd::Listener::start(
+            statsd,
+            &config.agent,
+            &metrics.aggregation_dimensions,
+            sender.clone(),
+            telemetry.clone(),
+        )?),
+        None => None,
+    };
     let publisher = tokio::spawn(
         Publisher::new(settings, sink, spool)
             .with_telemetry(telemetry.clone())
@@ -595,6 +617,7 @@ fn start_metrics(
         stop: stop_tx,
         own: options.self_metrics.then(|| sender.clone()),
         collectors,
+        statsd,
         publisher,
     })
 }

@@ -247,7 +247,11 @@ mod tests {
         let batch: MetricBatch = serde_json::from_str(spooled).unwrap();
         assert_eq!(batch.datums[0].distribution, None);
         // And a datum without one is spooled as before.
-        assert!(!serde_json::to_string(&batch).unwrap().contains("distribution"));
+        assert!(
+            !serde_json::to_string(&batch)
+                .unwrap()
+                .contains("distribution")
+        );
     }
 
     #[test]

@@ -1,0 +1,521 @@
+//! `statsd`: the stock agent's statsd listener. UDP datagrams in, datums with the stock names
+//! and dimensions out, aggregated over `metrics_aggregation_interval` as the stock exporter
+//! aggregates them.
+//!
+//! Two threads. The reader receives datagrams and queues them, at most
+//! `allowed_pending_messages` (and [`MAX_PENDING_BYTES`]) waiting: beyond, a datagram is
+//! dropped and counted, never buffered without limit. The processor parses lines (`parse`),
+//! gathers a collection interval (`window`), and at each wall-clock multiple of it closes the
+//! window: each series becomes datums with `host`, `metric_type` and its tags (and the
+//! roll-ups of `aggregation_dimensions`), entries of the aggregation windows
+//! (`metrics::aggregate`), which are sent at each multiple of the aggregation interval; with
+//! an aggregation interval of 0, each closed window is sent at once, high-resolution.
+//! Malformed lines and full-queue drops are counted (`cwlite status`) and logged at most once
+//! a minute. Stopping closes the open window and sends what is aggregated. Nothing here
+//! knows how datums are batched or published.
+
+pub mod parse;
+pub mod window;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use self::parse::{Line, parse_line};
+use self::window::{Closed, Window};
+use crate::config::{AgentConfig, StatsdConfig};
+use crate::metrics::aggregate::Aggregator;
+use crate::metrics::{MetricDatum, dimension_sets_of};
+use crate::telemetry::Telemetry;
+
+/// Bytes of datagrams waiting at most, whatever `allowed_pending_messages` allows: 10,000
+/// datagrams of 64 KiB would otherwise be 640 MiB.
+pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+
+/// The socket's receive buffer asked for: datagrams that arrive while the reader is not
+/// scheduled wait there (the kernel's default, about 200 KiB, is a few milliseconds at
+/// 50,000 datagrams a second). Root gets it whole; others get up to `net.core.rmem_max`.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// How often the reader looks at the stop flag while no datagram comes.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// How long the processor pauses after a batch, so datagrams gather: windows are seconds
+/// long, and 50,000 datagrams a second are 250 per pause instead of 250 wake-ups.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
+
+/// Problems are logged at most this often, with a count.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Why the listener did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsdError {
+    /// The address does not resolve.
+    #[error("statsd: cannot resolve service_address \"{address}\": {source}")]
+    Resolve {
+        /// As configured.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The socket cannot be bound (in use, or not allowed).
+    #[error("statsd: cannot listen on udp {address}: {source}")]
+    Bind {
+        /// As configured.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A thread could not be started.
+    #[error("statsd: cannot start a thread: {0}")]
+    Thread(io::Error),
+}
+
+/// The socket addresses `service_address` means: `:port` is every interface (IPv6 and IPv4,
+/// as Go listens), else the host's addresses.
+///
+/// # Errors
+/// The host does not resolve or the port is not a number.
+pub fn resolve(address: &str) -> io::Result<Vec<SocketAddr>> {
+    match address.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid port"))?;
+            Ok(vec![
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+                SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+            ])
+        }
+        None => Ok(address.to_socket_addrs()?.collect()),
+    }
+}
+
+/// A running listener.
+#[derive(Debug)]
+pub struct Listener {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    processor: Option<JoinHandle<()>>,
+}
+
+/// What the processor needs besides the configuration.
+struct Processor {
+    config: StatsdConfig,
+    host: Option<Arc<str>>,
+    rollups: Vec<Vec<Arc<str>>>,
+    sender: mpsc::Sender<Vec<MetricDatum>>,
+    telemetry: Arc<Telemetry>,
+    queue: crossbeam_channel::Receiver<Bytes>,
+    pending: Arc<Pending>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Datagrams and bytes waiting between the reader and the processor.
+#[derive(Debug, Default)]
+struct Pending {
+    datagrams: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Listener {
+    /// Binds `config.service_address` and starts the reader and the processor.
+    ///
+    /// # Errors
+    /// The address does not resolve or cannot be bound, or a thread cannot start.
+    pub fn start(
+        config: &StatsdConfig,
+        agent: &AgentConfig,
+        aggregation_dimensions: &[Vec<String>],
+        sender: mpsc::Sender<Vec<MetricDatum>>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Self, StatsdError> {
+        let address = &config.service_address;
+        let candidates = resolve(address).map_err(|source| StatsdError::Resolve {
+            address: address.clone(),
+            source,
+        })?;
+        let mut last_error = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+        let mut bound = None;
+        for candidate in candidates {
+            match UdpSocket::bind(candidate) {
+                Ok(socket) => {
+                    bound = Some(socket);
+                    break;
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        let socket = bound.ok_or_else(|| StatsdError::Bind {
+            address: address.clone(),
+            source: last_error,
+        })?;
+        let bind_error = |source| StatsdError::Bind {
+            address: address.clone(),
+            source,
+        };
+        socket
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(|source| StatsdError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let pending = Arc::new(Pending::default());
+        let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
+        let reader = {
+            let stop = stop.clone();
+            let pending = pending.clone();
+            let telemetry = telemetry.clone();
+            let limit = config.allowed_pending_messages;
+            std::thread::Builder::new()
+                .name("cwlite-statsd-read".into())
+                .spawn(move || read_loop(&socket, &queue_tx, &pending, limit, &telemetry, &stop))
+                .map_err(StatsdError::Thread)?
+        };
+        let processor = Processor {
+            config: config.clone(),
+            host: (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str())),
+            rollups: aggregation_dimensions
+                .iter()
+                .map(|set| set.iter().map(|d| Arc::from(d.as_str())).collect())
+                .collect(),
+            sender,
+            telemetry,
+            queue: queue_rx,
+            pending,
+            stop: stop.clone(),
+        };
+        let processor = std::thread::Builder::new()
+            .name("cwlite-statsd".into())
+            .spawn(move || processor.run())
+            .map_err(StatsdError::Thread)?;
+        Ok(Self {
+            local_addr,
+            stop,
+            reader: Some(reader),
+            processor: Some(processor),
+        })
+    }
+
+    /// The bound address (the port, when 0 was configured).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether a thread ended (it only ends when told to, or on a bug).
+    pub fn has_ended(&self) -> bool {
+        self.reader.as_ref().is_none_or(JoinHandle::is_finished)
+            || self.processor.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops reading, then parses what is queued, closes the open window and sends what is
+    /// aggregated. Blocks until both threads ended (at most the read timeout plus the parsing
+    /// of what waits).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in [self.reader.take(), self.processor.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn read_loop(
+    socket: &UdpSocket,
+    queue: &crossbeam_channel::Sender<Bytes>,
+    pending: &Pending,
+    limit: usize,
+    telemetry: &Telemetry,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut warned: Option<Instant> = None;
+    let mut dropped_since = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(err) => {
+                warn!("statsd: receiving failed: {err}");
+                std::thread::sleep(READ_TIMEOUT);
+                continue;
+            }
+        };
+        telemetry.statsd.datagrams.fetch_add(1, Ordering::Relaxed);
+        let full = pending.datagrams.load(Ordering::Relaxed) >= limit
+            || pending.bytes.load(Ordering::Relaxed) + n > MAX_PENDING_BYTES;
+        if full {
+            telemetry
+                .statsd
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            dropped_since += 1;
+            if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                warn!(
+                    dropped = dropped_since,
+                    total = telemetry.statsd.dropped_queue_full.load(Ordering::Relaxed),
+                    "statsd: {limit} datagrams are waiting to be parsed; dropped the new ones (raise allowed_pending_messages if this lasts)"
+                );
+                warned = Some(Instant::now());
+                dropped_since = 0;
+            }
+            continue;
+        }
+        pending.datagrams.fetch_add(1, Ordering::Relaxed);
+        pending.bytes.fetch_add(n, Ordering::Relaxed);
+        if queue.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+            break;
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The first multiple of `every_ms` after `now_ms`.
+fn next_multiple(now_ms: i64, every_ms: i64) -> i64 {
+    now_ms - now_ms.rem_euclid(every_ms) + every_ms
+}
+
+impl Processor {
+    fn run(self) {
+        let collect_ms = (self.config.collection_interval_secs.max(1) * 1000) as i64;
+        let mut aggregator = self
+            .config
+            .aggregation_interval_secs
+            .map(|secs| Aggregator::new(Duration::from_secs(secs)));
+        let aggregate_ms = self
+            .config
+            .aggregation_interval_secs
+            .map(|secs| (secs.max(1) * 1000) as i64);
+        let mut window = Window::default();
+        let mut malformed = Malformed::default();
+        let mut next_close = next_multiple(now_ms(), collect_ms);
+        let mut next_flush = aggregate_ms.map(|every| next_multiple(now_ms(), every));
+        loop {
+            let now = now_ms();
+            let deadline = next_flush.map_or(next_close, |f| f.min(next_close));
+            let wait = Duration::from_millis((deadline - now).clamp(0, 200) as u64);
+            match self.queue.recv_timeout(wait) {
+                Ok(datagram) => {
+                    self.take(&datagram, &mut window, &mut malformed);
+                    // Whatever else waits, in one go; then a pause, so that a steady stream
+                    // wakes this thread every few milliseconds rather than per datagram (the
+                    // wake-ups cost more than the parsing). The reader bounds what waits.
+                    for datagram in self.queue.try_iter() {
+                        self.take(&datagram, &mut window, &mut malformed);
+                    }
+                    std::thread::sleep(BATCH_PAUSE);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            let stopping = self.stop.load(Ordering::Relaxed) && self.queue.is_empty();
+            let now = now_ms();
+            if now >= next_close || stopping {
+                self.close(&mut window, aggregator.as_mut(), now);
+                next_close = next_multiple(now, collect_ms);
+            }
+            if let (Some(aggregator), Some(flush_at)) = (aggregator.as_mut(), next_flush)
+                && (now >= flush_at || stopping)
+            {
+                let mut datums = Vec::new();
+                aggregator.flush(&mut datums);
+                self.send(datums);
+                next_flush = aggregate_ms.map(|every| next_multiple(now, every));
+            }
+            if stopping {
+                break;
+            }
+        }
+    }
+
+    /// Parses one datagram taken off the queue.
+    fn take(&self, datagram: &Bytes, window: &mut Window, malformed: &mut Malformed) {
+        self.pending.datagrams.fetch_sub(1, Ordering::Relaxed);
+        self.pending
+            .bytes
+            .fetch_sub(datagram.len(), Ordering::Relaxed);
+        self.parse(datagram, window, malformed);
+    }
+
+    fn parse(&self, datagram: &[u8], window: &mut Window, malformed: &mut Malformed) {
+        let text = String::from_utf8_lossy(datagram);
+        let mut line = Line::default();
+        for raw in text.split('\n') {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                continue;
+            }
+            let result = parse_line(raw, &self.config.metric_separator, &mut line);
+            // Values before a fault count, as in the stock agent.
+            window.add(&line);
+            if let Err(err) = result {
+                self.telemetry
+                    .statsd
+                    .malformed
+                    .fetch_add(1, Ordering::Relaxed);
+                malformed.note(raw, &err.to_string());
+            }
+        }
+        let rejected = std::mem::take(&mut window.rejected);
+        if rejected > 0 {
+            self.telemetry
+                .statsd
+                .values_rejected
+                .fetch_add(rejected, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the window at `now`: its series become datums, or entries of the aggregation.
+    fn close(&self, window: &mut Window, aggregator: Option<&mut Aggregator>, now: i64) {
+        let closed = window.take();
+        if closed.is_empty() {
+            return;
+        }
+        let unit: Arc<str> = Arc::from("None");
+        let mut datums = Vec::new();
+        let mut rejected = 0u64;
+        let mut aggregator = aggregator;
+        for series in closed {
+            let sets = dimension_sets_of(series.tags, self.host.as_ref(), &[], &self.rollups);
+            for dimensions in sets {
+                match (&mut aggregator, &series.value) {
+                    (Some(aggregator), Closed::Number(n)) => {
+                        if aggregator
+                            .add_value(&series.name, &dimensions, &unit, now, *n)
+                            .is_err()
+                        {
+                            rejected += 1;
+                        }
+                    }
+                    (Some(aggregator), Closed::Values(values)) => {
+                        aggregator.add(&series.name, &dimensions, &unit, now, values);
+                    }
+                    (None, Closed::Number(n)) => datums.push(MetricDatum {
+                        metric_name: series.name.clone(),
+                        dimensions,
+                        value: *n,
+                        unit: unit.clone(),
+                        timestamp_ms: now,
+                        storage_resolution: 1,
+                        distribution: None,
+                    }),
+                    (None, Closed::Values(values)) => {
+                        for distribution in values.clone().into_distributions() {
+                            datums.push(MetricDatum {
+                                metric_name: series.name.clone(),
+                                dimensions: dimensions.clone(),
+                                value: 0.0,
+                                unit: unit.clone(),
+                                timestamp_ms: now,
+                                storage_resolution: 1,
+                                distribution: Some(Box::new(distribution)),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if rejected > 0 {
+            self.telemetry
+                .statsd
+                .values_rejected
+                .fetch_add(rejected, Ordering::Relaxed);
+        }
+        self.send(datums);
+    }
+
+    fn send(&self, datums: Vec<MetricDatum>) {
+        if datums.is_empty() {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(datums) {
+            Telemetry::bump(&self.telemetry.collectors.cycles_dropped, 1);
+            warn!("metric queue full: statsd datums of this interval are dropped");
+        }
+    }
+}
+
+/// Malformed lines since the last warning.
+#[derive(Debug, Default)]
+struct Malformed {
+    since: u64,
+    warned: Option<Instant>,
+}
+
+impl Malformed {
+    fn note(&mut self, line: &str, reason: &str) {
+        self.since += 1;
+        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            let shown: String = line.chars().take(120).collect();
+            warn!(
+                lines = self.since,
+                "statsd: malformed lines dropped, for example {shown:?}: {reason}"
+            );
+            self.warned = Some(Instant::now());
+            self.since = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pending_byte_bound_is_eight_mebibytes() {
+        assert_eq!(MAX_PENDING_BYTES, 8 << 20);
+    }
+
+    #[test]
+    fn port_only_means_every_interface() {
+        let all = resolve(":8125").unwrap();
+        assert!(
+            all.iter()
+                .all(|a| a.ip().is_unspecified() && a.port() == 8125)
+        );
+        assert_eq!(resolve("127.0.0.1:9").unwrap()[0].port(), 9);
+        assert!(resolve(":x").is_err());
+    }
+
+    #[test]
+    fn windows_close_on_wall_clock_multiples() {
+        assert_eq!(next_multiple(25_000, 10_000), 30_000);
+        assert_eq!(next_multiple(30_000, 10_000), 40_000);
+    }
+}
