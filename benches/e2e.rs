@@ -1093,11 +1093,7 @@ fn statsd(options: &Options, runtime: &tokio::runtime::Runtime, rows: &mut Vec<R
     } else {
         30
     });
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_udp_port();
     let config = json!({
         "agent": {"region": "us-east-1"},
         "metrics": {

@@ -93,6 +93,27 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The floor of any finder with these entries: every process's exe link and command line
+    // read once, nothing else.
+    group.bench_function("floor_read_every_exe_and_cmdline", |b| {
+        b.iter(|| {
+            let mut bytes = 0usize;
+            for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                let path = entry.path();
+                if !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|c| c.is_ascii_digit())
+                {
+                    continue;
+                }
+                bytes += std::fs::read_link(path.join("exe")).map_or(0, |p| p.as_os_str().len());
+                bytes += std::fs::read(path.join("cmdline")).map_or(0, |c| c.len());
+            }
+            black_box(bytes)
+        })
+    });
     let mut system = sysinfo::System::new().expect("sysinfo supports this system");
     group.bench_function("baseline_sysinfo_refresh_processes", |b| {
         b.iter(|| {

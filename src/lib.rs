@@ -12,9 +12,11 @@
 
 pub mod aws;
 pub mod collect;
+pub mod collectd;
 pub mod config;
 pub mod daemon;
 pub mod event;
+pub mod listen;
 pub mod metrics;
 pub mod queue;
 pub mod regular;

@@ -151,6 +151,8 @@ pub struct Telemetry {
     pub collectors: CollectorCounters,
     /// The statsd listener.
     pub statsd: ListenerCounters,
+    /// The collectd listener.
+    pub collectd: ListenerCounters,
     /// Events waiting between the tailer and the logs shipper.
     pub queued_events: AtomicU64,
     logs: Mutex<LogShipperStats>,
@@ -352,6 +354,7 @@ impl Telemetry {
                 values_dropped_invalid: load(&self.collectors.values_invalid),
                 spool_bytes: self.metric_spool_bytes.load(Ordering::Relaxed),
                 statsd: self.statsd.report(),
+                collectd: self.collectd.report(),
             },
         }
     }
@@ -429,6 +432,8 @@ pub struct MetricsReport {
     pub spool_bytes: u64,
     #[serde(default)]
     pub statsd: ListenerReport,
+    #[serde(default)]
+    pub collectd: ListenerReport,
 }
 
 /// What `status.json` holds.
@@ -569,7 +574,8 @@ impl StatusReport {
             "\nmetrics\n  shipped            {} datums in {} batches\n  retries            {}\n  \
              dropped            {} datums and {} batches refused, {} datums outside the time window, {} batches for a full spool, {} unreadable, \
              {} cycles for a full queue, {} invalid values\n  spool              {} bytes\n  \
-             statsd             {} datagrams, {} dropped for a full queue, {} malformed lines, {} values refused\n",
+             statsd             {} datagrams, {} dropped for a full queue, {} malformed lines, {} values refused\n  \
+             collectd           {} packets, {} dropped (malformed, unsigned or unknown type), {} values refused\n",
             m.datums_sent,
             m.batches,
             m.retries,
@@ -585,6 +591,9 @@ impl StatusReport {
             m.statsd.dropped_queue_full,
             m.statsd.malformed,
             m.statsd.values_rejected,
+            m.collectd.datagrams,
+            m.collectd.malformed,
+            m.collectd.values_rejected,
         ));
         out
     }

@@ -115,13 +115,13 @@ fn unsupported_keys_are_warnings_that_say_what_cwlite_does() {
         "c.json",
         &json!({
             "agent": {"region": "eu-west-1"},
-            "metrics": {"metrics_collected": {"collectd": {"service_address": "udp://127.0.0.1:25826"}, "mem": {"measurement": ["used_percent"]}}},
+            "metrics": {"metrics_collected": {"ethtool": {"interface_include": ["eth0"]}, "mem": {"measurement": ["used_percent"]}}},
             "traces": {"traces_collected": {}}
         }),
     );
     let (out, _, stderr) = output(cwlite().arg("validate").arg(&config));
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: ") && stderr.contains("metrics.metrics_collected.collectd: ignored: cwlite does not support the collectd plugin; no collectd listener is started"), "{stderr}");
+    assert!(stderr.contains("warning: ") && stderr.contains("metrics.metrics_collected.ethtool: ignored: cwlite does not support the ethtool plugin; ethtool metrics are not collected"), "{stderr}");
     assert!(
         stderr.contains("traces: ignored: cwlite does not collect traces"),
         "{stderr}"

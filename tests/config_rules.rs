@@ -426,7 +426,7 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
         "agent": {"credentials": {"role_arn": "arn:aws:iam::123456789012:role/cw"}, "aws_sdk_log_level": "LogDebug", "flush_interval": "1s", "some_new_key": 1},
         "metrics": {"metrics_collected": {
             "procstat": [{"exe": "nginx", "measurement": ["cpu_usage"]}],
-            "collectd": {},
+            "ethtool": {},
             "my_custom": {"measurement": ["x"]},
             "mem": {"measurement": ["used_percent"], "totalcpu": true}
         }, "metrics_destinations": {"amp": {"workspace_id": "ws"}}},
@@ -447,7 +447,7 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
     );
     assert_has(
         &found,
-        "metrics_collected.collectd: ignored: cwlite does not support the collectd plugin; no collectd listener is started",
+        "metrics_collected.ethtool: ignored: cwlite does not support the ethtool plugin; ethtool metrics are not collected",
     );
     assert_has(
         &found,
@@ -1046,5 +1046,61 @@ fn statsd_refuses_what_the_stock_schema_refuses() {
         (json!({"templates": ["x"]}), "statsd.templates"),
     ] {
         assert_has(&errors(plugins(json!({"statsd": body}))), at);
+    }
+}
+
+// --- collectd ----------------------------------------------------------------------------
+
+/// `collectd` with the stock translator's defaults (security level `encrypt`) and its
+/// settings read; a `types.db` that cannot be read is an error, as it stops the stock agent.
+#[test]
+fn collectd_takes_the_stock_defaults_and_refuses_an_unreadable_types_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let types = dir.path().join("types.db");
+    std::fs::write(
+        &types,
+        "load shortterm:GAUGE:0:5000, midterm:GAUGE:0:5000, longterm:GAUGE:0:5000\n",
+    )
+    .unwrap();
+    let config = load(plugins(json!({"collectd": {"collectd_typesdb": [types]}})));
+    let collectd = config.metrics.unwrap().collectd.unwrap();
+    assert_eq!(collectd.service_address, "udp://127.0.0.1:25826");
+    assert_eq!(collectd.name_prefix, "collectd_");
+    assert_eq!(collectd.security_level, config::CollectdSecurity::Encrypt);
+    assert_eq!(
+        collectd.auth_file,
+        std::path::PathBuf::from("/etc/collectd/auth_file")
+    );
+    assert_eq!(collectd.aggregation_interval_secs, Some(60));
+    let config = load(plugins(json!({"collectd": {
+        "collectd_typesdb": [types], "collectd_security_level": "none",
+        "metrics_aggregation_interval": 0, "name_prefix": "cd_", "service_address": ":25826",
+        "append_dimensions": {"team": "ops"}
+    }})));
+    let collectd = config.metrics.unwrap().collectd.unwrap();
+    assert_eq!(collectd.security_level, config::CollectdSecurity::None);
+    assert_eq!(collectd.aggregation_interval_secs, None);
+    assert_eq!(collectd.append_dimensions["team"], "ops");
+
+    assert_has(
+        &errors(plugins(
+            json!({"collectd": {"collectd_typesdb": ["/nonexistent/types.db"]}}),
+        )),
+        "collectd.collectd_typesdb[0]: cannot read /nonexistent/types.db",
+    );
+    for (body, at) in [
+        (
+            json!({"collectd_security_level": "paranoid"}),
+            "collectd.collectd_security_level",
+        ),
+        (
+            json!({"service_address": "tcp://127.0.0.1:1"}),
+            "collectd.service_address",
+        ),
+        (json!({"security_level": "sign"}), "collectd.security_level"),
+    ] {
+        let mut body = body;
+        body["collectd_typesdb"] = json!([types]);
+        assert_has(&errors(plugins(json!({"collectd": body}))), at);
     }
 }

@@ -449,11 +449,7 @@ fn statsd_lines_arrive_aggregated_as_the_stock_agent_sends_them() {
     let endpoint = common::emulator_endpoint();
     let dir = tempfile::tempdir().unwrap();
     let namespace = common::unique("CWAgentStatsd");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_udp_port();
     let config = json!({
         "agent": {"region": "us-east-1"},
         "metrics": {
@@ -543,4 +539,95 @@ fn statsd_lines_arrive_aggregated_as_the_stock_agent_sends_them() {
     assert_eq!(stats(latency), (70.0, 4.0, 10.0, 20.0));
     assert_eq!(latency["Values"].as_array().unwrap().len(), 2);
     assert_eq!(latency["Counts"], json!([1.0, 3.0]));
+}
+
+/// collectd end to end (issue 20): a real collectd (`CWLITE_TEST_COLLECTD`, installed by
+/// scripts/test) sends its load and memory values encrypted, as the stock agent requires by
+/// default; they arrive named `collectd_<plugin>_<source>` from types.db, with collectd's
+/// host and the stock dimensions, aggregated.
+#[test]
+fn collectd_values_from_a_real_collectd_arrive_decrypted_and_named_by_types_db() {
+    let collectd = std::env::var("CWLITE_TEST_COLLECTD").expect(
+        "CWLITE_TEST_COLLECTD is not set: run the tests with scripts/test, which installs collectd",
+    );
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = common::unique("CWAgentCollectd");
+    let port = common::free_udp_port();
+    let auth_file = dir.path().join("auth_file");
+    std::fs::write(&auth_file, "alice: s3cret\n").unwrap();
+    let config = json!({
+        "agent": {"region": "us-east-1"},
+        "metrics": {
+            "namespace": namespace,
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {
+                "collectd": {
+                    "service_address": format!("udp://127.0.0.1:{port}"),
+                    "collectd_auth_file": auth_file,
+                    "metrics_aggregation_interval": 2
+                }
+            }
+        }
+    });
+    let daemon = start(dir.path(), &dir.path().join("state"), &config);
+    let collectd_conf = dir.path().join("collectd.conf");
+    std::fs::write(
+        &collectd_conf,
+        format!(
+            "Hostname \"collectd-host\"\nFQDNLookup false\nInterval 1\nBaseDir \"{dir}\"\nPIDFile \"{dir}/collectd.pid\"\n\
+             PluginDir \"/usr/lib/collectd\"\nTypesDB \"/usr/share/collectd/types.db\"\n\
+             LoadPlugin load\nLoadPlugin memory\nLoadPlugin network\n\
+             <Plugin network>\n  <Server \"127.0.0.1\" \"{port}\">\n    SecurityLevel Encrypt\n    Username \"alice\"\n    Password \"s3cret\"\n  </Server>\n</Plugin>\n",
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let mut sender = std::process::Command::new(&collectd)
+        .args(["-f", "-C"])
+        .arg(&collectd_conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let data: Vec<Value> = common::eventually("collectd's load and memory in the emulator", || {
+        let data = common::metric_data(&namespace);
+        [
+            "collectd_load_shortterm",
+            "collectd_load_longterm",
+            "collectd_memory_value",
+        ]
+        .iter()
+        .all(|n| data.iter().any(|d| d["MetricName"] == *n))
+        .then_some(data)
+    });
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+
+    let load = data
+        .iter()
+        .find(|d| d["MetricName"] == "collectd_load_shortterm")
+        .unwrap();
+    assert_eq!(
+        dimensions(load),
+        ["host=collectd-host", "type=load"],
+        "collectd's host wins over the agent's"
+    );
+    assert_eq!(
+        (load["Unit"].as_str(), load["StorageResolution"].as_i64()),
+        (Some("None"), Some(1))
+    );
+    assert!(load["StatisticValues"]["SampleCount"].as_f64().unwrap() >= 1.0);
+    let used = data
+        .iter()
+        .find(|d| {
+            d["MetricName"] == "collectd_memory_value"
+                && dimensions(d).contains(&"type_instance=used".to_owned())
+        })
+        .expect("memory used");
+    assert_eq!(dimension_names(used), ["host", "type", "type_instance"]);
+    assert!(used["StatisticValues"]["Maximum"].as_f64().unwrap() > 0.0);
 }

@@ -19,8 +19,7 @@ pub const SUPPORTED_PLUGINS: [&str; 9] = [
 ];
 
 /// Plugins the stock agent accepts on Linux that cwlite does not collect, with what it does instead.
-pub const UNSUPPORTED_PLUGINS: [(&str, &str); 8] = [
-    ("collectd", "no collectd listener is started"),
+pub const UNSUPPORTED_PLUGINS: [(&str, &str); 7] = [
     ("ethtool", "ethtool metrics are not collected"),
     ("nvidia_gpu", "gpu metrics are not collected"),
     ("jmx", "jmx metrics are not collected"),

@@ -124,7 +124,48 @@ pub struct MetricsConfig {
     pub endpoint_override: Option<EndpointOverride>,
     /// The statsd listener, if configured.
     pub statsd: Option<StatsdConfig>,
+    /// The collectd listener, if configured.
+    pub collectd: Option<CollectdConfig>,
 }
+
+/// `metrics_collected.collectd`: a UDP listener for collectd's network protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectdConfig {
+    /// `service_address` (`udp://127.0.0.1:25826`).
+    pub service_address: String,
+    /// `name_prefix`, before `<plugin>_<source>`.
+    pub name_prefix: String,
+    /// `collectd_auth_file`: users and passwords for signed and encrypted packets.
+    pub auth_file: PathBuf,
+    /// `collectd_security_level`: what packets must be at least.
+    pub security_level: CollectdSecurity,
+    /// `collectd_typesdb`: the files naming each type's data sources.
+    pub typesdb: Vec<PathBuf>,
+    /// `metrics_aggregation_interval`, seconds; `None` (configured 0) sends each value list
+    /// at once, at high resolution.
+    pub aggregation_interval_secs: Option<u64>,
+    /// `append_dimensions`.
+    pub append_dimensions: BTreeMap<String, String>,
+}
+
+/// `collectd_security_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectdSecurity {
+    /// Plain packets are taken.
+    None,
+    /// Signed (or encrypted) packets only.
+    Sign,
+    /// Encrypted packets only: the stock default.
+    Encrypt,
+}
+
+/// collectd's default `service_address`.
+pub const DEFAULT_COLLECTD_ADDRESS: &str = "udp://127.0.0.1:25826";
+/// collectd's default `collectd_auth_file`.
+pub const DEFAULT_COLLECTD_AUTH_FILE: &str = "/etc/collectd/auth_file";
+/// collectd's default `collectd_typesdb`.
+pub const DEFAULT_COLLECTD_TYPESDB: &str = "/usr/share/collectd/types.db";
 
 /// `metrics_collected.statsd`: a UDP listener with the stock agent's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -184,6 +184,19 @@ pub struct RawStatsd {
     pub drop_original_metrics: Option<Vec<String>>,
 }
 
+/// `metrics_collected.collectd`.
+#[derive(Debug, Deserialize)]
+pub struct RawCollectd {
+    pub service_address: Option<String>,
+    pub name_prefix: Option<String>,
+    pub collectd_auth_file: Option<String>,
+    pub collectd_security_level: Option<String>,
+    pub collectd_typesdb: Option<Vec<String>>,
+    pub metrics_aggregation_interval: Option<i64>,
+    pub drop_original_metrics: Option<Vec<String>>,
+    pub append_dimensions: Option<BTreeMap<String, String>>,
+}
+
 /// A measurement: a name, or an object with `name` and optional `rename` and `unit`.
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(untagged)]

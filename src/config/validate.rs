@@ -6,6 +6,7 @@
 //! [`Environment`] and the shared credentials files (for the region), never the network.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -616,12 +617,15 @@ fn validate_metrics(
     }
     let mut plugins = Vec::new();
     let mut statsd = None;
+    let mut collectd = None;
     for (name, value) in &collected {
         let at = collected_path.key(name);
         if name == "procstat" {
             plugins.extend(validate_procstat(value, &at, agent, diagnostics));
         } else if name == "statsd" {
             statsd = validate_statsd(value, &at, diagnostics);
+        } else if name == "collectd" {
+            collectd = validate_collectd(value, &at, diagnostics);
         } else if let Some(kind) = PluginKind::from_name(name) {
             if let Some(plugin) = validate_plugin(kind, value, &at, agent, diagnostics) {
                 plugins.push(plugin);
@@ -652,6 +656,7 @@ fn validate_metrics(
         namespace,
         plugins,
         statsd,
+        collectd,
         aggregation_dimensions,
         force_flush_interval_secs,
         endpoint_override,
@@ -668,18 +673,6 @@ fn check_unsupported_plugin_shape(
     path: &JsonPath,
     diagnostics: &mut Collector,
 ) {
-    const COLLECTD: &[&str] = &[
-        "service_address",
-        "name_prefix",
-        "collectd_auth_file",
-        "collectd_security_level",
-        "collectd_typesdb",
-        "metrics_aggregation_interval",
-        "drop_original_metrics",
-        "service.name",
-        "deployment.environment",
-        "append_dimensions",
-    ];
     const ETHTOOL: &[&str] = &[
         "interface_include",
         "interface_exclude",
@@ -693,7 +686,6 @@ fn check_unsupported_plugin_shape(
         }
     };
     match name {
-        "collectd" => reject_unknown_keys(value, path, COLLECTD, diagnostics),
         "ethtool" => reject_unknown_keys(value, path, ETHTOOL, diagnostics),
         "prometheus" => {
             reject_unknown_keys(value, path, &["prometheus_config_path"], diagnostics);
@@ -715,6 +707,46 @@ fn is_host_port(text: &str) -> bool {
         || (host.starts_with('[') && host.ends_with(']'))
         || !host.contains([':', '/', ' ']);
     host_ok && port.parse::<u16>().is_ok()
+}
+
+/// A listener's `metrics_aggregation_interval`: the stock default of 60 s; 0 turns the
+/// aggregation off (`None`).
+fn aggregation_interval(
+    raw: Option<i64>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<u64> {
+    match raw {
+        Some(0) => None,
+        other => Some(interval(
+            other,
+            DEFAULT_AGGREGATION_SECS,
+            &path.key("metrics_aggregation_interval"),
+            diagnostics,
+        )),
+    }
+}
+
+/// The keys a listener accepts and ignores, said.
+fn warn_listener_extras(
+    input: &str,
+    drop_original_metrics: Option<&Vec<String>>,
+    value: &Value,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) {
+    if drop_original_metrics.is_some() {
+        // `GetDropOriginalMetrics` skips a plugin without a measurement list.
+        diagnostics.warn(
+            &path.key("drop_original_metrics"),
+            format!("ignored: the stock agent ignores it for {input} too (it applies only to plugins with a measurement list)"),
+        );
+    }
+    for key in ["service.name", "deployment.environment"] {
+        if value.get(key).is_some() {
+            diagnostics.warn(&path.key(key), UNSUPPORTED_ENTITY);
+        }
+    }
 }
 
 /// `statsd` (`statsdDefinitions`, strict): the listener's settings with the stock defaults.
@@ -757,15 +789,8 @@ fn validate_statsd(
         &path.key("metrics_collection_interval"),
         diagnostics,
     );
-    let aggregation_interval_secs = match raw.metrics_aggregation_interval {
-        Some(0) => None,
-        other => Some(interval(
-            other,
-            DEFAULT_AGGREGATION_SECS,
-            &path.key("metrics_aggregation_interval"),
-            diagnostics,
-        )),
-    };
+    let aggregation_interval_secs =
+        aggregation_interval(raw.metrics_aggregation_interval, path, diagnostics);
     let metric_separator = raw.metric_separator.unwrap_or_else(|| "_".to_owned());
     check_length(
         &metric_separator,
@@ -785,24 +810,136 @@ fn validate_statsd(
             DEFAULT_STATSD_PENDING
         }
     };
-    if raw.drop_original_metrics.is_some() {
-        // `GetDropOriginalMetrics` skips a plugin without a measurement list.
-        diagnostics.warn(
-            &path.key("drop_original_metrics"),
-            "ignored: the stock agent ignores it for statsd too (it applies only to plugins with a measurement list)",
-        );
-    }
-    for key in ["service.name", "deployment.environment"] {
-        if value.get(key).is_some() {
-            diagnostics.warn(&path.key(key), UNSUPPORTED_ENTITY);
-        }
-    }
+    warn_listener_extras(
+        "statsd",
+        raw.drop_original_metrics.as_ref(),
+        value,
+        path,
+        diagnostics,
+    );
     Some(StatsdConfig {
         service_address,
         collection_interval_secs,
         aggregation_interval_secs,
         metric_separator,
         allowed_pending_messages,
+    })
+}
+
+/// `collectd` (`collectdDefinitions`, strict): the listener's settings with the stock
+/// defaults (the translator's: security level `encrypt`). A `types.db` that cannot be read is
+/// an error, as it stops the stock agent.
+fn validate_collectd(
+    value: &Value,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<CollectdConfig> {
+    const KEYS: &[&str] = &[
+        "service_address",
+        "name_prefix",
+        "collectd_auth_file",
+        "collectd_security_level",
+        "collectd_typesdb",
+        "metrics_aggregation_interval",
+        "drop_original_metrics",
+        "service.name",
+        "deployment.environment",
+        "append_dimensions",
+    ];
+    reject_unknown_keys(value, path, KEYS, diagnostics);
+    let raw: RawCollectd = diagnostics.decode(path, value)?;
+    let service_address = raw
+        .service_address
+        .unwrap_or_else(|| DEFAULT_COLLECTD_ADDRESS.to_owned());
+    check_length(
+        &service_address,
+        1,
+        255,
+        &path.key("service_address"),
+        diagnostics,
+    );
+    let bare = service_address
+        .strip_prefix("udp://")
+        .unwrap_or(&service_address);
+    if service_address.contains("://") && !service_address.starts_with("udp://")
+        || !is_host_port(bare)
+    {
+        diagnostics.error(
+            &path.key("service_address"),
+            format!("\"{service_address}\" is not udp://host:port, host:port or :port"),
+        );
+    }
+    let name_prefix = raw.name_prefix.unwrap_or_else(|| "collectd_".to_owned());
+    check_length(&name_prefix, 1, 255, &path.key("name_prefix"), diagnostics);
+    let security_level = match raw.collectd_security_level.as_deref() {
+        None | Some("encrypt") => CollectdSecurity::Encrypt,
+        Some("sign") => CollectdSecurity::Sign,
+        Some("none") => CollectdSecurity::None,
+        Some(other) => {
+            diagnostics.error(
+                &path.key("collectd_security_level"),
+                format!("\"{other}\" is not none, sign or encrypt"),
+            );
+            CollectdSecurity::Encrypt
+        }
+    };
+    let auth_file = PathBuf::from(
+        raw.collectd_auth_file
+            .unwrap_or_else(|| DEFAULT_COLLECTD_AUTH_FILE.to_owned()),
+    );
+    if security_level != CollectdSecurity::None && std::fs::metadata(&auth_file).is_err() {
+        diagnostics.warn(
+            &path.key("collectd_auth_file"),
+            format!(
+                "{} cannot be read: every signed or encrypted packet will be dropped until it can",
+                auth_file.display()
+            ),
+        );
+    }
+    let typesdb: Vec<PathBuf> = raw
+        .collectd_typesdb
+        .unwrap_or_else(|| vec![DEFAULT_COLLECTD_TYPESDB.to_owned()])
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    if typesdb.len() > 10 {
+        diagnostics.error(
+            &path.key("collectd_typesdb"),
+            format!("{} files, at most 10", typesdb.len()),
+        );
+    }
+    for (i, file) in typesdb.iter().enumerate() {
+        if let Err(err) = std::fs::File::open(file) {
+            diagnostics.error(
+                &path.key("collectd_typesdb").index(i),
+                format!(
+                    "cannot read {}: {err} (the stock agent does not start either; install collectd's types.db, e.g. the collectd-core package)",
+                    file.display()
+                ),
+            );
+        }
+    }
+    let aggregation_interval_secs =
+        aggregation_interval(raw.metrics_aggregation_interval, path, diagnostics);
+    warn_listener_extras(
+        "collectd",
+        raw.drop_original_metrics.as_ref(),
+        value,
+        path,
+        diagnostics,
+    );
+    let append_dimensions = raw
+        .append_dimensions
+        .map(|d| plugin_dimensions(d, &path.key("append_dimensions"), diagnostics))
+        .unwrap_or_default();
+    Some(CollectdConfig {
+        service_address,
+        name_prefix,
+        auth_file,
+        security_level,
+        typesdb,
+        aggregation_interval_secs,
+        append_dimensions,
     })
 }
 

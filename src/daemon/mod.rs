@@ -84,6 +84,9 @@ pub enum RunError {
     /// The statsd listener could not be started (its port in use, most often).
     #[error(transparent)]
     Statsd(#[from] crate::statsd::StatsdError),
+    /// The collectd listener could not be started (`types.db` unreadable, its port in use).
+    #[error(transparent)]
+    Collectd(#[from] crate::collectd::CollectdError),
 }
 
 /// What the control loop reacts to: a closed set.

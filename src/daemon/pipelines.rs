@@ -510,6 +510,8 @@ struct MetricsPipeline {
     collectors: Vec<JoinHandle<()>>,
     /// The statsd listener, a producer like the collectors.
     statsd: Option<crate::statsd::Listener>,
+    /// The collectd listener, likewise.
+    collectd: Option<crate::collectd::Listener>,
     publisher: JoinHandle<PublisherStats>,
 }
 
@@ -530,6 +532,9 @@ impl MetricsPipeline {
         // Receivers only go away when their tasks ended, which is fine to ignore here.
         let _ = self.stop.send(true);
         if let Some(listener) = self.statsd {
+            let _ = tokio::task::spawn_blocking(move || listener.stop()).await;
+        }
+        if let Some(listener) = self.collectd {
             let _ = tokio::task::spawn_blocking(move || listener.stop()).await;
         }
         for collector in self.collectors {
@@ -592,6 +597,16 @@ fn start_metrics(
         )?),
         None => None,
     };
+    let collectd = match &metrics.collectd {
+        Some(collectd) => Some(crate::collectd::Listener::start(
+            collectd,
+            &config.agent,
+            &metrics.aggregation_dimensions,
+            sender.clone(),
+            telemetry.clone(),
+        )?),
+        None => None,
+    };
     let publisher = tokio::spawn(
         Publisher::new(settings, sink, spool)
             .with_telemetry(telemetry.clone())
@@ -618,6 +633,7 @@ fn start_metrics(
         own: options.self_metrics.then(|| sender.clone()),
         collectors,
         statsd,
+        collectd,
         publisher,
     })
 }

@@ -113,10 +113,7 @@ impl DatumBuilder {
                 .iter()
                 .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
                 .collect(),
-            rollups: aggregation_dimensions
-                .iter()
-                .map(|set| set.iter().map(|d| Arc::from(d.as_str())).collect())
-                .collect(),
+            rollups: rollup_sets(aggregation_dimensions),
             storage_resolution: if plugin.high_resolution { 1 } else { 60 },
             cache: HashMap::new(),
             stats: BuildStats::default(),
@@ -167,6 +164,14 @@ impl DatumBuilder {
             }
         }
     }
+}
+
+/// `aggregation_dimensions` as [`dimension_sets_of`] takes them.
+pub fn rollup_sets(aggregation_dimensions: &[Vec<String>]) -> Vec<Vec<Arc<str>>> {
+    aggregation_dimensions
+        .iter()
+        .map(|set| set.iter().map(|d| Arc::from(d.as_str())).collect())
+        .collect()
 }
 
 /// The original dimension set of a series, then one per applicable roll-up.

@@ -18,11 +18,11 @@ pub mod parse;
 pub mod window;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -31,24 +31,14 @@ use tracing::warn;
 use self::parse::{Line, parse_line};
 use self::window::{Closed, Window};
 use crate::config::{AgentConfig, StatsdConfig};
+use crate::listen::{self, ListenError, next_multiple, now_ms};
 use crate::metrics::aggregate::Aggregator;
-use crate::metrics::{MetricDatum, dimension_sets_of};
+use crate::metrics::{MetricDatum, dimension_sets_of, rollup_sets};
 use crate::telemetry::Telemetry;
 
 /// Bytes of datagrams waiting at most, whatever `allowed_pending_messages` allows: 10,000
 /// datagrams of 64 KiB would otherwise be 640 MiB.
 pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
-
-/// The socket's receive buffer asked for: datagrams that arrive while the reader is not
-/// scheduled wait there (the kernel's default, about 200 KiB, is a few milliseconds at
-/// 50,000 datagrams a second). Root gets it whole; others get up to `net.core.rmem_max`.
-pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
-
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65_536;
-
-/// How often the reader looks at the stop flag while no datagram comes.
-const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// How long the processor pauses after a batch, so datagrams gather: windows are seconds
 /// long, and 50,000 datagrams a second are 250 per pause instead of 250 wake-ups.
@@ -60,45 +50,12 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Why the listener did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StatsdError {
-    /// The address does not resolve.
-    #[error("statsd: cannot resolve service_address \"{address}\": {source}")]
-    Resolve {
-        /// As configured.
-        address: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// The socket cannot be bound (in use, or not allowed).
-    #[error("statsd: cannot listen on udp {address}: {source}")]
-    Bind {
-        /// As configured.
-        address: String,
-        /// Why.
-        source: io::Error,
-    },
+    /// The socket is not there.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// A thread could not be started.
     #[error("statsd: cannot start a thread: {0}")]
     Thread(io::Error),
-}
-
-/// The socket addresses `service_address` means: `:port` is every interface (IPv6 and IPv4,
-/// as Go listens), else the host's addresses.
-///
-/// # Errors
-/// The host does not resolve or the port is not a number.
-pub fn resolve(address: &str) -> io::Result<Vec<SocketAddr>> {
-    match address.strip_prefix(':') {
-        Some(port) => {
-            let port: u16 = port
-                .parse()
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid port"))?;
-            Ok(vec![
-                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
-                SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
-            ])
-        }
-        None => Ok(address.to_socket_addrs()?.collect()),
-    }
 }
 
 /// A running listener.
@@ -141,35 +98,10 @@ impl Listener {
         sender: mpsc::Sender<Vec<MetricDatum>>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Self, StatsdError> {
-        let address = &config.service_address;
-        let candidates = resolve(address).map_err(|source| StatsdError::Resolve {
-            address: address.clone(),
-            source,
-        })?;
-        let mut last_error = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
-        let mut bound = None;
-        for candidate in candidates {
-            match UdpSocket::bind(candidate) {
-                Ok(socket) => {
-                    bound = Some(socket);
-                    break;
-                }
-                Err(err) => last_error = err,
-            }
-        }
-        let socket = bound.ok_or_else(|| StatsdError::Bind {
-            address: address.clone(),
-            source: last_error,
-        })?;
-        let bind_error = |source| StatsdError::Bind {
-            address: address.clone(),
-            source,
-        };
-        socket
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .map_err(bind_error)?;
-        let local_addr = socket.local_addr().map_err(|source| StatsdError::Bind {
-            address: address.clone(),
+        let socket = listen::bind("statsd", &config.service_address)?;
+        let local_addr = socket.local_addr().map_err(|source| ListenError::Bind {
+            input: "statsd",
+            address: config.service_address.clone(),
             source,
         })?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -188,10 +120,7 @@ impl Listener {
         let processor = Processor {
             config: config.clone(),
             host: (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str())),
-            rollups: aggregation_dimensions
-                .iter()
-                .map(|set| set.iter().map(|d| Arc::from(d.as_str())).collect())
-                .collect(),
+            rollups: rollup_sets(aggregation_dimensions),
             sender,
             telemetry,
             queue: queue_rx,
@@ -249,7 +178,7 @@ fn read_loop(
     telemetry: &Telemetry,
     stop: &AtomicBool,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buf = vec![0u8; listen::MAX_DATAGRAM];
     let mut warned: Option<Instant> = None;
     let mut dropped_since = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -267,7 +196,7 @@ fn read_loop(
             }
             Err(err) => {
                 warn!("statsd: receiving failed: {err}");
-                std::thread::sleep(READ_TIMEOUT);
+                std::thread::sleep(listen::READ_TIMEOUT);
                 continue;
             }
         };
@@ -297,18 +226,6 @@ fn read_loop(
             break;
         }
     }
-}
-
-/// Milliseconds since the epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The first multiple of `every_ms` after `now_ms`.
-fn next_multiple(now_ms: i64, every_ms: i64) -> i64 {
-    now_ms - now_ms.rem_euclid(every_ms) + every_ms
 }
 
 impl Processor {
@@ -346,21 +263,33 @@ impl Processor {
             }
             let stopping = self.stop.load(Ordering::Relaxed) && self.queue.is_empty();
             let now = now_ms();
-            if now >= next_close || stopping {
+            let close = now >= next_close || stopping;
+            let flush = next_flush.is_some_and(|at| now >= at) || stopping;
+            // When both fall due together, the aggregation windows are sent before the
+            // collection window closes into the next one, as the stock agent's flush ticks
+            // before its gather: a minute's datum then holds that minute's six closes, not
+            // five plus a stray one sent alone. Stopping sends everything.
+            if flush && !stopping {
+                self.flush(aggregator.as_mut());
+                next_flush = aggregate_ms.map(|every| next_multiple(now, every));
+            }
+            if close {
                 self.close(&mut window, aggregator.as_mut(), now);
                 next_close = next_multiple(now, collect_ms);
             }
-            if let (Some(aggregator), Some(flush_at)) = (aggregator.as_mut(), next_flush)
-                && (now >= flush_at || stopping)
-            {
-                let mut datums = Vec::new();
-                aggregator.flush(&mut datums);
-                self.send(datums);
-                next_flush = aggregate_ms.map(|every| next_multiple(now, every));
-            }
             if stopping {
+                self.flush(aggregator.as_mut());
                 break;
             }
+        }
+    }
+
+    /// Sends every aggregation window.
+    fn flush(&self, aggregator: Option<&mut Aggregator>) {
+        if let Some(aggregator) = aggregator {
+            let mut datums = Vec::new();
+            aggregator.flush(&mut datums);
+            self.send(datums);
         }
     }
 
@@ -500,22 +429,5 @@ mod tests {
     #[test]
     fn the_pending_byte_bound_is_eight_mebibytes() {
         assert_eq!(MAX_PENDING_BYTES, 8 << 20);
-    }
-
-    #[test]
-    fn port_only_means_every_interface() {
-        let all = resolve(":8125").unwrap();
-        assert!(
-            all.iter()
-                .all(|a| a.ip().is_unspecified() && a.port() == 8125)
-        );
-        assert_eq!(resolve("127.0.0.1:9").unwrap()[0].port(), 9);
-        assert!(resolve(":x").is_err());
-    }
-
-    #[test]
-    fn windows_close_on_wall_clock_multiples() {
-        assert_eq!(next_multiple(25_000, 10_000), 30_000);
-        assert_eq!(next_multiple(30_000, 10_000), 40_000);
     }
 }

@@ -21,6 +21,15 @@ pub fn emulator_endpoint() -> String {
         .expect("CWLITE_TEST_ENDPOINT is not set: run the tests with scripts/test, which starts the emulator")
 }
 
+/// A UDP port free on 127.0.0.1 a moment ago, for a listener under test.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A name no other test (or earlier run against the same emulator) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,164 @@
+//! What the UDP listeners (statsd, collectd) share: reading a `service_address` as the stock
+//! agent's Go listeners read it, and binding it with a large receive buffer and a read timeout
+//! that lets the reading thread see a stop. Nothing here parses a payload.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::Duration;
+
+/// The socket's receive buffer asked for: datagrams that arrive while the reader is not
+/// scheduled wait there (the kernel's default, about 200 KiB, is a few milliseconds at
+/// 50,000 datagrams a second). Root gets it whole; others get up to `net.core.rmem_max`.
+pub const RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// How often a reader blocked on an idle socket looks at its stop flag.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The largest UDP payload.
+pub const MAX_DATAGRAM: usize = 65_536;
+
+/// Why a listener's socket is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// The address does not resolve.
+    #[error("{input}: cannot resolve service_address \"{address}\": {source}")]
+    Resolve {
+        /// Which input (`statsd`).
+        input: &'static str,
+        /// As configured.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The socket cannot be bound (in use, or not allowed).
+    #[error("{input}: cannot listen on udp {address}: {source}")]
+    Bind {
+        /// Which input.
+        input: &'static str,
+        /// As configured.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// The socket addresses `host:port` means: `:port` (or an empty host) is every interface,
+/// IPv6 and IPv4, as Go listens; `udp://` in front is allowed (collectd's form).
+///
+/// # Errors
+/// The host does not resolve or the port is not a number.
+pub fn resolve(address: &str) -> io::Result<Vec<SocketAddr>> {
+    let address = address.strip_prefix("udp://").unwrap_or(address);
+    match address.strip_prefix(':') {
+        Some(port) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "invalid port"))?;
+            Ok(vec![
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+                SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+            ])
+        }
+        None => Ok(address.to_socket_addrs()?.collect()),
+    }
+}
+
+/// Binds the first address of `address` that can be bound, with [`RECEIVE_BUFFER_BYTES`] and
+/// [`READ_TIMEOUT`].
+///
+/// # Errors
+/// Nothing resolves or binds.
+pub fn bind(input: &'static str, address: &str) -> Result<UdpSocket, ListenError> {
+    let candidates = resolve(address).map_err(|source| ListenError::Resolve {
+        input,
+        address: address.to_owned(),
+        source,
+    })?;
+    let bind_error = |source| ListenError::Bind {
+        input,
+        address: address.to_owned(),
+        source,
+    };
+    let mut last_error = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+    let socket = candidates
+        .into_iter()
+        .find_map(|candidate| match UdpSocket::bind(candidate) {
+            Ok(socket) => Some(socket),
+            Err(err) => {
+                last_error = err;
+                None
+            }
+        })
+        .ok_or_else(|| bind_error(last_error))?;
+    socket
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .map_err(bind_error)?;
+    if rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, RECEIVE_BUFFER_BYTES)
+        .is_err()
+    {
+        // Without CAP_NET_ADMIN: as much as `net.core.rmem_max` allows.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECEIVE_BUFFER_BYTES);
+    }
+    Ok(socket)
+}
+
+/// Whether a receive error is only the read timeout (or a signal).
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The first multiple of `every_ms` after `now_ms`: windows close on the wall clock.
+pub fn next_multiple(now_ms: i64, every_ms: i64) -> i64 {
+    now_ms - now_ms.rem_euclid(every_ms) + every_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receive_buffer_asked_for_is_four_mebibytes() {
+        assert_eq!(RECEIVE_BUFFER_BYTES, 4 << 20);
+        assert_eq!(MAX_DATAGRAM, 65_536);
+    }
+
+    #[test]
+    fn port_only_means_every_interface_and_udp_scheme_is_allowed() {
+        let all = resolve(":8125").unwrap();
+        assert!(
+            all.iter()
+                .all(|a| a.ip().is_unspecified() && a.port() == 8125)
+        );
+        assert_eq!(resolve("127.0.0.1:9").unwrap()[0].port(), 9);
+        assert_eq!(resolve("udp://127.0.0.1:25826").unwrap()[0].port(), 25826);
+        assert!(resolve(":x").is_err());
+    }
+
+    #[test]
+    fn windows_close_on_wall_clock_multiples() {
+        assert_eq!(next_multiple(25_000, 10_000), 30_000);
+        assert_eq!(next_multiple(30_000, 10_000), 40_000);
+    }
+
+    #[test]
+    fn a_port_in_use_is_an_error_naming_the_input_and_address() {
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap().to_string();
+        let err = bind("statsd", &address).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("statsd: cannot listen on udp {address}")),
+            "{err}"
+        );
+    }
+}
