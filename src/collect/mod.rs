@@ -130,6 +130,11 @@ impl Host {
         self.processes.get(&self.path("proc"), wanted)
     }
 
+    /// Makes the next [`Host::process_list`] walk `/proc` again, as a new cycle would.
+    pub fn expire_process_list(&self) {
+        self.processes.expire();
+    }
+
     /// Reads `relative` into `buf`, reusing its allocation.
     ///
     /// # Errors

@@ -37,6 +37,13 @@ pub struct Wanted {
 }
 
 impl Wanted {
+    fn union(self, other: Wanted) -> Wanted {
+        Wanted {
+            cmdlines: self.cmdlines || other.cmdlines,
+            exes: self.exes || other.exes,
+        }
+    }
+
     fn covers(self, other: Wanted) -> bool {
         (self.cmdlines || !other.cmdlines) && (self.exes || !other.exes)
     }
@@ -55,22 +62,37 @@ pub struct ProcessList {
 /// The last walk, shared by every `procstat` collector of a [`crate::collect::Host`].
 #[derive(Debug, Default)]
 pub struct SharedList {
-    last: Mutex<Option<Arc<ProcessList>>>,
+    last: Mutex<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    list: Option<Arc<ProcessList>>,
+    /// Everything any entry has asked for: a walk reads it all, so entries that want exe links
+    /// and entries that want command lines share one walk a cycle rather than one each.
+    asked: Wanted,
 }
 
 impl SharedList {
+    /// Makes the next ask walk again, keeping what entries asked for: a new cycle, for benches
+    /// that measure one without waiting [`FRESH_FOR`].
+    pub fn expire(&self) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).list = None;
+    }
+
     /// A list at most [`FRESH_FOR`] old with what `wanted` asks; walks `proc` when the last one
     /// is older or lacks it.
     pub fn get(&self, proc: &Path, wanted: Wanted) -> Arc<ProcessList> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = last.as_ref()
+        let mut shared = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        shared.asked = shared.asked.union(wanted);
+        if let Some(list) = shared.list.as_ref()
             && list.taken.elapsed() < FRESH_FOR
             && list.wanted.covers(wanted)
         {
             return list.clone();
         }
-        let list = Arc::new(walk(proc, wanted));
-        *last = Some(list.clone());
+        let list = Arc::new(walk(proc, shared.asked));
+        shared.list = Some(list.clone());
         list
     }
 }
@@ -125,5 +147,33 @@ pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
         processes,
         wanted,
         taken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_wanting_different_things_share_one_walk_after_the_first_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("1")).unwrap();
+        std::fs::write(dir.path().join("1/cmdline"), b"init\0").unwrap();
+        let shared = SharedList::default();
+        let exes = Wanted {
+            exes: true,
+            ..Wanted::default()
+        };
+        let cmdlines = Wanted {
+            cmdlines: true,
+            ..Wanted::default()
+        };
+        let first = shared.get(dir.path(), cmdlines);
+        let second = shared.get(dir.path(), exes);
+        assert!(!Arc::ptr_eq(&first, &second), "the first cycle learns");
+        assert!(second.wanted.covers(cmdlines) && second.wanted.covers(exes));
+        let third = shared.get(dir.path(), cmdlines);
+        assert!(Arc::ptr_eq(&second, &third), "one walk serves both");
+        assert_eq!(third.processes[0].cmdline.as_deref(), Some("init"));
     }
 }
