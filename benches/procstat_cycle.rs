@@ -6,6 +6,9 @@
 //! - a `pid_file` (cpu_usage, memory_rss);
 //! - an `exe` and a `pattern` matching nothing (pid_count: the "is it running" alarm).
 //!
+//! `five_exe_entries` has five `exe` entries (one matching the 1,000 sleeps, for `pid_count`
+//! only): the walk reads exe links alone.
+//!
 //! `one_entry_matching_all` swaps the first for `exe: "sleep"`, matching all 1,000: every
 //! process's `stat` and `status` are read then, which bounds what any finder can cost.
 //!
@@ -75,11 +78,39 @@ fn bench(c: &mut Criterion) {
     let measurement = json!(["cpu_usage", "memory_rss", "pid_count"]);
     let mut typical = collectors(json!({"pattern": "^sleep 3601\\.", "measurement": measurement}));
     let mut all = collectors(json!({"exe": "sleep", "measurement": measurement}));
+    // Entries that all match the executable's path, the most common kind: the walk reads exe
+    // links only.
+    let exe_only = |dir: &std::path::Path| -> Vec<Collector> {
+        let config_path = dir.join("exe-only.json");
+        std::fs::write(
+            &config_path,
+            json!({"metrics": {"metrics_collected": {"procstat": [
+                {"exe": "sbin/sshd", "measurement": ["cpu_usage", "memory_rss", "pid_count"]},
+                {"exe": "nginx", "measurement": ["memory_rss", "pid_count"]},
+                {"exe": "bin/java$", "measurement": ["cpu_usage", "pid_count"]},
+                {"exe": "postgres", "measurement": ["pid_count"]},
+                {"exe": "bin/sleep$", "measurement": ["pid_count"]},
+            ]}}})
+            .to_string(),
+        )
+        .unwrap();
+        let loaded = config::load(
+            &[config_path],
+            None,
+            &Environment::from_process(),
+            RegionPolicy::Optional,
+        )
+        .expect("the bench config loads");
+        let plugins = loaded.config.metrics.expect("metrics").plugins;
+        plugins.iter().map(Collector::for_plugin).collect()
+    };
+    let mut exes = exe_only(dir.path());
     let mut samples = Vec::new();
 
     let mut group = c.benchmark_group("procstat_cycle_5_entries_1000_processes");
     for (name, collectors) in [
         ("typical", &mut typical),
+        ("five_exe_entries", &mut exes),
         ("one_entry_matching_all", &mut all),
     ] {
         let host = Host::real();
@@ -96,8 +127,9 @@ fn bench(c: &mut Criterion) {
         });
     }
     // The floor of any finder with these entries: every process's exe link and command line
-    // read once, nothing else.
+    // read once (`readlink`, and `open`, `read`, `close`), nothing else.
     group.bench_function("floor_read_every_exe_and_cmdline", |b| {
+        let mut buf = Vec::new();
         b.iter(|| {
             let mut bytes = 0usize;
             for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -111,7 +143,9 @@ fn bench(c: &mut Criterion) {
                     continue;
                 }
                 bytes += std::fs::read_link(path.join("exe")).map_or(0, |p| p.as_os_str().len());
-                bytes += std::fs::read(path.join("cmdline")).map_or(0, |c| c.len());
+                if cwlite::collect::read_bytes_into(&path.join("cmdline"), &mut buf).is_ok() {
+                    bytes += buf.len();
+                }
             }
             black_box(bytes)
         })

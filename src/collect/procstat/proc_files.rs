@@ -215,9 +215,14 @@ pub fn parse_smaps_swap(text: &str) -> u64 {
 
 /// `/proc/<pid>/cmdline` as gopsutil's `Cmdline`: the non-empty arguments joined by spaces.
 pub fn cmdline(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let args: Vec<&str> = text.split('\0').filter(|a| !a.is_empty()).collect();
-    args.join(" ")
+    let mut line = String::with_capacity(raw.len());
+    for arg in raw.split(|b| *b == 0).filter(|a| !a.is_empty()) {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&String::from_utf8_lossy(arg));
+    }
+    line
 }
 
 /// gopsutil's `Name`: the kernel's name, or, when that was cut at 15 bytes, the base name of

@@ -2,11 +2,13 @@
 //! path when an `exe` entry asks, and its command line when a `pattern` entry asks. One walk of `/proc` serves every entry that asks within
 //! [`FRESH_FOR`], so five entries over a thousand processes cost one walk per cycle, not five.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::proc_files::cmdline;
+use crate::collect::read_file_into;
 
 /// How long a walk serves later asks: entries with the same interval tick together, within
 /// milliseconds of each other, so they share it; a process started since is seen next cycle.
@@ -102,8 +104,16 @@ impl SharedList {
 pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
     let taken = Instant::now();
     let mut processes = Vec::new();
-    let mut path = proc.to_path_buf();
-    if let Ok(entries) = std::fs::read_dir(proc) {
+    let mut raw = Vec::new();
+    let mut name = String::new();
+    // Files are opened relative to `/proc` itself: one path component less to look up for
+    // each of thousands of files a cycle.
+    let dir = rustix::fs::open(
+        proc,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    );
+    if let (Ok(entries), Ok(dir)) = (std::fs::read_dir(proc), dir) {
         for entry in entries.flatten() {
             let Some(pid) = entry
                 .file_name()
@@ -113,27 +123,23 @@ pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
             else {
                 continue;
             };
-            path.push(pid.to_string());
             let cmdline = if wanted.cmdlines {
-                path.push("cmdline");
-                let raw = std::fs::read(&path).ok();
-                path.pop();
-                raw.map(|raw| cmdline(&raw))
+                name.clear();
+                let _ = write!(name, "{pid}/cmdline");
+                read_at(&dir, &name, &mut raw).ok().map(|()| cmdline(&raw))
             } else {
                 None
             };
             let (exe, exe_denied) = if wanted.exes {
-                path.push("exe");
-                let target = std::fs::read_link(&path);
-                path.pop();
-                match target {
+                name.clear();
+                let _ = write!(name, "{pid}/exe");
+                match rustix::fs::readlinkat(&dir, name.as_str(), Vec::new()) {
                     Ok(target) => (Some(target.to_string_lossy().into_owned()), false),
-                    Err(err) => (None, err.kind() == std::io::ErrorKind::PermissionDenied),
+                    Err(err) => (None, err == rustix::io::Errno::ACCESS),
                 }
             } else {
                 (None, false)
             };
-            path.pop();
             processes.push(Listed {
                 pid,
                 cmdline,
@@ -148,6 +154,18 @@ pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
         wanted,
         taken,
     }
+}
+
+/// Reads the whole file `name` under `dir` into `buf` (cleared first): `openat`, `read`s,
+/// `close`.
+fn read_at(dir: &impl std::os::fd::AsFd, name: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let file = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    read_file_into(&mut std::fs::File::from(file), buf)
 }
 
 #[cfg(test)]
