@@ -82,7 +82,7 @@ pub fn bind(input: &'static str, address: &str) -> Result<UdpSocket, ListenError
     let mut last_error = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
     let socket = candidates
         .into_iter()
-        .find_map(|candidate| match UdpSocket::bind(candidate) {
+        .find_map(|candidate| match bind_one(candidate) {
             Ok(socket) => Some(socket),
             Err(err) => {
                 last_error = err;
@@ -100,6 +100,26 @@ pub fn bind(input: &'static str, address: &str) -> Result<UdpSocket, ListenError
         let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&socket, RECEIVE_BUFFER_BYTES);
     }
     Ok(socket)
+}
+
+/// Binds one address. Every IPv6 interface (`[::]`) is bound dual-stack, taking IPv4 too,
+/// as Go does, even where `net.ipv6.bindv6only` is set.
+fn bind_one(address: SocketAddr) -> io::Result<UdpSocket> {
+    if let SocketAddr::V6(v6) = address
+        && v6.ip().is_unspecified()
+    {
+        use rustix::net::{AddressFamily, SocketFlags, SocketType};
+        let socket = rustix::net::socket_with(
+            AddressFamily::INET6,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::sockopt::set_ipv6_v6only(&socket, false)?;
+        rustix::net::bind(&socket, &v6)?;
+        return Ok(UdpSocket::from(socket));
+    }
+    UdpSocket::bind(address)
 }
 
 /// Whether a receive error is only the read timeout (or a signal).
@@ -148,6 +168,16 @@ mod tests {
     fn windows_close_on_wall_clock_multiples() {
         assert_eq!(next_multiple(25_000, 10_000), 30_000);
         assert_eq!(next_multiple(30_000, 10_000), 40_000);
+    }
+
+    #[test]
+    fn every_interface_takes_ipv4_senders_too() {
+        let socket = bind("statsd", ":0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"x:1|c", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(socket.recv(&mut buf).unwrap(), 5);
     }
 
     #[test]

@@ -123,11 +123,17 @@ impl Host {
     }
 
     /// The process list, at most [`procstat::table::FRESH_FOR`] old, with what `wanted` asks.
+    ///
+    /// # Errors
+    /// `/proc` cannot be listed.
     pub fn process_list(
         &self,
         wanted: procstat::table::Wanted,
-    ) -> Arc<procstat::table::ProcessList> {
-        self.processes.get(&self.path("proc"), wanted)
+    ) -> Result<Arc<procstat::table::ProcessList>, CollectError> {
+        let proc = self.path("proc");
+        self.processes
+            .get(&proc, wanted)
+            .map_err(|source| CollectError::Read { path: proc, source })
     }
 
     /// Makes the next [`Host::process_list`] walk `/proc` again, as a new cycle would.

@@ -5,9 +5,10 @@
 //! `append_dimensions`), aggregated over `metrics_aggregation_interval` like statsd.
 //!
 //! One thread receives, parses and aggregates; windows are sent at wall-clock multiples of the
-//! interval, and once more when stopping. A packet that is malformed, badly signed or below
-//! the security level is dropped whole and counted (`cwlite status`), logged at most once a
-//! minute; so is a value list whose type `types.db` does not know. Nothing here knows how
+//! interval, and once more when stopping. A packet that is malformed or badly signed is
+//! dropped whole, and a value list below the security level, of a type `types.db` does not
+//! know, or with a name CloudWatch refuses is dropped alone; each is counted (`cwlite
+//! status`) and logged at most once a minute. Nothing here knows how
 //! datums are published.
 
 pub mod auth;
@@ -29,7 +30,10 @@ use self::types_db::{TypesDb, TypesDbError};
 use crate::config::{AgentConfig, CollectdConfig, CollectdSecurity};
 use crate::listen::{self, ListenError, next_multiple, now_ms};
 use crate::metrics::aggregate::Aggregator;
-use crate::metrics::{MetricDatum, dimension_sets_of, rollup_sets};
+use crate::metrics::{
+    MetricDatum, dimension_sets_of, is_sendable, is_valid_dimension, is_valid_metric_name,
+    rollup_sets,
+};
 use crate::telemetry::Telemetry;
 
 /// Problems are logged at most this often, with a count.
@@ -131,17 +135,18 @@ impl Listener {
 
     /// Stops receiving and sends what is aggregated. Blocks until the thread ended (at most
     /// the read timeout).
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
 impl Drop for Listener {
+    /// Joins the thread, so the port is free again when the listener is gone.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -176,7 +181,17 @@ impl Receiver {
                             .fetch_add(1, Ordering::Relaxed);
                         lists.clear();
                         match packet::parse(&buf[..n], required, &mut self.auth, &mut lists) {
-                            Ok(()) => {
+                            Ok(below) => {
+                                if below > 0 {
+                                    self.telemetry
+                                        .collectd
+                                        .malformed
+                                        .fetch_add(below as u64, Ordering::Relaxed);
+                                    self.problems.note(&format!(
+                                        "value lists below collectd_security_level \"{}\" dropped (set SecurityLevel, Username and Password in collectd's network plugin, or lower the level)",
+                                        self.config.security_level.name()
+                                    ));
+                                }
                                 for list in &lists {
                                     self.add(list, aggregator.as_mut(), &unit, &mut datums);
                                 }
@@ -245,6 +260,31 @@ impl Receiver {
             ));
             return;
         }
+        let names_ok = sources.iter().all(|source| {
+            is_valid_metric_name(&format!(
+                "{}{}_{}",
+                self.config.name_prefix, list.plugin, source
+            ))
+        });
+        let dimensions_ok = [
+            &list.host,
+            &list.plugin_instance,
+            &list.type_name,
+            &list.type_instance,
+        ]
+        .iter()
+        .all(|value| is_valid_dimension("host", value));
+        if !names_ok || !dimensions_ok {
+            self.telemetry
+                .collectd
+                .malformed
+                .fetch_add(1, Ordering::Relaxed);
+            self.problems.note(&format!(
+                "plugin \"{}\" type \"{}\": a name CloudWatch refuses (1 to 255 ASCII characters) or a value over 1,024 characters; dropped",
+                list.plugin, list.type_name
+            ));
+            return;
+        }
         // collectd's host wins over the agent's, as telegraf adds global tags only if absent.
         let mut tags: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         for (key, value) in [
@@ -275,6 +315,7 @@ impl Receiver {
                             rejected += 1;
                         }
                     }
+                    None if !is_sendable(value.as_f64()) => rejected += 1,
                     None => datums.push(MetricDatum {
                         metric_name: name.clone(),
                         dimensions: dimensions.clone(),

@@ -121,7 +121,8 @@ struct State {
     list: ValueList,
 }
 
-/// Parses `packet`; the value lists at or above `required` go to `out`.
+/// Parses `packet`; the value lists at or above `required` go to `out`. Returns how many
+/// value lists were below it (dropped, as collectd's network plugin drops them).
 ///
 /// # Errors
 /// The packet is malformed, or a signature or encrypted part fails; nothing of it is kept.
@@ -130,7 +131,7 @@ pub fn parse(
     required: SecurityLevel,
     auth: &mut AuthFile,
     out: &mut Vec<ValueList>,
-) -> Result<(), PacketError> {
+) -> Result<usize, PacketError> {
     let mut found = Vec::new();
     parse_parts(
         packet,
@@ -139,13 +140,15 @@ pub fn parse(
         &mut State::default(),
         &mut found,
     )?;
+    let total = found.len();
+    let before = out.len();
     out.extend(
         found
             .into_iter()
             .filter(|(level, _)| *level >= required)
             .map(|(_, list)| list),
     );
-    Ok(())
+    Ok(total - (out.len() - before))
 }
 
 fn parse_parts(
@@ -168,15 +171,26 @@ fn parse_parts(
             PLUGIN_INSTANCE => state.list.plugin_instance = string(kind, body)?,
             TYPE => state.list.type_name = string(kind, body)?,
             TYPE_INSTANCE => state.list.type_instance = string(kind, body)?,
-            TIME => state.list.time_ms = number(kind, body)? as i64 * 1000,
+            TIME => {
+                state.list.time_ms = i64::try_from(number(kind, body)?)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1000)
+            }
             // cdtime: 2^-30 seconds.
-            TIME_HR => state.list.time_ms = ((number(kind, body)? as u128 * 1000) >> 30) as i64,
+            TIME_HR => {
+                state.list.time_ms = i64::try_from((u128::from(number(kind, body)?) * 1000) >> 30)
+                    .unwrap_or(i64::MAX)
+            }
             INTERVAL | INTERVAL_HR => {
                 number(kind, body)?;
             }
             VALUES => {
                 state.list.values = values(body)?;
                 out.push((level, state.list.clone()));
+            }
+            // collectd never nests them; refusing bounds the recursion.
+            SIGN_SHA256 | ENCRYPT_AES256 if level != SecurityLevel::None => {
+                return Err(PacketError::Malformed(kind));
             }
             SIGN_SHA256 => {
                 // The signature covers the user and everything after this part.
@@ -197,7 +211,15 @@ fn parse_parts(
                 check
                     .verify_slice(mac)
                     .map_err(|_| PacketError::Signature(user.clone()))?;
-                return parse_parts(signed, level.max(SecurityLevel::Sign), auth, state, out);
+                // What came before the signature is not vouched for: the signed parts start
+                // from nothing, as in collectd and go-collectd.
+                return parse_parts(
+                    signed,
+                    SecurityLevel::Sign,
+                    auth,
+                    &mut State::default(),
+                    out,
+                );
             }
             ENCRYPT_AES256 => {
                 let plain = decrypt(body, auth)?;
@@ -205,7 +227,7 @@ fn parse_parts(
                     &plain,
                     SecurityLevel::Encrypt,
                     auth,
-                    &mut state.clone(),
+                    &mut State::default(),
                     out,
                 )?;
             }
@@ -436,6 +458,45 @@ pub(crate) mod tests {
         let encrypted = Packet::encrypted("alice", "s3cret", &plain.0);
         assert_eq!(parsed(&encrypted, SecurityLevel::Encrypt).unwrap().len(), 1);
         assert_eq!(parsed(&encrypted, SecurityLevel::None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn plain_parts_before_a_signed_packet_do_not_reach_its_value_lists() {
+        let mut plain = Packet::default();
+        plain.load();
+        let signed = Packet::signed("alice", "s3cret", &plain.0);
+        let mut forged = Packet::default();
+        forged.string(PLUGIN_INSTANCE, "injected");
+        forged.0.extend_from_slice(&signed);
+        let lists = parsed(&forged.0, SecurityLevel::Sign).unwrap();
+        assert_eq!(lists[0].plugin_instance, "");
+        // Nested protection is refused: collectd never sends it, and it bounds recursion.
+        let inner = Packet::encrypted("alice", "s3cret", &plain.0);
+        let nested = Packet::encrypted("alice", "s3cret", &inner);
+        assert_eq!(
+            parsed(&nested, SecurityLevel::None),
+            Err(PacketError::Malformed(ENCRYPT_AES256))
+        );
+        let (_dir, mut auth) = auth();
+        let mut out = Vec::new();
+        assert_eq!(
+            parse(&plain.0, SecurityLevel::Encrypt, &mut auth, &mut out),
+            Ok(1),
+            "one value list below the level"
+        );
+    }
+
+    #[test]
+    fn a_hostile_time_saturates_instead_of_overflowing() {
+        let mut packet = Packet::default();
+        packet
+            .number(TIME, u64::MAX)
+            .string(TYPE, "load")
+            .values(&[Value::Gauge(1.0)]);
+        assert_eq!(
+            parsed(&packet.0, SecurityLevel::None).unwrap()[0].time_ms,
+            i64::MAX
+        );
     }
 
     #[test]

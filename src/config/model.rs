@@ -160,6 +160,17 @@ pub enum CollectdSecurity {
     Encrypt,
 }
 
+impl CollectdSecurity {
+    /// As configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectdSecurity::None => "none",
+            CollectdSecurity::Sign => "sign",
+            CollectdSecurity::Encrypt => "encrypt",
+        }
+    }
+}
+
 /// collectd's default `service_address`.
 pub const DEFAULT_COLLECTD_ADDRESS: &str = "udp://127.0.0.1:25826";
 /// collectd's default `collectd_auth_file`.

@@ -109,6 +109,20 @@ impl Pipelines {
             if metrics.collectors.iter().any(JoinHandle::is_finished) {
                 ended.push("metric collector");
             }
+            if metrics
+                .statsd
+                .as_ref()
+                .is_some_and(crate::statsd::Listener::has_ended)
+            {
+                ended.push("statsd listener");
+            }
+            if metrics
+                .collectd
+                .as_ref()
+                .is_some_and(crate::collectd::Listener::has_ended)
+            {
+                ended.push("collectd listener");
+            }
         }
         if let Some(logs) = &self.logs {
             if logs.tailer.is_finished() {

@@ -52,25 +52,31 @@ pub enum Rejected {
     Weight,
 }
 
-/// The exact values of one series over one window, as the stock aggregator keeps them before
-/// sending (its "regular" distribution).
+/// The values of one series over one window, as the stock aggregator sends them: each value
+/// lands in its bucket, which keeps its weight and the exact minimum, maximum and sum of what
+/// it received. A datum is whole buckets, so this is all a datum needs, and a series holds at
+/// most one entry per bucket however many distinct values a sender makes up.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exact {
-    /// Weight by value; the keys are the values' bits, which for non-negative numbers sort
-    /// as the numbers do.
-    weights: BTreeMap<u64, f64>,
+    /// By bucket number, ascending, which is the values' order.
+    buckets: BTreeMap<i16, Bucket>,
+    count: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bucket {
+    weight: f64,
     minimum: f64,
     maximum: f64,
     sum: f64,
-    count: f64,
 }
 
 impl Exact {
     /// Adds `value` with `weight` (1 for one sample; `1/rate` for a sampled timer).
     ///
     /// # Errors
-    /// The value is negative, NaN, infinite or out of CloudWatch's range, or the weight is not
-    /// positive.
+    /// The value is negative, NaN, infinite or out of CloudWatch's range, the weight is not
+    /// positive, or the sum or count would leave CloudWatch's range.
     pub fn add(&mut self, value: f64, weight: f64) -> Result<(), Rejected> {
         if !value.is_finite() || value.abs() > MAX_ABS_VALUE {
             return Err(Rejected::Unsupported);
@@ -78,40 +84,66 @@ impl Exact {
         if value < 0.0 {
             return Err(Rejected::Negative);
         }
-        if !weight.is_finite() || weight <= 0.0 {
+        if !weight.is_finite() || weight <= 0.0 || weight > MAX_ABS_VALUE {
             return Err(Rejected::Weight);
         }
         // -0.0 and 0.0 are one value.
         let value = value + 0.0;
-        if self.count == 0.0 {
-            self.minimum = value;
-            self.maximum = value;
-        } else {
-            self.minimum = self.minimum.min(value);
-            self.maximum = self.maximum.max(value);
+        let bucket = bucket_of(value);
+        let added = value * weight;
+        let fits =
+            |total: f64, more: f64| (total + more).is_finite() && total + more <= MAX_ABS_VALUE;
+        let current = self.buckets.get(&bucket);
+        if !fits(current.map_or(0.0, |b| b.sum), added) || !fits(self.count, weight) {
+            return Err(Rejected::Unsupported);
         }
-        *self.weights.entry(value.to_bits()).or_insert(0.0) += weight;
-        self.sum += value * weight;
+        let entry = self.buckets.entry(bucket).or_insert(Bucket {
+            weight: 0.0,
+            minimum: value,
+            maximum: value,
+            sum: 0.0,
+        });
+        entry.weight += weight;
+        entry.minimum = entry.minimum.min(value);
+        entry.maximum = entry.maximum.max(value);
+        entry.sum += added;
         self.count += weight;
         Ok(())
     }
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Exact) {
-        for (&bits, &weight) in &other.weights {
-            // Both were checked when added.
-            let _ = self.add(f64::from_bits(bits), weight);
+        for (&number, theirs) in &other.buckets {
+            let fits = self
+                .buckets
+                .get(&number)
+                .is_none_or(|ours| (ours.sum + theirs.sum).is_finite())
+                && (self.count + theirs.weight).is_finite();
+            if !fits {
+                continue;
+            }
+            let ours = self.buckets.entry(number).or_insert(Bucket {
+                weight: 0.0,
+                minimum: theirs.minimum,
+                maximum: theirs.maximum,
+                sum: 0.0,
+            });
+            ours.weight += theirs.weight;
+            ours.minimum = ours.minimum.min(theirs.minimum);
+            ours.maximum = ours.maximum.max(theirs.maximum);
+            ours.sum += theirs.sum;
+            self.count += theirs.weight;
         }
     }
 
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.weights.is_empty()
+        self.buckets.is_empty()
     }
 
-    /// Distinct values.
+    /// Buckets in use (at most a few hundred for any real range of values).
     pub fn len(&self) -> usize {
-        self.weights.len()
+        self.buckets.len()
     }
 
     /// The total weight.
@@ -119,26 +151,22 @@ impl Exact {
         self.count
     }
 
-    /// The datums' distributions: values in ascending order fill buckets, and a datum is
-    /// closed when the next value would open its 151st bucket (`resize`). Each has the exact
-    /// statistics of its own values.
+    /// The datums' distributions: buckets in ascending order, at most
+    /// [`MAX_VALUES_PER_DATUM`] a datum (`resize`), each datum with the exact statistics of
+    /// its own values.
     pub fn into_distributions(self) -> Vec<Distribution> {
-        let mut out = Vec::new();
-        let mut current = Chunk::default();
-        for (bits, weight) in self.weights {
-            let value = f64::from_bits(bits);
-            let bucket = bucket_of(value);
-            if current.buckets.last().map(|(b, _)| *b) != Some(bucket)
-                && current.buckets.len() == MAX_VALUES_PER_DATUM
-            {
-                out.push(std::mem::take(&mut current).finish());
-            }
-            current.add(bucket, value, weight);
-        }
-        if !current.buckets.is_empty() {
-            out.push(current.finish());
-        }
-        out
+        let buckets: Vec<(i16, Bucket)> = self.buckets.into_iter().collect();
+        buckets
+            .chunks(MAX_VALUES_PER_DATUM)
+            .map(|chunk| Distribution {
+                values: chunk.iter().map(|(b, _)| midpoint(*b)).collect(),
+                counts: chunk.iter().map(|(_, b)| b.weight).collect(),
+                minimum: chunk[0].1.minimum,
+                maximum: chunk[chunk.len() - 1].1.maximum,
+                sum: chunk.iter().map(|(_, b)| b.sum).sum(),
+                sample_count: chunk.iter().map(|(_, b)| b.weight).sum(),
+            })
+            .collect()
     }
 }
 
@@ -157,43 +185,6 @@ fn midpoint(bucket: i16) -> f64 {
         0.0
     } else {
         ((f64::from(bucket) + 0.5) * BUCKET_BASE.ln()).exp()
-    }
-}
-
-#[derive(Debug, Default)]
-struct Chunk {
-    /// Buckets in ascending order with their summed weights.
-    buckets: Vec<(i16, f64)>,
-    minimum: f64,
-    maximum: f64,
-    sum: f64,
-    count: f64,
-}
-
-impl Chunk {
-    fn add(&mut self, bucket: i16, value: f64, weight: f64) {
-        match self.buckets.last_mut() {
-            Some((last, total)) if *last == bucket => *total += weight,
-            _ => self.buckets.push((bucket, weight)),
-        }
-        if self.count == 0.0 {
-            self.minimum = value;
-        }
-        // Values come in ascending order.
-        self.maximum = value;
-        self.sum += value * weight;
-        self.count += weight;
-    }
-
-    fn finish(self) -> Distribution {
-        Distribution {
-            values: self.buckets.iter().map(|(b, _)| midpoint(*b)).collect(),
-            counts: self.buckets.iter().map(|(_, w)| *w).collect(),
-            minimum: self.minimum,
-            maximum: self.maximum,
-            sum: self.sum,
-            sample_count: self.count,
-        }
     }
 }
 
@@ -249,6 +240,27 @@ mod tests {
     }
 
     #[test]
+    fn a_weight_or_sum_beyond_cloudwatchs_range_is_rejected_not_sent_as_infinity() {
+        let mut exact = Exact::default();
+        exact.add(1e9, 1.0).unwrap();
+        assert_eq!(exact.add(1e9, 1e300), Err(Rejected::Weight));
+        assert_eq!(exact.add(1e108, 1e10), Err(Rejected::Unsupported));
+        let sent = exact.into_distributions();
+        assert!(sent[0].sum.is_finite() && sent[0].sample_count == 1.0);
+    }
+
+    #[test]
+    fn many_distinct_values_take_one_entry_per_bucket() {
+        let mut exact = Exact::default();
+        for i in 0..100_000 {
+            exact.add(1000.0 + f64::from(i) * 1e-3, 1.0).unwrap();
+        }
+        // 1000 to 1100 spans one or two buckets of 1.1.
+        assert!(exact.len() <= 2, "{}", exact.len());
+        assert_eq!(exact.sample_count(), 100_000.0);
+    }
+
+    #[test]
     fn what_cloudwatch_or_buckets_cannot_take_is_rejected() {
         let mut exact = Exact::default();
         assert_eq!(exact.add(-1.0, 1.0), Err(Rejected::Negative));
@@ -267,7 +279,7 @@ mod tests {
         b.add(5.0, 2.0).unwrap();
         b.add(-0.0, 1.0).unwrap();
         a.merge(&b);
-        assert_eq!(a.len(), 2);
+        assert_eq!(a.len(), 2, "buckets of 0 and 5");
         assert_eq!(a.sample_count(), 4.0);
         assert_eq!(a.into_distributions()[0].counts, [1.0, 3.0]);
     }

@@ -46,6 +46,32 @@ pub struct MetricDatum {
 /// CloudWatch's bound on metric values (±2^360); beyond it, and NaN, a datum is refused.
 pub const MAX_ABS_VALUE: f64 = 2.348_542_582_773_833_3e108;
 
+/// Whether CloudWatch takes `value` as a datum's `Value` (finite, within ±2^360).
+pub fn is_sendable(value: f64) -> bool {
+    value.is_finite() && value.abs() <= MAX_ABS_VALUE
+}
+
+/// CloudWatch's longest metric name and dimension name, in characters.
+pub const MAX_NAME_CHARS: usize = 255;
+/// CloudWatch's longest dimension value, in characters.
+pub const MAX_DIMENSION_VALUE_CHARS: usize = 1024;
+
+/// Whether CloudWatch takes `name` as a metric name: 1 to 255 ASCII characters. Names from the
+/// network (statsd, collectd) are checked, since one refused datum refuses its whole request.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_CHARS && name.is_ascii()
+}
+
+/// Whether CloudWatch takes a dimension: a name of 1 to 255 ASCII characters, not blank and
+/// not starting with `:`, and a value of at most 1,024 characters (empty ones are left out
+/// when sending).
+pub fn is_valid_dimension(name: &str, value: &str) -> bool {
+    is_valid_metric_name(name)
+        && !name.trim().is_empty()
+        && !name.starts_with(':')
+        && value.chars().count() <= MAX_DIMENSION_VALUE_CHARS
+}
+
 /// Counters of what the builder did not send.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BuildStats {
@@ -251,6 +277,20 @@ fn order(mut dimensions: Vec<(Arc<str>, Arc<str>)>) -> Dimensions {
 mod tests {
     use super::*;
     use crate::config::{Measurement, PluginKind, PluginOptions};
+
+    #[test]
+    fn names_and_dimensions_from_the_network_are_checked_against_cloudwatchs_limits() {
+        assert_eq!((MAX_NAME_CHARS, MAX_DIMENSION_VALUE_CHARS), (255, 1024));
+        assert!(is_valid_metric_name("api_requests"));
+        assert!(!is_valid_metric_name(""));
+        assert!(!is_valid_metric_name(&"a".repeat(256)));
+        assert!(!is_valid_metric_name("caf\u{e9}"));
+        assert!(is_valid_dimension("env", "prod"));
+        assert!(!is_valid_dimension(":env", "prod"));
+        assert!(!is_valid_dimension("  ", "prod"));
+        assert!(!is_valid_dimension("env", &"v".repeat(1025)));
+        assert!(is_sendable(1.0) && !is_sendable(f64::NAN) && !is_sendable(1e200));
+    }
     use std::collections::BTreeMap;
 
     fn agent(omit_hostname: bool) -> AgentConfig {

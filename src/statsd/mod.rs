@@ -33,7 +33,7 @@ use self::window::{Closed, Window};
 use crate::config::{AgentConfig, StatsdConfig};
 use crate::listen::{self, ListenError, next_multiple, now_ms};
 use crate::metrics::aggregate::Aggregator;
-use crate::metrics::{MetricDatum, dimension_sets_of, rollup_sets};
+use crate::metrics::{MetricDatum, dimension_sets_of, is_sendable, rollup_sets};
 use crate::telemetry::Telemetry;
 
 /// Bytes of datagrams waiting at most, whatever `allowed_pending_messages` allows: 10,000
@@ -153,7 +153,15 @@ impl Listener {
     /// Stops reading, then parses what is queued, closes the open window and sends what is
     /// aggregated. Blocks until both threads ended (at most the read timeout plus the parsing
     /// of what waits).
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Listener {
+    /// Joins the threads, so the port is free again when the listener is gone (a reload, or
+    /// a start that failed further on, binds it again at once).
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for handle in [self.reader.take(), self.processor.take()]
             .into_iter()
@@ -161,12 +169,6 @@ impl Listener {
         {
             let _ = handle.join();
         }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -240,6 +242,7 @@ impl Processor {
             .aggregation_interval_secs
             .map(|secs| (secs.max(1) * 1000) as i64);
         let mut window = Window::default();
+        let mut reader_gone = false;
         let mut malformed = Malformed::default();
         let mut next_close = next_multiple(now_ms(), collect_ms);
         let mut next_flush = aggregate_ms.map(|every| next_multiple(now_ms(), every));
@@ -259,9 +262,11 @@ impl Processor {
                     std::thread::sleep(BATCH_PAUSE);
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                // The reader ended (told to stop): what was gathered is still sent below.
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => reader_gone = true,
             }
-            let stopping = self.stop.load(Ordering::Relaxed) && self.queue.is_empty();
+            let stopping =
+                (self.stop.load(Ordering::Relaxed) || reader_gone) && self.queue.is_empty();
             let now = now_ms();
             let close = now >= next_close || stopping;
             let flush = next_flush.is_some_and(|at| now >= at) || stopping;
@@ -312,13 +317,21 @@ impl Processor {
             }
             let result = parse_line(raw, &self.config.metric_separator, &mut line);
             // Values before a fault count, as in the stock agent.
-            window.add(&line);
-            if let Err(err) = result {
+            let added = window.add(&line);
+            let problem = match result {
+                Err(err) => Some(err.to_string()),
+                Ok(()) if !added => Some(
+                    "a name or tag CloudWatch refuses (names: 1 to 255 ASCII characters; tag values: at most 1,024), or more series or set members in a window than cwlite keeps"
+                        .to_owned(),
+                ),
+                Ok(()) => None,
+            };
+            if let Some(problem) = problem {
                 self.telemetry
                     .statsd
                     .malformed
                     .fetch_add(1, Ordering::Relaxed);
-                malformed.note(raw, &err.to_string());
+                malformed.note(raw, &problem);
             }
         }
         let rejected = std::mem::take(&mut window.rejected);
@@ -355,6 +368,7 @@ impl Processor {
                     (Some(aggregator), Closed::Values(values)) => {
                         aggregator.add(&series.name, &dimensions, &unit, now, values);
                     }
+                    (None, Closed::Number(n)) if !is_sendable(*n) => rejected += 1,
                     (None, Closed::Number(n)) => datums.push(MetricDatum {
                         metric_name: series.name.clone(),
                         dimensions,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::parse::{Kind, Line};
 use crate::metrics::distribution::Exact;
+use crate::metrics::{is_valid_dimension, is_valid_metric_name};
 
 #[derive(Debug)]
 enum Acc {
@@ -27,6 +28,12 @@ struct Series {
     tags: Vec<(Arc<str>, Arc<str>)>,
     acc: Acc,
 }
+
+/// Most series one collection window holds: a sender inventing names (or tag values) is
+/// bounded here, its further new series dropped and counted, instead of growing memory.
+pub const MAX_SERIES: usize = 100_000;
+/// Most distinct members a set counts in one window; beyond, new members are dropped.
+pub const MAX_SET_MEMBERS: usize = 100_000;
 
 /// What a closed window holds for one series.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +65,15 @@ pub struct Window {
 }
 
 impl Window {
-    /// Adds every value of `line`.
-    pub fn add(&mut self, line: &Line<'_>) {
+    /// Adds every value of `line`; `false` (nothing added) when CloudWatch would refuse its
+    /// name or a tag, or the window holds [`MAX_SERIES`] series already and this is a new one.
+    pub fn add(&mut self, line: &Line<'_>) -> bool {
+        if !is_valid_metric_name(&line.name)
+            || !line.tags.iter().all(|(k, v)| is_valid_dimension(k, v))
+        {
+            return false;
+        }
+        let mut added = true;
         for value in &line.values {
             let metric_type = value.kind.metric_type();
             let mut tags: Vec<(&str, &str)> = line.tags.clone();
@@ -78,8 +92,13 @@ impl Window {
                 self.key.push('=');
                 self.key.push_str(v);
             }
+            let full = self.series.len() >= MAX_SERIES;
             let series = match self.series.get_mut(self.key.as_str()) {
                 Some(series) => series,
+                None if full => {
+                    added = false;
+                    continue;
+                }
                 None => {
                     let acc = match value.kind {
                         Kind::Counter => Acc::Counter(0),
@@ -104,6 +123,10 @@ impl Window {
                 Acc::Gauge(gauge) => *gauge = value.number,
                 Acc::Set(members) => {
                     if !members.contains(value.member) {
+                        if members.len() >= MAX_SET_MEMBERS {
+                            added = false;
+                            continue;
+                        }
                         members.insert(value.member.to_owned());
                     }
                 }
@@ -118,6 +141,7 @@ impl Window {
                 }
             }
         }
+        added
     }
 
     /// Closes the window: every series with what it gathered, and an empty window after.
@@ -161,7 +185,7 @@ mod tests {
         let mut line = Line::default();
         for text in lines {
             parse_line(text, "_", &mut line).unwrap();
-            window.add(&line);
+            assert!(window.add(&line), "{text}");
         }
     }
 
@@ -239,6 +263,30 @@ mod tests {
             s
         };
         assert_eq!(sums, [1.0, 3.0]);
+    }
+
+    #[test]
+    fn names_and_tags_cloudwatch_refuses_and_series_beyond_the_bound_are_not_added() {
+        assert_eq!((MAX_SERIES, MAX_SET_MEMBERS), (100_000, 100_000));
+        let mut window = Window::default();
+        let mut line = Line::default();
+        let long = format!("{}:1|c", "n".repeat(256));
+        parse_line(&long, "_", &mut line).unwrap();
+        assert!(!window.add(&line));
+        parse_line("ok:1|c|#cl\u{e9}:x", "_", &mut line).unwrap();
+        assert!(!window.add(&line));
+        assert!(window.is_empty());
+        for i in 0..MAX_SERIES {
+            let text = format!("s{i}:1|c");
+            let mut each = Line::default();
+            parse_line(&text, "_", &mut each).unwrap();
+            assert!(window.add(&each));
+        }
+        let mut line = Line::default();
+        parse_line("one_more:1|c", "_", &mut line).unwrap();
+        assert!(!window.add(&line), "a new series beyond the bound");
+        parse_line("s7:1|c", "_", &mut line).unwrap();
+        assert!(window.add(&line), "a known series still counts");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl ProcstatCollector {
                 let list = host.process_list(Wanted {
                     exes: true,
                     ..Wanted::default()
-                });
+                })?;
                 // telegraf matches the executable's path (`/proc/<pid>/exe`), unanchored. Where
                 // this user may not read it (another user's process, cwlite not being root),
                 // the stock agent skips the process; cwlite matches its name instead, which is
@@ -193,7 +193,7 @@ impl ProcstatCollector {
                 let list = host.process_list(Wanted {
                     cmdlines: true,
                     ..Wanted::default()
-                });
+                })?;
                 self.pids.extend(
                     list.processes
                         .iter()
@@ -622,7 +622,7 @@ mod tests {
         process(&fixture, 51, "app", "app");
         let host = fixture.host();
         // The list is taken, then one process exits before it is read.
-        host.process_list(Wanted::default());
+        host.process_list(Wanted::default()).unwrap();
         std::fs::remove_file(fixture.dir.path().join("proc/51/stat")).unwrap();
         let mut collector = ProcstatCollector::new(exe("app"), &["pid", "pid_count"]);
         let mut out = Vec::new();

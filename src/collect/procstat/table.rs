@@ -84,24 +84,30 @@ impl SharedList {
 
     /// A list at most [`FRESH_FOR`] old with what `wanted` asks; walks `proc` when the last one
     /// is older or lacks it.
-    pub fn get(&self, proc: &Path, wanted: Wanted) -> Arc<ProcessList> {
+    ///
+    /// # Errors
+    /// `/proc` cannot be listed.
+    pub fn get(&self, proc: &Path, wanted: Wanted) -> std::io::Result<Arc<ProcessList>> {
         let mut shared = self.last.lock().unwrap_or_else(|e| e.into_inner());
         shared.asked = shared.asked.union(wanted);
         if let Some(list) = shared.list.as_ref()
             && list.taken.elapsed() < FRESH_FOR
             && list.wanted.covers(wanted)
         {
-            return list.clone();
+            return Ok(list.clone());
         }
-        let list = Arc::new(walk(proc, shared.asked));
+        let list = Arc::new(walk(proc, shared.asked)?);
         shared.list = Some(list.clone());
-        list
+        Ok(list)
     }
 }
 
 /// Lists the processes under `proc` (threads are not listed: they live under `task/`). A
 /// process that exits during the walk is left out.
-pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
+///
+/// # Errors
+/// `proc` cannot be listed or opened.
+pub fn walk(proc: &Path, wanted: Wanted) -> std::io::Result<ProcessList> {
     let taken = Instant::now();
     let mut processes = Vec::new();
     let mut raw = Vec::new();
@@ -113,8 +119,9 @@ pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
         rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     );
-    if let (Ok(entries), Ok(dir)) = (std::fs::read_dir(proc), dir) {
-        for entry in entries.flatten() {
+    let dir = dir?;
+    {
+        for entry in std::fs::read_dir(proc)?.flatten() {
             let Some(pid) = entry
                 .file_name()
                 .to_str()
@@ -149,11 +156,11 @@ pub fn walk(proc: &Path, wanted: Wanted) -> ProcessList {
         }
     }
     processes.sort_unstable_by_key(|p| p.pid);
-    ProcessList {
+    Ok(ProcessList {
         processes,
         wanted,
         taken,
-    }
+    })
 }
 
 /// Reads the whole file `name` under `dir` into `buf` (cleared first): `openat`, `read`s,
@@ -186,11 +193,17 @@ mod tests {
             cmdlines: true,
             ..Wanted::default()
         };
-        let first = shared.get(dir.path(), cmdlines);
-        let second = shared.get(dir.path(), exes);
+        let first = shared.get(dir.path(), cmdlines).unwrap();
+        let second = shared.get(dir.path(), exes).unwrap();
         assert!(!Arc::ptr_eq(&first, &second), "the first cycle learns");
         assert!(second.wanted.covers(cmdlines) && second.wanted.covers(exes));
-        let third = shared.get(dir.path(), cmdlines);
+        let third = shared.get(dir.path(), cmdlines).unwrap();
+        assert!(
+            shared.get(&dir.path().join("missing"), cmdlines).is_ok(),
+            "fresh: not walked"
+        );
+        shared.expire();
+        assert!(shared.get(&dir.path().join("missing"), cmdlines).is_err());
         assert!(Arc::ptr_eq(&second, &third), "one walk serves both");
         assert_eq!(third.processes[0].cmdline.as_deref(), Some("init"));
     }
