@@ -256,7 +256,10 @@ impl Processor {
                     // Whatever else waits, in one go; then a pause, so that a steady stream
                     // wakes this thread every few milliseconds rather than per datagram (the
                     // wake-ups cost more than the parsing). The reader bounds what waits.
-                    for datagram in self.queue.try_iter() {
+                    // At most a queue's worth: a sender faster than parsing must not hold
+                    // off the closing of windows.
+                    let bound = self.config.allowed_pending_messages;
+                    for datagram in self.queue.try_iter().take(bound) {
                         self.take(&datagram, &mut window, &mut malformed);
                     }
                     std::thread::sleep(BATCH_PAUSE);
