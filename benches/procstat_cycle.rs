@@ -51,18 +51,12 @@ fn bench(c: &mut Criterion) {
     );
     let pid_file = dir.path().join("app.pid");
     std::fs::write(&pid_file, format!("{}\n", sleepers.0[0].id())).unwrap();
-    let collectors = |first: serde_json::Value| -> Vec<Collector> {
+    // The collectors of a configuration whose `procstat` is `entries`.
+    let load = |entries: serde_json::Value| -> Vec<Collector> {
         let config_path = dir.path().join("config.json");
         std::fs::write(
             &config_path,
-            json!({"metrics": {"metrics_collected": {"procstat": [
-                first,
-                {"pattern": "^sleep 3650\\.", "measurement": ["memory_rss", "num_fds"]},
-                {"pid_file": pid_file, "measurement": ["cpu_usage", "memory_rss"]},
-                {"exe": "nginx", "measurement": ["pid_count"]},
-                {"pattern": "java .*kafka", "measurement": ["pid_count"]},
-            ]}}})
-            .to_string(),
+            json!({"metrics": {"metrics_collected": {"procstat": entries}}}).to_string(),
         )
         .unwrap();
         let loaded = config::load(
@@ -74,37 +68,28 @@ fn bench(c: &mut Criterion) {
         .expect("the bench config loads");
         let plugins = loaded.config.metrics.expect("metrics").plugins;
         plugins.iter().map(Collector::for_plugin).collect()
+    };
+    let mixed = |first: serde_json::Value| {
+        load(json!([
+            first,
+            {"pattern": "^sleep 3650\\.", "measurement": ["memory_rss", "num_fds"]},
+            {"pid_file": pid_file, "measurement": ["cpu_usage", "memory_rss"]},
+            {"exe": "nginx", "measurement": ["pid_count"]},
+            {"pattern": "java .*kafka", "measurement": ["pid_count"]},
+        ]))
     };
     let measurement = json!(["cpu_usage", "memory_rss", "pid_count"]);
-    let mut typical = collectors(json!({"pattern": "^sleep 3601\\.", "measurement": measurement}));
-    let mut all = collectors(json!({"exe": "sleep", "measurement": measurement}));
+    let mut typical = mixed(json!({"pattern": "^sleep 3601\\.", "measurement": measurement}));
+    let mut all = mixed(json!({"exe": "sleep", "measurement": measurement}));
     // Entries that all match the executable's path, the most common kind: the walk reads exe
     // links only.
-    let exe_only = |dir: &std::path::Path| -> Vec<Collector> {
-        let config_path = dir.join("exe-only.json");
-        std::fs::write(
-            &config_path,
-            json!({"metrics": {"metrics_collected": {"procstat": [
-                {"exe": "sbin/sshd", "measurement": ["cpu_usage", "memory_rss", "pid_count"]},
-                {"exe": "nginx", "measurement": ["memory_rss", "pid_count"]},
-                {"exe": "bin/java$", "measurement": ["cpu_usage", "pid_count"]},
-                {"exe": "postgres", "measurement": ["pid_count"]},
-                {"exe": "bin/sleep$", "measurement": ["pid_count"]},
-            ]}}})
-            .to_string(),
-        )
-        .unwrap();
-        let loaded = config::load(
-            &[config_path],
-            None,
-            &Environment::from_process(),
-            RegionPolicy::Optional,
-        )
-        .expect("the bench config loads");
-        let plugins = loaded.config.metrics.expect("metrics").plugins;
-        plugins.iter().map(Collector::for_plugin).collect()
-    };
-    let mut exes = exe_only(dir.path());
+    let mut exes = load(json!([
+        {"exe": "sbin/sshd", "measurement": ["cpu_usage", "memory_rss", "pid_count"]},
+        {"exe": "nginx", "measurement": ["memory_rss", "pid_count"]},
+        {"exe": "bin/java$", "measurement": ["cpu_usage", "pid_count"]},
+        {"exe": "postgres", "measurement": ["pid_count"]},
+        {"exe": "bin/sleep$", "measurement": ["pid_count"]},
+    ]));
     let mut samples = Vec::new();
 
     let mut group = c.benchmark_group("procstat_cycle_5_entries_1000_processes");

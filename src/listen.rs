@@ -4,7 +4,13 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::metrics::MetricDatum;
+use crate::telemetry::Telemetry;
 
 /// The socket's receive buffer asked for: datagrams that arrive while the reader is not
 /// scheduled wait there (the kernel's default, about 200 KiB, is a few milliseconds at
@@ -16,6 +22,47 @@ pub const READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_536;
+
+/// A listener's problems are logged at most this often, with a count.
+pub const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// One kind of problem, counted between warnings: [`Throttle::note`] says when to log (the
+/// first time, then at most once a [`WARN_EVERY`]) and how many happened since, so the
+/// message is only built when it is logged.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    since: u64,
+    warned: Option<Instant>,
+}
+
+impl Throttle {
+    /// Counts one; `Some(count since the last warning)` when a warning is due.
+    pub fn note(&mut self) -> Option<u64> {
+        self.since += 1;
+        if self.warned.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+            return None;
+        }
+        self.warned = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
+    }
+}
+
+/// Hands a listener's datums to the publisher; when its queue is full they are dropped and
+/// counted, as a collector's tick is.
+pub fn send_datums(
+    sender: &mpsc::Sender<Vec<MetricDatum>>,
+    telemetry: &Telemetry,
+    datums: Vec<MetricDatum>,
+    input: &str,
+) {
+    if datums.is_empty() {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(datums) {
+        Telemetry::bump(&telemetry.collectors.cycles_dropped, 1);
+        warn!("metric queue full: {input} datums are dropped");
+    }
+}
 
 /// Why a listener's socket is not there.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +209,17 @@ mod tests {
         assert_eq!(resolve("127.0.0.1:9").unwrap()[0].port(), 9);
         assert_eq!(resolve("udp://127.0.0.1:25826").unwrap()[0].port(), 25826);
         assert!(resolve(":x").is_err());
+    }
+
+    #[test]
+    fn a_throttle_warns_at_first_and_then_counts_until_a_minute_passed() {
+        assert_eq!(WARN_EVERY, Duration::from_secs(60));
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.note(), Some(1));
+        assert_eq!(throttle.note(), None);
+        assert_eq!(throttle.note(), None);
+        throttle.warned = Some(Instant::now() - WARN_EVERY);
+        assert_eq!(throttle.note(), Some(3));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -28,16 +28,13 @@ use self::auth::AuthFile;
 use self::packet::{SecurityLevel, ValueList};
 use self::types_db::{TypesDb, TypesDbError};
 use crate::config::{AgentConfig, CollectdConfig, CollectdSecurity};
-use crate::listen::{self, ListenError, next_multiple, now_ms};
+use crate::listen::{self, ListenError, Throttle, next_multiple, now_ms};
 use crate::metrics::aggregate::Aggregator;
 use crate::metrics::{
-    MetricDatum, dimension_sets_of, is_sendable, is_valid_dimension, is_valid_metric_name,
-    rollup_sets,
+    MetricDatum, dimension_sets_of, host_dimension, is_sendable, is_valid_dimension,
+    is_valid_metric_name, rollup_sets,
 };
 use crate::telemetry::Telemetry;
-
-/// Problems are logged at most this often, with a count.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the listener did not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +69,7 @@ struct Receiver {
     sender: mpsc::Sender<Vec<MetricDatum>>,
     telemetry: Arc<Telemetry>,
     stop: Arc<AtomicBool>,
-    problems: Problems,
+    problems: Throttle,
 }
 
 impl Listener {
@@ -99,7 +96,7 @@ impl Listener {
             socket,
             types,
             auth: AuthFile::new(&config.auth_file),
-            host: (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str())),
+            host: host_dimension(agent),
             append: config
                 .append_dimensions
                 .iter()
@@ -110,7 +107,7 @@ impl Listener {
             sender,
             telemetry,
             stop: stop.clone(),
-            problems: Problems::default(),
+            problems: Throttle::default(),
         };
         let thread = std::thread::Builder::new()
             .name("cwlite-collectd".into())
@@ -187,10 +184,16 @@ impl Receiver {
                                         .collectd
                                         .malformed
                                         .fetch_add(below as u64, Ordering::Relaxed);
-                                    self.problems.note(&format!(
-                                        "value lists below collectd_security_level \"{}\" dropped (set SecurityLevel, Username and Password in collectd's network plugin, or lower the level)",
-                                        self.config.security_level.name()
-                                    ));
+                                    if let Some(count) = self.problems.note() {
+                                        warn!(
+                                            count,
+                                            "collectd: {}",
+                                            format!(
+                                                "value lists below collectd_security_level \"{}\" dropped (set SecurityLevel, Username and Password in collectd's network plugin, or lower the level)",
+                                                self.config.security_level.name()
+                                            )
+                                        );
+                                    }
                                 }
                                 for list in &lists {
                                     self.add(list, aggregator.as_mut(), &unit, &mut datums);
@@ -201,7 +204,9 @@ impl Receiver {
                                     .collectd
                                     .malformed
                                     .fetch_add(1, Ordering::Relaxed);
-                                self.problems.note(&format!("packet dropped: {err}"));
+                                if let Some(count) = self.problems.note() {
+                                    warn!(count, "collectd: {}", format!("packet dropped: {err}"));
+                                }
                             }
                         }
                     }
@@ -241,10 +246,16 @@ impl Receiver {
                 .collectd
                 .malformed
                 .fetch_add(1, Ordering::Relaxed);
-            self.problems.note(&format!(
-                "type \"{}\" of plugin \"{}\" is not in collectd_typesdb: its values are dropped",
-                list.type_name, list.plugin
-            ));
+            if let Some(count) = self.problems.note() {
+                warn!(
+                    count,
+                    "collectd: {}",
+                    format!(
+                        "type \"{}\" of plugin \"{}\" is not in collectd_typesdb: its values are dropped",
+                        list.type_name, list.plugin
+                    )
+                );
+            }
             return;
         };
         if sources.len() != list.values.len() {
@@ -252,12 +263,18 @@ impl Receiver {
                 .collectd
                 .malformed
                 .fetch_add(1, Ordering::Relaxed);
-            self.problems.note(&format!(
-                "type \"{}\" has {} data sources in collectd_typesdb but {} values came: dropped",
-                list.type_name,
-                sources.len(),
-                list.values.len()
-            ));
+            if let Some(count) = self.problems.note() {
+                warn!(
+                    count,
+                    "collectd: {}",
+                    format!(
+                        "type \"{}\" has {} data sources in collectd_typesdb but {} values came: dropped",
+                        list.type_name,
+                        sources.len(),
+                        list.values.len()
+                    )
+                );
+            }
             return;
         }
         let names_ok = sources.iter().all(|source| {
@@ -279,10 +296,16 @@ impl Receiver {
                 .collectd
                 .malformed
                 .fetch_add(1, Ordering::Relaxed);
-            self.problems.note(&format!(
-                "plugin \"{}\" type \"{}\": a name CloudWatch refuses (1 to 255 ASCII characters) or a value over 1,024 characters; dropped",
-                list.plugin, list.type_name
-            ));
+            if let Some(count) = self.problems.note() {
+                warn!(
+                    count,
+                    "collectd: {}",
+                    format!(
+                        "plugin \"{}\" type \"{}\": a name CloudWatch refuses (1 to 255 ASCII characters) or a value over 1,024 characters; dropped",
+                        list.plugin, list.type_name
+                    )
+                );
+            }
             return;
         }
         // collectd's host wins over the agent's, as telegraf adds global tags only if absent.
@@ -337,27 +360,6 @@ impl Receiver {
     }
 
     fn send(&self, datums: Vec<MetricDatum>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(datums) {
-            Telemetry::bump(&self.telemetry.collectors.cycles_dropped, 1);
-            warn!("metric queue full: collectd datums are dropped");
-        }
-    }
-}
-
-/// Problems since the last warning.
-#[derive(Debug, Default)]
-struct Problems {
-    since: u64,
-    warned: Option<Instant>,
-}
-
-impl Problems {
-    fn note(&mut self, what: &str) {
-        self.since += 1;
-        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            warn!(count = self.since, "collectd: {what}");
-            self.warned = Some(Instant::now());
-            self.since = 0;
-        }
+        listen::send_datums(&self.sender, &self.telemetry, datums, "collectd");
     }
 }

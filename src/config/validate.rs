@@ -709,6 +709,33 @@ fn is_host_port(text: &str) -> bool {
     host_ok && port.parse::<u16>().is_ok()
 }
 
+/// A listener's `service_address`: 1 to 255 characters, `host:port` or `:port`, and with
+/// `udp` (collectd's form) also `udp://` in front.
+fn service_address(
+    raw: Option<String>,
+    default: &str,
+    udp: bool,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> String {
+    let address = raw.unwrap_or_else(|| default.to_owned());
+    let at = path.key("service_address");
+    check_length(&address, 1, 255, &at, diagnostics);
+    let bare = match address.strip_prefix("udp://") {
+        Some(bare) if udp => bare,
+        _ => &address,
+    };
+    if bare.contains("://") || !is_host_port(bare) {
+        let forms = if udp {
+            "udp://host:port, host:port or :port"
+        } else {
+            "host:port or :port"
+        };
+        diagnostics.error(&at, format!("\"{address}\" is not {forms}"));
+    }
+    address
+}
+
 /// A listener's `metrics_aggregation_interval`: the stock default of 60 s; 0 turns the
 /// aggregation off (`None`).
 fn aggregation_interval(
@@ -767,22 +794,13 @@ fn validate_statsd(
     ];
     reject_unknown_keys(value, path, KEYS, diagnostics);
     let raw: RawStatsd = diagnostics.decode(path, value)?;
-    let service_address = raw
-        .service_address
-        .unwrap_or_else(|| DEFAULT_STATSD_ADDRESS.to_owned());
-    check_length(
-        &service_address,
-        1,
-        255,
-        &path.key("service_address"),
+    let service_address = service_address(
+        raw.service_address,
+        DEFAULT_STATSD_ADDRESS,
+        false,
+        path,
         diagnostics,
     );
-    if !is_host_port(&service_address) {
-        diagnostics.error(
-            &path.key("service_address"),
-            format!("\"{service_address}\" is not host:port or :port"),
-        );
-    }
     let collection_interval_secs = interval(
         raw.metrics_collection_interval,
         DEFAULT_STATSD_COLLECTION_SECS,
@@ -848,27 +866,13 @@ fn validate_collectd(
     ];
     reject_unknown_keys(value, path, KEYS, diagnostics);
     let raw: RawCollectd = diagnostics.decode(path, value)?;
-    let service_address = raw
-        .service_address
-        .unwrap_or_else(|| DEFAULT_COLLECTD_ADDRESS.to_owned());
-    check_length(
-        &service_address,
-        1,
-        255,
-        &path.key("service_address"),
+    let service_address = service_address(
+        raw.service_address,
+        DEFAULT_COLLECTD_ADDRESS,
+        true,
+        path,
         diagnostics,
     );
-    let bare = service_address
-        .strip_prefix("udp://")
-        .unwrap_or(&service_address);
-    if service_address.contains("://") && !service_address.starts_with("udp://")
-        || !is_host_port(bare)
-    {
-        diagnostics.error(
-            &path.key("service_address"),
-            format!("\"{service_address}\" is not udp://host:port, host:port or :port"),
-        );
-    }
     let name_prefix = raw.name_prefix.unwrap_or_else(|| "collectd_".to_owned());
     check_length(&name_prefix, 1, 255, &path.key("name_prefix"), diagnostics);
     let security_level = match raw.collectd_security_level.as_deref() {

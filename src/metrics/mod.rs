@@ -133,7 +133,7 @@ impl DatumBuilder {
             .collect();
         Self {
             measures,
-            host: (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str())),
+            host: host_dimension(agent),
             append: plugin
                 .append_dimensions
                 .iter()
@@ -190,6 +190,11 @@ impl DatumBuilder {
             }
         }
     }
+}
+
+/// The `host` dimension every series gets, unless `omit_hostname`.
+pub fn host_dimension(agent: &AgentConfig) -> Option<Arc<str>> {
+    (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str()))
 }
 
 /// `aggregation_dimensions` as [`dimension_sets_of`] takes them.

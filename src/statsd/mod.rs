@@ -22,7 +22,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -31,9 +31,9 @@ use tracing::warn;
 use self::parse::{Line, parse_line};
 use self::window::{Closed, Window};
 use crate::config::{AgentConfig, StatsdConfig};
-use crate::listen::{self, ListenError, next_multiple, now_ms};
+use crate::listen::{self, ListenError, Throttle, next_multiple, now_ms};
 use crate::metrics::aggregate::Aggregator;
-use crate::metrics::{MetricDatum, dimension_sets_of, is_sendable, rollup_sets};
+use crate::metrics::{MetricDatum, dimension_sets_of, host_dimension, is_sendable, rollup_sets};
 use crate::telemetry::Telemetry;
 
 /// Bytes of datagrams waiting at most, whatever `allowed_pending_messages` allows: 10,000
@@ -43,9 +43,6 @@ pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
 /// How long the processor pauses after a batch, so datagrams gather: windows are seconds
 /// long, and 50,000 datagrams a second are 250 per pause instead of 250 wake-ups.
 const BATCH_PAUSE: Duration = Duration::from_millis(5);
-
-/// Problems are logged at most this often, with a count.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the listener did not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +116,7 @@ impl Listener {
         };
         let processor = Processor {
             config: config.clone(),
-            host: (!agent.omit_hostname).then(|| Arc::from(agent.hostname.as_str())),
+            host: host_dimension(agent),
             rollups: rollup_sets(aggregation_dimensions),
             sender,
             telemetry,
@@ -181,21 +178,11 @@ fn read_loop(
     stop: &AtomicBool,
 ) {
     let mut buf = vec![0u8; listen::MAX_DATAGRAM];
-    let mut warned: Option<Instant> = None;
-    let mut dropped_since = 0u64;
+    let mut dropped = Throttle::default();
     while !stop.load(Ordering::Relaxed) {
         let n = match socket.recv(&mut buf) {
             Ok(n) => n,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(err) if listen::is_timeout(&err) => continue,
             Err(err) => {
                 warn!("statsd: receiving failed: {err}");
                 std::thread::sleep(listen::READ_TIMEOUT);
@@ -210,15 +197,12 @@ fn read_loop(
                 .statsd
                 .dropped_queue_full
                 .fetch_add(1, Ordering::Relaxed);
-            dropped_since += 1;
-            if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            if let Some(since) = dropped.note() {
                 warn!(
-                    dropped = dropped_since,
+                    dropped = since,
                     total = telemetry.statsd.dropped_queue_full.load(Ordering::Relaxed),
                     "statsd: {limit} datagrams are waiting to be parsed; dropped the new ones (raise allowed_pending_messages if this lasts)"
                 );
-                warned = Some(Instant::now());
-                dropped_since = 0;
             }
             continue;
         }
@@ -243,7 +227,7 @@ impl Processor {
             .map(|secs| (secs.max(1) * 1000) as i64);
         let mut window = Window::default();
         let mut reader_gone = false;
-        let mut malformed = Malformed::default();
+        let mut malformed = Throttle::default();
         let mut next_close = next_multiple(now_ms(), collect_ms);
         let mut next_flush = aggregate_ms.map(|every| next_multiple(now_ms(), every));
         loop {
@@ -302,7 +286,7 @@ impl Processor {
     }
 
     /// Parses one datagram taken off the queue.
-    fn take(&self, datagram: &Bytes, window: &mut Window, malformed: &mut Malformed) {
+    fn take(&self, datagram: &Bytes, window: &mut Window, malformed: &mut Throttle) {
         self.pending.datagrams.fetch_sub(1, Ordering::Relaxed);
         self.pending
             .bytes
@@ -310,7 +294,7 @@ impl Processor {
         self.parse(datagram, window, malformed);
     }
 
-    fn parse(&self, datagram: &[u8], window: &mut Window, malformed: &mut Malformed) {
+    fn parse(&self, datagram: &[u8], window: &mut Window, malformed: &mut Throttle) {
         let text = String::from_utf8_lossy(datagram);
         let mut line = Line::default();
         for raw in text.split('\n') {
@@ -321,20 +305,24 @@ impl Processor {
             let result = parse_line(raw, &self.config.metric_separator, &mut line);
             // Values before a fault count, as in the stock agent.
             let added = window.add(&line);
-            let problem = match result {
-                Err(err) => Some(err.to_string()),
-                Ok(()) if !added => Some(
-                    "a name or tag CloudWatch refuses (names: 1 to 255 ASCII characters; tag values: at most 1,024), or more series or set members in a window than cwlite keeps"
-                        .to_owned(),
-                ),
-                Ok(()) => None,
-            };
-            if let Some(problem) = problem {
-                self.telemetry
-                    .statsd
-                    .malformed
-                    .fetch_add(1, Ordering::Relaxed);
-                malformed.note(raw, &problem);
+            if result.is_ok() && added {
+                continue;
+            }
+            self.telemetry
+                .statsd
+                .malformed
+                .fetch_add(1, Ordering::Relaxed);
+            // The reason is only spelled out when it is logged.
+            if let Some(lines) = malformed.note() {
+                let reason = match &result {
+                    Err(err) => err.to_string(),
+                    Ok(()) => "a name or tag CloudWatch refuses (names: 1 to 255 ASCII characters; tag values: at most 1,024), or more series or set members in a window than cwlite keeps".to_owned(),
+                };
+                let shown: String = raw.chars().take(120).collect();
+                warn!(
+                    lines,
+                    "statsd: malformed lines dropped, for example {shown:?}: {reason}"
+                );
             }
         }
         let rejected = std::mem::take(&mut window.rejected);
@@ -407,35 +395,7 @@ impl Processor {
     }
 
     fn send(&self, datums: Vec<MetricDatum>) {
-        if datums.is_empty() {
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.sender.try_send(datums) {
-            Telemetry::bump(&self.telemetry.collectors.cycles_dropped, 1);
-            warn!("metric queue full: statsd datums of this interval are dropped");
-        }
-    }
-}
-
-/// Malformed lines since the last warning.
-#[derive(Debug, Default)]
-struct Malformed {
-    since: u64,
-    warned: Option<Instant>,
-}
-
-impl Malformed {
-    fn note(&mut self, line: &str, reason: &str) {
-        self.since += 1;
-        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            let shown: String = line.chars().take(120).collect();
-            warn!(
-                lines = self.since,
-                "statsd: malformed lines dropped, for example {shown:?}: {reason}"
-            );
-            self.warned = Some(Instant::now());
-            self.since = 0;
-        }
+        listen::send_datums(&self.sender, &self.telemetry, datums, "statsd");
     }
 }
 
