@@ -580,7 +580,7 @@ fn count_lines(path: &Path) -> u64 {
 /// with framing and batching done before the clock starts.
 async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
     use cwlite::ship::cloudwatch_logs::batch::{LogBatch, LogBatcher};
-    use cwlite::ship::cloudwatch_logs::sink::{Destination, LogsSink};
+    use cwlite::ship::cloudwatch_logs::sink::{Destination, Format, LogsSink};
     let config_file = common::write_json(
         setup.dir.path(),
         "baseline.json",
@@ -656,7 +656,7 @@ async fn baseline_send(setup: &Setup, file: &Path, group: &str) -> Duration {
                 let Some(batch) = batches.lock().unwrap().next() else {
                     break;
                 };
-                sink.put(&destination, &batch).await.unwrap();
+                sink.put(&destination, Format::Plain, &batch).await.unwrap();
             }
         }));
     }

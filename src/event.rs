@@ -1,13 +1,53 @@
-//! The contract between producers and shippers: what a tailer hands on and what comes back.
+//! The contract between log sources and shippers: what a source hands on and what comes back.
 //!
-//! Owns the plain data types that cross the boundary between `tail` (which knows nothing of AWS)
-//! and `ship` (which never reads files): a log event with the file range it covers, its
-//! destination, and the acknowledgement of a delivered range. No behaviour lives here.
+//! Owns the plain data types that cross the boundary between the sources (`tail`, `journal`,
+//! `emf`, which know nothing of AWS) and `ship` (which never reads files): a log event with the
+//! range of its source it covers, its destination, and the acknowledgement of a delivered range.
+//!
+//! Every source speaks in ranges of its own positions under a key of its own ([`SourceKind`]):
+//! a tailed file in byte offsets, a journal entry list in sequence numbers (each standing for
+//! one entry's cursor), a listener in nothing it could resume from. The shipper only gives
+//! ranges back; what a position means is the business of the source and of `state`. No
+//! behaviour lives here beyond that mapping.
 
 use std::sync::Arc;
 
 use crate::config::LogGroupClass;
 use crate::tail::multiline::RawEvent;
+
+/// First key of the journal sources: the tailer numbers its files from 1 up, far below.
+const JOURNAL_KEYS: u64 = 1 << 62;
+/// The key of every listener (EMF): what they received has no position to resume from.
+pub const LISTENER_KEY: u64 = 1 << 63;
+
+/// What a source key (`LogEvent::file`, `Ack::file`) names, and so what its positions mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A tailed file: positions are byte offsets.
+    File,
+    /// `journald.collect_list[i]`: positions are the sequence numbers its reader gave entries.
+    Journal(usize),
+    /// A listener: positions mean nothing, acknowledgements only give bytes back.
+    Listener,
+}
+
+impl SourceKind {
+    /// The kind of `key`.
+    pub fn of(key: u64) -> Self {
+        if key >= LISTENER_KEY {
+            SourceKind::Listener
+        } else if key >= JOURNAL_KEYS {
+            SourceKind::Journal((key - JOURNAL_KEYS) as usize)
+        } else {
+            SourceKind::File
+        }
+    }
+
+    /// The key of `journald.collect_list[entry]`.
+    pub fn journal_key(entry: usize) -> u64 {
+        JOURNAL_KEYS + entry as u64
+    }
+}
 
 /// Where an event came from, so its acknowledgement can move the right checkpoint.
 ///
@@ -81,6 +121,10 @@ pub enum TailMessage {
         destination: Arc<Destination>,
         /// The events.
         events: Vec<LogEvent>,
+        /// Every event is Embedded Metric Format (an EMF listener's): the destination is sent
+        /// as EMF from now on. Otherwise the shipper looks at each event, as the stock agent
+        /// does ([`is_emf`]).
+        emf: bool,
     },
 }
 
@@ -95,9 +139,73 @@ pub struct Ack {
     pub end: u64,
 }
 
+/// Whether a message is an Embedded Metric Format document, by the stock agent's test
+/// (`plugins/outputs/cloudwatchlogs`, `cwDest.Publish`): it starts with `{`, ends with `}` and
+/// contains `"CloudWatchMetrics"`, on the raw bytes, with no parse and no trim. One such event
+/// switches its destination to EMF for as long as cwlite runs.
+pub fn is_emf(message: &RawEvent) -> bool {
+    const MARK: &[u8] = b"\"CloudWatchMetrics\"";
+    let (Some(first), Some(last)) = (message.parts.first(), message.parts.last()) else {
+        return false;
+    };
+    if first.first() != Some(&b'{') || last.last() != Some(&b'}') {
+        return false;
+    }
+    match &message.parts[..] {
+        [one] => memchr::memmem::find(one, MARK).is_some(),
+        // A multi-line event: its lines joined by newlines, as the body joins them.
+        parts => {
+            let joined = parts.join(&b'\n');
+            memchr::memmem::find(&joined, MARK).is_some()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(parts: &[&'static [u8]]) -> RawEvent {
+        RawEvent {
+            parts: parts.iter().map(|p| bytes::Bytes::from_static(p)).collect(),
+            len: parts.iter().map(|p| p.len()).sum(),
+            start_offset: 0,
+            end_offset: 0,
+        }
+    }
+
+    #[test]
+    fn an_emf_message_is_a_brace_to_brace_text_naming_cloudwatch_metrics() {
+        let emf = br#"{"_aws":{"CloudWatchMetrics":[]},"x":1}"#;
+        assert!(is_emf(&raw(&[emf])));
+        assert!(!is_emf(&raw(&[b"{\"_aws\":{\"Cloud", b"Watch\"}}"])));
+        assert!(is_emf(&raw(&[
+            b"{\"_aws\":",
+            b"{\"CloudWatchMetrics\":[]}}"
+        ])));
+        // The stock test trims nothing and parses nothing.
+        assert!(!is_emf(&raw(&[b" {\"CloudWatchMetrics\":1}"])));
+        assert!(!is_emf(&raw(&[b"{\"CloudWatchMetrics\":1} "])));
+        assert!(!is_emf(&raw(&[b"{\"Metrics\":1}"])));
+        assert!(!is_emf(&raw(&[b"plain CloudWatchMetrics line"])));
+        assert!(is_emf(&raw(&[b"{not json \"CloudWatchMetrics\"}"])));
+        assert!(!is_emf(&raw(&[])));
+    }
+
+    #[test]
+    fn source_keys_name_files_journal_entries_and_listeners_apart() {
+        assert_eq!(SourceKind::of(1), SourceKind::File);
+        assert_eq!(SourceKind::of(1 << 40), SourceKind::File);
+        assert_eq!(
+            SourceKind::of(SourceKind::journal_key(0)),
+            SourceKind::Journal(0)
+        );
+        assert_eq!(
+            SourceKind::of(SourceKind::journal_key(7)),
+            SourceKind::Journal(7)
+        );
+        assert_eq!(SourceKind::of(LISTENER_KEY), SourceKind::Listener);
+    }
 
     #[test]
     fn an_events_source_is_its_messages_range_in_its_file() {

@@ -98,6 +98,9 @@ pub struct ByteBudget {
     shares: Mutex<ShareMap>,
     /// Wakes the tailer when bytes come back after a take was refused.
     wake: Option<crossbeam_channel::Sender<()>>,
+    /// Wakes the sources that run as tasks (the journal, EMF over TCP) at the same moments:
+    /// they wait in [`ByteBudget::acquire`].
+    room: tokio::sync::Notify,
     /// Wakes the shipper when a take is refused: a batch that only waits for its flush timer
     /// can go now, since nothing more joins it until something is delivered.
     refused: tokio::sync::Notify,
@@ -140,6 +143,7 @@ impl ByteBudget {
             totals: Mutex::default(),
             shares: Mutex::default(),
             wake,
+            room: tokio::sync::Notify::new(),
             refused: tokio::sync::Notify::new(),
         }
     }
@@ -224,6 +228,29 @@ impl ByteBudget {
         true
     }
 
+    /// Takes `bytes` for `share`, waiting until the rules allow it: for sources that can stop
+    /// reading while they wait (a journal reader, an EMF TCP connection), so what they accepted
+    /// is never dropped. Cancel-safe: nothing is taken unless it completes.
+    pub async fn acquire(&self, share: &Share, bytes: usize) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before the try, so a give-back between the try and the wait is seen.
+            room.as_mut().enable();
+            if self.try_acquire(share, bytes) {
+                return;
+            }
+            room.await;
+        }
+    }
+
+    fn wake_waiters(&self) {
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+        self.room.notify_waiters();
+    }
+
     /// Gives `bytes` of `share` back.
     pub fn release(&self, share: &Share, bytes: usize) {
         let wake = {
@@ -242,8 +269,8 @@ impl ByteBudget {
             share.held.store(share.held() - bytes, Ordering::Relaxed);
             std::mem::take(&mut totals.waiting)
         };
-        if wake && let Some(wake) = &self.wake {
-            let _ = wake.try_send(());
+        if wake {
+            self.wake_waiters();
         }
     }
 
@@ -263,8 +290,8 @@ impl ByteBudget {
             }
             !failing && std::mem::take(&mut totals.waiting)
         };
-        if wake && let Some(wake) = &self.wake {
-            let _ = wake.try_send(());
+        if wake {
+            self.wake_waiters();
         }
     }
 
@@ -478,5 +505,26 @@ mod tests {
         assert!(budget.try_acquire(&share, 100));
         assert!(!budget.has_room(&share));
         assert!(told(&budget), "a new wait");
+    }
+
+    /// A task waiting for room (the journal, an EMF connection) takes it when bytes come back,
+    /// and waits while there is none.
+    #[test]
+    fn a_source_waiting_for_room_takes_it_when_bytes_come_back() {
+        use std::future::Future;
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let budget = ByteBudget::new(100);
+        let share = budget.share(&destination("a"));
+        assert!(budget.try_acquire(&share, 50));
+        let mut waiting = std::pin::pin!(budget.acquire(&share, 10));
+        assert!(
+            waiting.as_mut().poll(&mut context).is_pending(),
+            "the share is spent"
+        );
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        budget.release(&share, 50);
+        assert!(waiting.as_mut().poll(&mut context).is_ready());
+        assert_eq!(share.held(), 10);
     }
 }

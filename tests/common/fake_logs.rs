@@ -128,6 +128,8 @@ pub struct Accepted {
     pub message: String,
     /// Which accepted PutLogEvents request carried it, counted from 0 over all groups.
     pub request: u64,
+    /// Its request carried `x-amzn-logs-format: json/emf`.
+    pub emf: bool,
 }
 
 #[derive(Default)]
@@ -487,6 +489,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
                     .map(|(_, v)| v.trim().to_owned())
             })
             .unwrap_or_default();
+        let emf = head.lines().any(|l| {
+            l.split_once(':').is_some_and(|(k, v)| {
+                k.eq_ignore_ascii_case("x-amzn-logs-format") && v.trim() == "json/emf"
+            })
+        });
         let black_hole = state.lock().unwrap().black_hole;
         if black_hole || is_black_hole(&target, &state) {
             state.lock().unwrap().black_holed += 1;
@@ -646,9 +653,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
             ),
             Some(Fault::Slow(delay)) => {
                 tokio::time::sleep(delay).await;
-                handle(&operation, &request, &body, &state)
+                handle(&operation, &request, &body, emf, &state)
             }
-            None => handle(&operation, &request, &body, &state),
+            None => handle(&operation, &request, &body, emf, &state),
         };
         let body = answer.to_string();
         let response = format!(
@@ -729,6 +736,7 @@ fn handle(
     operation: &str,
     request: &Value,
     body: &[u8],
+    emf: bool,
     state: &Arc<Mutex<State>>,
 ) -> (u16, Value) {
     let group = request["logGroupName"].as_str().unwrap_or("").to_owned();
@@ -791,7 +799,7 @@ fn handle(
             (200, json!({}))
         }
         "PutLogEvents" => match serde_json::from_slice::<PutRequest<'_>>(body) {
-            Ok(request) => put_log_events(request, state),
+            Ok(request) => put_log_events(request, emf, state),
             Err(err) => invalid(state, format!("malformed PutLogEvents body: {err}")),
         },
         other => (
@@ -856,7 +864,7 @@ fn refused_group(state: &Arc<Mutex<State>>, operation: &str, group: &str) -> Opt
     Some((400, json!({"__type": code, "message": text})))
 }
 
-fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, Value) {
+fn put_log_events(request: PutRequest<'_>, emf: bool, state: &Arc<Mutex<State>>) -> (u16, Value) {
     let group = request.group.into_owned();
     let stream = request.stream.into_owned();
     let events = request.events;
@@ -955,6 +963,7 @@ fn put_log_events(request: PutRequest<'_>, state: &Arc<Mutex<State>>) -> (u16, V
                 timestamp: event.timestamp,
                 message: event.message.clone().into_owned(),
                 request,
+                emf,
             });
         }
     }

@@ -42,7 +42,7 @@ use tracing::{debug, info, warn};
 
 use super::batch::{LogBatch, LogBatcher, LogEvent, TimeWindow, time_window};
 use super::rate::Pace;
-use super::sink::{Destination, LogsSink, Rejected};
+use super::sink::{Destination, Format, LogsSink, Rejected};
 use crate::aws::{AwsError, AwsErrorKind, Disposition};
 pub use crate::event::{Ack, TailMessage};
 use crate::queue::{ByteBudget, Share};
@@ -166,6 +166,8 @@ struct DestinationState {
     listed: bool,
     /// When it last had something to do.
     last_used: Instant,
+    /// Its requests carry `x-amzn-logs-format: json/emf`, so CloudWatch extracts the metrics.
+    emf: bool,
 }
 
 impl DestinationState {
@@ -185,6 +187,7 @@ impl DestinationState {
             refused_backoff: Backoff::new(REFUSED_RETRY_BASE, REFUSED_RETRY_CAP),
             listed: false,
             last_used: Instant::now(),
+            emf: false,
         }
     }
 
@@ -379,7 +382,7 @@ pub async fn run(
         let wake = shipper.next_wake(now);
         tokio::select! {
             message = messages.recv(), if shipper.drain_until.is_none() => match message {
-                Some(TailMessage::Events { destination, events }) => shipper.receive(destination, events),
+                Some(TailMessage::Events { destination, events, emf }) => shipper.receive(destination, events, emf),
                 None => shipper.drain_until = Some(Instant::now() + shipper.settings.drain_deadline),
             },
             Some(joined) = shipper.sending.join_next_with_id(), if !shipper.sending.is_empty() => {
@@ -473,13 +476,19 @@ impl Shipper {
     }
 
     /// Takes a hand-off of events for `destination`.
-    fn receive(&mut self, destination: Arc<Destination>, events: Vec<LogEvent>) {
+    fn receive(&mut self, destination: Arc<Destination>, events: Vec<LogEvent>, emf: bool) {
         self.telemetry
             .queued_events
             .fetch_sub(events.len() as u64, Ordering::Relaxed);
         let now_ms = epoch_ms();
         let i = self.slot(&destination);
         let state = self.destinations[i].as_mut().expect("a live slot");
+        // Sticky, as in the stock agent: once an EMF event was seen, every later request of
+        // the destination says so. Plain destinations pay one byte compare per event.
+        if !state.emf && (emf || events.iter().any(|e| crate::event::is_emf(&e.message))) {
+            state.emf = true;
+            info!(group = %destination.group, stream = %destination.stream, "embedded metric format seen: this destination is sent as EMF from now on");
+        }
         let share = state.share.clone();
         let accepted = |e: &LogEvent| time_window(e.timestamp_ms, now_ms) == TimeWindow::Accepted;
         let (events, outside): (Vec<LogEvent>, Vec<LogEvent>) = if events.iter().all(accepted) {
@@ -604,11 +613,16 @@ impl Shipper {
                 let sink = self.sink.clone();
                 let control = self.control.clone();
                 let destination = state.destination.clone();
+                let format = if state.emf {
+                    Format::Emf
+                } else {
+                    Format::Plain
+                };
                 let batch = Arc::new(queued.batch);
                 let shared = batch.clone();
-                let task = self
-                    .sending
-                    .spawn(async move { send(&sink, &control, &destination, &shared).await });
+                let task = self.sending.spawn(async move {
+                    send(&sink, &control, &destination, format, &shared).await
+                });
                 self.in_flight.insert(
                     task.id(),
                     InFlight {
@@ -936,12 +950,13 @@ async fn send(
     sink: &LogsSink,
     control: &Pace,
     destination: &Destination,
+    format: Format,
     batch: &LogBatch,
 ) -> Result<Rejected, AwsError> {
-    match sink.put(destination, batch).await {
+    match sink.put(destination, format, batch).await {
         Err(err) if err.kind == AwsErrorKind::NotFound => {
             sink.create_stream(destination, control).await?;
-            sink.put(destination, batch).await
+            sink.put(destination, format, batch).await
         }
         other => other,
     }

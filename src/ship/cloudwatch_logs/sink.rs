@@ -36,6 +36,19 @@ impl Rejected {
     }
 }
 
+/// How CloudWatch Logs is to read a request's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Plain log events.
+    Plain,
+    /// Embedded Metric Format: the request says so ([`EMF_HEADER`]), and CloudWatch extracts
+    /// the metrics of the events that are EMF documents (plain ones stay plain logs).
+    Emf,
+}
+
+/// The header that marks a PutLogEvents request as EMF, with its value.
+pub const EMF_HEADER: (&str, &str) = ("x-amzn-logs-format", "json/emf");
+
 /// A PutLogEvents destination.
 #[derive(Debug, Clone)]
 pub enum LogsSink {
@@ -58,6 +71,7 @@ impl LogsSink {
     pub async fn put(
         &self,
         destination: &Destination,
+        format: Format,
         batch: &LogBatch,
     ) -> Result<Rejected, AwsError> {
         // The one copy of each message: from the read buffers into the body.
@@ -66,7 +80,10 @@ impl LogsSink {
             LogsSink::DryRun => {
                 let mut stdout = std::io::stdout().lock();
                 let _ = stdout
-                    .write_all(br#"{"operation":"PutLogEvents","#)
+                    .write_all(match format {
+                        Format::Plain => br#"{"operation":"PutLogEvents","#.as_slice(),
+                        Format::Emf => br#"{"operation":"PutLogEvents","format":"json/emf","#,
+                    })
                     .and_then(|()| stdout.write_all(&body[1..]))
                     .and_then(|()| stdout.write_all(b"\n"))
                     .and_then(|()| stdout.flush());
@@ -85,6 +102,9 @@ impl LogsSink {
                         let length = body.len().to_string();
                         *request.body_mut() = SdkBody::from(body.clone());
                         request.headers_mut().insert("content-length", length);
+                        if format == Format::Emf {
+                            request.headers_mut().insert(EMF_HEADER.0, EMF_HEADER.1);
+                        }
                     })
                     .send()
                     .await
