@@ -430,8 +430,8 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
             "my_custom": {"measurement": ["x"]},
             "mem": {"measurement": ["used_percent"], "totalcpu": true}
         }, "metrics_destinations": {"amp": {"workspace_id": "ws"}}},
-        "logs": {"logs_collected": {"journald": {"collect_list": []}, "files": {"collect_list": [{"file_path": "/a", "backpressure_mode": "fd_release"}]}},
-                 "metrics_collected": {"emf": {}}},
+        "logs": {"logs_collected": {"files": {"collect_list": [{"file_path": "/a", "backpressure_mode": "fd_release"}]}},
+                 "metrics_collected": {"prometheus": {}}},
         "traces": {}
     }));
     assert_has(
@@ -463,13 +463,12 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
     );
     assert_has(
         &found,
-        "logs.logs_collected.journald: ignored: cwlite does not read the systemd journal",
+        "collect_list[0].backpressure_mode: ignored: cwlite never drops while blocked",
     );
     assert_has(
         &found,
-        "collect_list[0].backpressure_mode: ignored: cwlite never drops while blocked",
+        "logs.metrics_collected.prometheus: ignored: cwlite does not collect prometheus",
     );
-    assert_has(&found, "logs.metrics_collected.emf: ignored");
     assert_has(&found, "traces: ignored");
 }
 
@@ -1103,4 +1102,166 @@ fn collectd_takes_the_stock_defaults_and_refuses_an_unreadable_types_db() {
         body["collectd_typesdb"] = json!([types]);
         assert_has(&errors(plugins(json!({"collectd": body}))), at);
     }
+}
+
+// --- journald and EMF (issue 21) --------------------------------------------------------------
+
+fn journald(list: Value) -> Value {
+    json!({"logs": {"logs_collected": {"journald": {"collect_list": list}}}})
+}
+
+/// The stock translator's sample configurations (`translator/tocwconfig/sampleConfig/
+/// journaldlogs_*.json` and `emf_only_config.json`) load with the stock meaning.
+#[test]
+fn the_stock_journald_and_emf_samples_load_with_the_stock_defaults() {
+    let config = load(journald(json!([
+        {"log_group_name": "units", "units": ["sshd", "cron.service"], "priority": "warning"},
+        {"log_group_name": "matches", "log_stream_name": "{hostname}-m",
+         "matches": [{"_UID": "0", "_TRANSPORT": "syslog"}, {"_TRANSPORT": "kernel"}]},
+        {"log_group_name": "filtered", "retention_in_days": 7, "log_group_class": "INFREQUENT_ACCESS",
+         "filters": [{"type": "exclude", "expression": "DEBUG"}, {"type": "include", "expression": "sshd|kernel"}]}
+    ])));
+    let logs = config.logs.unwrap();
+    assert!(logs.files.is_empty() && logs.emf.is_none());
+    let [units, matches, filtered] = &logs.journald[..] else {
+        panic!("{:?}", logs.journald)
+    };
+    assert_eq!(units.units, ["sshd", "cron.service"]);
+    assert_eq!(units.priority, "warning");
+    assert_eq!(
+        units.log_stream_name, "web-01",
+        "the host name, never logs.log_stream_name"
+    );
+    assert_eq!(units.start_at, config::JournalStart::End, "from now on");
+    assert_eq!(matches.priority, "info", "the stock default");
+    assert_eq!(matches.log_stream_name, "web-01-m");
+    assert_eq!(
+        matches.matches,
+        [
+            vec![
+                ("_TRANSPORT".into(), "syslog".into()),
+                ("_UID".into(), "0".into())
+            ],
+            vec![("_TRANSPORT".into(), "kernel".into())],
+        ]
+    );
+    assert_eq!(filtered.retention_in_days, Some(7));
+    assert_eq!(
+        filtered.log_group_class,
+        Some(config::LogGroupClass::InfrequentAccess)
+    );
+    assert_eq!(filtered.filters.len(), 2);
+
+    let emf = load(json!({"logs": {"metrics_collected": {"emf": {}}}}))
+        .logs
+        .unwrap()
+        .emf
+        .unwrap();
+    assert_eq!(emf.tcp.as_deref(), Some("127.0.0.1:25888"));
+    assert_eq!(emf.udp.as_deref(), Some("127.0.0.1:25888"));
+    assert_eq!(emf.default_group, "emf/logs/default");
+    assert_eq!(emf.default_stream, "web-01");
+    let one = |address: &str| {
+        let emf = load(json!({"logs": {"log_stream_name": "s", "metrics_collected": {"emf": {"service_address": address}}}}))
+            .logs
+            .unwrap()
+            .emf
+            .unwrap();
+        (emf.tcp, emf.udp, emf.default_stream)
+    };
+    assert_eq!(
+        one("udp://127.0.0.1:25889"),
+        (None, Some("127.0.0.1:25889".into()), "s".into())
+    );
+    assert_eq!(
+        one("tcp://:25889"),
+        (Some(":25889".into()), None, "s".into())
+    );
+    assert_eq!(
+        one("localhost:9"),
+        (Some("localhost:9".into()), None, "s".into())
+    );
+}
+
+#[test]
+fn journald_and_emf_mistakes_are_errors_at_their_place() {
+    let found = errors(journald(json!([
+        {"units": ["a"]},
+        {"log_group_name": "g", "priority": "error"},
+        {"log_group_name": "g", "matches": [{"_systemd_unit": "x"}, {"FIELD2": "y"}]},
+        {"log_group_name": "g", "filters": [{"type": "keep", "expression": "x"}]},
+        {"log_group_name": "g", "filters": [{"type": "include", "expression": "("}]},
+        {"log_group_name": "bad group!"},
+        {"log_group_name": "g", "log_stream_name": "a:b"},
+        {"log_group_name": "g", "retention_in_days": 2},
+        {"log_group_name": "g", "directory": "relative/dir"},
+        {"log_group_name": "g", "start_at": "middle"},
+        {"log_group_name": "g", "units": "sshd"}
+    ])));
+    let at = "logs.logs_collected.journald.collect_list";
+    for wanted in [
+        format!("{at}[0].log_group_name: required"),
+        format!("{at}[1].priority: \"error\" is not a priority"),
+        format!("{at}[2].matches[0]._systemd_unit: \"_systemd_unit\" is not a journal field name"),
+        format!("{at}[2].matches[1].FIELD2: \"FIELD2\" is not a journal field name"),
+        format!("{at}[3].filters[0].type: \"keep\" is neither include nor exclude"),
+        format!("{at}[4].filters[0].expression:"),
+        format!("{at}[5].log_group_name: \"bad group!\" is not a valid log group name"),
+        format!("{at}[6].log_stream_name: \"a:b\" is not a valid log stream name"),
+        format!("{at}[7].retention_in_days: 2 is not an allowed retention"),
+        format!("{at}[8].directory: must be an absolute path"),
+        format!("{at}[9].start_at: \"middle\" is neither end nor beginning"),
+        format!("{at}[10].units: must be an array of strings"),
+    ] {
+        assert_has(&found, &wanted);
+    }
+    assert_has(
+        &errors(journald(json!([]))),
+        "logs.logs_collected.journald.collect_list: 0 entries, must be 1 to 64",
+    );
+    let emf = |value: Value| errors(json!({"logs": {"metrics_collected": {"emf": value}}}));
+    assert_has(
+        &emf(json!({"service_address": "udp://nohostport"})),
+        "logs.metrics_collected.emf.service_address: \"udp://nohostport\" is not",
+    );
+    assert_has(
+        &emf(json!({"service_address": 25888})),
+        "logs.metrics_collected.emf.service_address: must be a string",
+    );
+    assert_has(
+        &emf(json!([])),
+        "logs.metrics_collected.emf: must be an object",
+    );
+}
+
+#[test]
+fn what_the_stock_agent_drops_from_a_journald_entry_is_dropped_with_a_warning() {
+    let found = warnings(journald(json!([{
+        "log_group_name": "g",
+        "units": ["sshd", 7],
+        "matches": [{"_UID": 0, "_COMM": "cron"}, {}],
+        "filters": [{"type": "include"}],
+        "follow": true
+    }])));
+    let at = "logs.logs_collected.journald.collect_list[0]";
+    assert_has(&found, &format!("{at}.units[1]: ignored: not a string"));
+    assert_has(
+        &found,
+        &format!("{at}.matches[0]._UID: ignored: not a string"),
+    );
+    assert_has(
+        &found,
+        &format!("{at}.filters[0]: ignored: a filter needs both type and expression"),
+    );
+    assert_has(&found, &format!("{at}.follow: ignored: not a journald key"));
+    let config = load(journald(json!([{
+        "log_group_name": "g", "units": ["sshd", 7], "matches": [{"_UID": 0, "_COMM": "cron"}, {}]
+    }])));
+    let entry = &config.logs.unwrap().journald[0];
+    assert_eq!(entry.units, ["sshd"]);
+    assert_eq!(
+        entry.matches,
+        [vec![("_COMM".to_owned(), "cron".to_owned())]],
+        "an empty group is skipped, as the stock translator skips it"
+    );
 }

@@ -26,7 +26,10 @@ pub const UNSUPPORTED_PLUGINS: [(&str, &str); 7] = [
     ("otlp", "no otlp receiver is started"),
     ("prometheus", "prometheus targets are not scraped"),
     ("efa", "efa metrics are not collected"),
-    ("emf", "no embedded metric format listener is started"),
+    (
+        "emf",
+        "the embedded metric format listener is configured under logs.metrics_collected.emf",
+    ),
 ];
 
 /// The CloudWatch unit a measurement is sent with.

@@ -13,6 +13,7 @@ pub mod diag;
 pub mod expand;
 pub mod file_glob;
 pub mod go_regex;
+mod journald;
 pub mod measurements;
 pub mod model;
 pub mod profile_files;

@@ -385,6 +385,11 @@ pub struct PluginConfig {
 pub struct LogsConfig {
     /// Files to tail.
     pub files: Vec<FileConfig>,
+    /// `logs_collected.journald.collect_list`, in order (an entry's index keys its cursor's
+    /// acknowledgements, not its checkpoint file).
+    pub journald: Vec<JournaldConfig>,
+    /// The Embedded Metric Format listener, when `metrics_collected.emf` is there.
+    pub emf: Option<EmfConfig>,
     /// Longest wait of a partial batch, seconds.
     pub force_flush_interval_secs: u64,
     /// Endpoint override for the logs service.
@@ -395,6 +400,76 @@ pub struct LogsConfig {
     /// agent's pool shared by every stream, so it bounds the whole process too.
     pub requests_in_flight: u32,
 }
+
+impl LogsConfig {
+    /// Whether anything feeds the logs pipeline.
+    pub fn has_sources(&self) -> bool {
+        !self.files.is_empty() || !self.journald.is_empty() || self.emf.is_some()
+    }
+}
+
+/// One `logs_collected.journald.collect_list` entry: which journal entries, and where they go.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournaldConfig {
+    /// Log group, placeholders resolved.
+    pub log_group_name: String,
+    /// Log stream: the entry's own, else the host name (never `logs.log_stream_name`, as in
+    /// the stock translator).
+    pub log_stream_name: String,
+    /// Class for a group cwlite creates.
+    pub log_group_class: Option<LogGroupClass>,
+    /// Retention to set once.
+    pub retention_in_days: Option<u32>,
+    /// Units (`--unit`, ORed; journalctl adds `.service` and matches systemd's own messages
+    /// about them).
+    pub units: Vec<String>,
+    /// The most verbose level kept (`--priority`): a name, a number or a `from..to` range.
+    pub priority: String,
+    /// Field matches: fields inside one are ANDed, the groups ORed; each sorted by field.
+    pub matches: Vec<Vec<(String, String)>>,
+    /// Excludes win, then any include must match, on the JSON text of the whole entry.
+    pub filters: Vec<Filter>,
+    /// A journal directory to read instead of the system journal (cwlite's own key, after the
+    /// OpenTelemetry receiver's `directory`).
+    pub directory: Option<PathBuf>,
+    /// Where reading starts when there is no cursor yet (cwlite's own key, `start_at`).
+    pub start_at: JournalStart,
+}
+
+/// Where a journal entry with no cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalStart {
+    /// With the next entry written (the stock agent's only choice).
+    End,
+    /// With the oldest entry kept.
+    Beginning,
+}
+
+/// Name of a journal priority, in level order (0 to 7), as journalctl reads them.
+pub const JOURNAL_PRIORITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// `logs.metrics_collected.emf`: the listeners and the destination of documents that name none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmfConfig {
+    /// TCP `host:port`, newline-delimited documents.
+    pub tcp: Option<String>,
+    /// UDP `host:port`, one document a datagram.
+    pub udp: Option<String>,
+    /// Group of a document without `_aws.LogGroupName` or `log_group_name`.
+    pub default_group: String,
+    /// Stream of a document without `_aws.LogStreamName` or `log_stream_name`.
+    pub default_stream: String,
+}
+
+/// Where EMF listeners listen unless `service_address` says otherwise: the loopback only, as
+/// the stock agent's telegraf listener did (its OpenTelemetry one binds every interface).
+pub const DEFAULT_EMF_ADDRESS: &str = "127.0.0.1:25888";
+
+/// The group of EMF documents that name none (the stock exporter's `emf/logs/default`).
+pub const DEFAULT_EMF_GROUP: &str = "emf/logs/default";
 
 /// A log group's storage class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -164,7 +164,7 @@ fn finish(diagnostics: Collector, config: Option<Config>) -> Validation {
 
 /// Errors for keys the stock schema refuses, in serde's wording; the value is then decoded
 /// leniently so every other problem of the section is reported in the same pass.
-fn reject_unknown_keys(
+pub(super) fn reject_unknown_keys(
     value: &Value,
     path: &JsonPath,
     known: &[&str],
@@ -186,7 +186,7 @@ fn reject_unknown_keys(
     }
 }
 
-fn warn_unknown_keys(
+pub(super) fn warn_unknown_keys(
     value: &Value,
     path: &JsonPath,
     known: &[&str],
@@ -281,7 +281,13 @@ fn interval(value: Option<i64>, default: u64, path: &JsonPath, diagnostics: &mut
     }
 }
 
-fn check_length(text: &str, min: usize, max: usize, path: &JsonPath, diagnostics: &mut Collector) {
+pub(super) fn check_length(
+    text: &str,
+    min: usize,
+    max: usize,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) {
     let len = text.chars().count();
     if len < min || len > max {
         diagnostics.error(
@@ -699,7 +705,7 @@ fn check_unsupported_plugin_shape(
 }
 
 /// `host:port`, `:port` (every interface) or `[v6]:port`, as Go's `net.ListenUDP` takes it.
-fn is_host_port(text: &str) -> bool {
+pub(super) fn is_host_port(text: &str) -> bool {
     let Some((host, port)) = text.rsplit_once(':') else {
         return false;
     };
@@ -1422,14 +1428,6 @@ fn validate_logs(
     if raw.deployment_environment.is_some() {
         diagnostics.warn(&path.key("deployment.environment"), UNSUPPORTED_ENTITY);
     }
-    if let Some(collected) = &raw.metrics_collected {
-        for key in collected.keys() {
-            diagnostics.warn(
-                &path.key("metrics_collected").key(key),
-                "ignored: cwlite runs no embedded metric format listener",
-            );
-        }
-    }
     let force_flush_interval_secs = interval(
         raw.force_flush_interval,
         DEFAULT_LOGS_FORCE_FLUSH_SECS,
@@ -1473,6 +1471,18 @@ fn validate_logs(
         None => env.host.hostname.clone(),
     };
 
+    let mut emf = None;
+    if let Some(collected) = &raw.metrics_collected {
+        for (key, value) in collected {
+            let at = path.key("metrics_collected").key(key);
+            if key == "emf" {
+                emf = super::journald::validate_emf(value, &at, &default_stream, diagnostics);
+            } else {
+                diagnostics.warn(&at, format!("ignored: cwlite does not collect {key}"));
+            }
+        }
+    }
+    let mut journald = Vec::new();
     let mut files = Vec::new();
     let collected_path = path.key("logs_collected");
     // The schema's `anyOf` of the two, and `minProperties: 1`.
@@ -1487,10 +1497,13 @@ fn validate_logs(
         {
             diagnostics.error(&collected_path, "required: name at least one section");
         }
-        if collected.journald.is_some() {
-            diagnostics.warn(
+        if let Some(section) = &collected.journald {
+            journald = super::journald::validate_journald(
+                section,
                 &collected_path.key("journald"),
-                "ignored: cwlite does not read the systemd journal; list log files instead",
+                &env.host.hostname,
+                placeholders,
+                diagnostics,
             );
         }
         if collected.windows_events.is_some() {
@@ -1549,14 +1562,16 @@ fn validate_logs(
         }
     }
     check_group_consistency(&files, diagnostics);
-    if files.is_empty() {
+    if files.is_empty() && journald.is_empty() && emf.is_none() {
         diagnostics.warn(
             path,
-            "no log file is listed in logs_collected.files.collect_list",
+            "no log file, journal entry or emf listener is configured: nothing is sent to CloudWatch Logs",
         );
     }
     Some(LogsConfig {
         files: files.into_iter().map(|(_, f)| f).collect(),
+        journald,
+        emf,
         force_flush_interval_secs,
         endpoint_override,
         concurrency,
@@ -1600,6 +1615,71 @@ fn check_group_consistency(files: &[(JsonPath, FileConfig)], diagnostics: &mut C
             }
         }
     }
+}
+
+/// `log_group_class`: a class, or a warning and none (the stock agent ignores others too).
+pub(super) fn group_class(
+    raw: Option<&str>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<LogGroupClass> {
+    raw.and_then(|c| match c.to_ascii_uppercase().as_str() {
+        "STANDARD" => Some(LogGroupClass::Standard),
+        "INFREQUENT_ACCESS" => Some(LogGroupClass::InfrequentAccess),
+        _ => {
+            diagnostics.warn(
+                &path.key("log_group_class"),
+                format!("ignored: \"{c}\" is neither STANDARD nor INFREQUENT_ACCESS"),
+            );
+            None
+        }
+    })
+}
+
+/// `retention_in_days`: one of CloudWatch's values; -1 (or none) leaves the group as it is.
+pub(super) fn retention(
+    raw: Option<i64>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<u32> {
+    match raw {
+        None | Some(-1) => None,
+        Some(days) if ALLOWED_RETENTION_DAYS.contains(&days) => Some(days as u32),
+        Some(days) => {
+            diagnostics.error(
+                &path.key("retention_in_days"),
+                format!("{days} is not an allowed retention: one of -1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
+            );
+            None
+        }
+    }
+}
+
+/// `filters`: each `{type, expression}` decoded and compiled, every error said.
+pub(super) fn filters(raw: &[Value], path: &JsonPath, diagnostics: &mut Collector) -> Vec<Filter> {
+    let mut filters = Vec::new();
+    for (i, filter) in raw.iter().enumerate() {
+        let at = path.key("filters").index(i);
+        let Some(filter) = diagnostics.decode::<RawFilter>(&at, filter) else {
+            continue;
+        };
+        let kind = match filter.kind.as_str() {
+            "include" => FilterKind::Include,
+            "exclude" => FilterKind::Exclude,
+            other => {
+                diagnostics.error(
+                    &at.key("type"),
+                    format!("\"{other}\" is neither include nor exclude"),
+                );
+                continue;
+            }
+        };
+        match GoRegex::new(&filter.expression) {
+            Ok(expression) => filters.push(Filter { kind, expression }),
+            Err(err) => diagnostics.error(&at.key("expression"), err),
+        }
+    }
+    filters
 }
 
 /// CloudWatch log group names: 1 to 512 of `[.-_/#A-Za-z0-9]`.
@@ -1712,31 +1792,8 @@ fn validate_file(
         }
         name
     };
-    let log_group_class =
-        raw.log_group_class
-            .as_deref()
-            .and_then(|c| match c.to_ascii_uppercase().as_str() {
-                "STANDARD" => Some(LogGroupClass::Standard),
-                "INFREQUENT_ACCESS" => Some(LogGroupClass::InfrequentAccess),
-                _ => {
-                    diagnostics.warn(
-                        &path.key("log_group_class"),
-                        format!("ignored: \"{c}\" is neither STANDARD nor INFREQUENT_ACCESS"),
-                    );
-                    None
-                }
-            });
-    let retention_in_days = match raw.retention_in_days {
-        None | Some(-1) => None,
-        Some(days) if ALLOWED_RETENTION_DAYS.contains(&days) => Some(days as u32),
-        Some(days) => {
-            diagnostics.error(
-                &path.key("retention_in_days"),
-                format!("{days} is not an allowed retention: one of -1, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"),
-            );
-            None
-        }
-    };
+    let log_group_class = group_class(raw.log_group_class.as_deref(), path, diagnostics);
+    let retention_in_days = retention(raw.retention_in_days, path, diagnostics);
     let timestamp_format = raw.timestamp_format.filter(|f| !f.is_empty());
     let timezone = match raw.timezone.as_deref() {
         None | Some("Local") | Some("LOCAL") => Timezone::Local,
@@ -1787,28 +1844,7 @@ fn validate_file(
             return None;
         }
     };
-    let mut filters = Vec::new();
-    for (i, filter) in raw.filters.unwrap_or_default().iter().enumerate() {
-        let at = path.key("filters").index(i);
-        let Some(filter) = diagnostics.decode::<RawFilter>(&at, filter) else {
-            continue;
-        };
-        let kind = match filter.kind.as_str() {
-            "include" => FilterKind::Include,
-            "exclude" => FilterKind::Exclude,
-            other => {
-                diagnostics.error(
-                    &at.key("type"),
-                    format!("\"{other}\" is neither include nor exclude"),
-                );
-                continue;
-            }
-        };
-        match GoRegex::new(&filter.expression) {
-            Ok(expression) => filters.push(Filter { kind, expression }),
-            Err(err) => diagnostics.error(&at.key("expression"), err),
-        }
-    }
+    let filters = filters(&raw.filters.unwrap_or_default(), path, diagnostics);
     let blacklist = raw
         .blacklist
         .filter(|b| !b.is_empty())

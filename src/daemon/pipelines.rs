@@ -67,7 +67,7 @@ impl Pipelines {
             None => None,
         };
         let logs = match &config.logs {
-            Some(logs) if !logs.files.is_empty() => {
+            Some(logs) if logs.has_sources() => {
                 match start_logs(logs, clients, options, telemetry) {
                     Ok(logs) => Some(logs),
                     Err(err) => {
