@@ -139,6 +139,12 @@ pub struct Ack {
     pub end: u64,
 }
 
+/// Completes when a source that runs as a task is told to stop (its `watch` turns true).
+/// The guard `wait_for` returns is dropped here, so the future can cross threads.
+pub async fn stop_requested(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
 /// Whether a message is an Embedded Metric Format document, by the stock agent's test
 /// (`plugins/outputs/cloudwatchlogs`, `cwDest.Publish`): it starts with `{`, ends with `}` and
 /// contains `"CloudWatchMetrics"`, on the raw bytes, with no parse and no trim. One such event

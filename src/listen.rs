@@ -1,6 +1,6 @@
-//! What the UDP listeners (statsd, collectd) share: reading a `service_address` as the stock
-//! agent's Go listeners read it, and binding it with a large receive buffer and a read timeout
-//! that lets the reading thread see a stop. Nothing here parses a payload.
+//! What the listeners (statsd, collectd, EMF) share: reading a `service_address` as the stock
+//! agent's Go listeners read it, binding UDP with a large receive buffer and a read timeout
+//! that lets the reading thread see a stop, and binding TCP. Nothing here parses a payload.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -87,6 +87,50 @@ pub enum ListenError {
         /// Why.
         source: io::Error,
     },
+    /// The TCP socket cannot be bound.
+    #[error("{input}: cannot listen on tcp {address}: {source}")]
+    BindTcp {
+        /// Which input.
+        input: &'static str,
+        /// As configured.
+        address: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Binds a TCP listener on the first address of `address` that can be bound, non-blocking
+/// (for tokio).
+///
+/// # Errors
+/// Nothing resolves or binds.
+pub fn bind_tcp(input: &'static str, address: &str) -> Result<std::net::TcpListener, ListenError> {
+    let candidates = resolve(address).map_err(|source| ListenError::Resolve {
+        input,
+        address: address.to_owned(),
+        source,
+    })?;
+    let mut last_error = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address");
+    for candidate in candidates {
+        match std::net::TcpListener::bind(candidate) {
+            Ok(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .map_err(|source| ListenError::BindTcp {
+                        input,
+                        address: address.to_owned(),
+                        source,
+                    })?;
+                return Ok(listener);
+            }
+            Err(err) => last_error = err,
+        }
+    }
+    Err(ListenError::BindTcp {
+        input,
+        address: address.to_owned(),
+        source: last_error,
+    })
 }
 
 /// The socket addresses `host:port` means: `:port` (or an empty host) is every interface,

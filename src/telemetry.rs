@@ -86,6 +86,29 @@ pub struct ListenerCounters {
     pub values_rejected: AtomicU64,
 }
 
+/// The journal readers' counters, over every `journald` entry.
+#[derive(Debug, Default)]
+pub struct JournalCounters {
+    /// Entries read.
+    pub entries_read: AtomicU64,
+    /// Entries a filter dropped.
+    pub entries_filtered: AtomicU64,
+    /// Lines that were not entries, dropped.
+    pub malformed: AtomicU64,
+    /// Times journalctl ended and was started again.
+    pub restarts: AtomicU64,
+}
+
+/// What the journal counters say in a status report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct JournalReport {
+    pub entries_read: u64,
+    pub entries_filtered: u64,
+    pub malformed: u64,
+    pub restarts: u64,
+}
+
 /// What a listener's counters say in a status report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -153,6 +176,11 @@ pub struct Telemetry {
     pub statsd: ListenerCounters,
     /// The collectd listener.
     pub collectd: ListenerCounters,
+    /// The journal readers.
+    pub journal: JournalCounters,
+    /// The EMF listeners: documents received (`datagrams`), dropped for want of room (UDP),
+    /// invalid JSON (`malformed`), over-long lines (`values_rejected`).
+    pub emf: ListenerCounters,
     /// Events waiting between the tailer and the logs shipper.
     pub queued_events: AtomicU64,
     logs: Mutex<LogShipperStats>,
@@ -340,6 +368,13 @@ impl Telemetry {
                 destinations: logs.destinations,
                 queue,
                 files: self.positions_with_lag(previous),
+                journal: JournalReport {
+                    entries_read: load(&self.journal.entries_read),
+                    entries_filtered: load(&self.journal.entries_filtered),
+                    malformed: load(&self.journal.malformed),
+                    restarts: load(&self.journal.restarts),
+                },
+                emf: self.emf.report(),
             },
             metrics: MetricsReport {
                 datums_sent: metrics.datums_sent,
@@ -412,6 +447,10 @@ pub struct LogsReport {
     pub destinations: u64,
     pub queue: QueueReport,
     pub files: Vec<FilePosition>,
+    #[serde(default)]
+    pub journal: JournalReport,
+    #[serde(default)]
+    pub emf: ListenerReport,
 }
 
 /// The metrics part of a status report.
@@ -560,6 +599,18 @@ impl StatusReport {
         }
         for finding in &l.sandbox {
             out.push_str(&format!("  sandbox            {finding}\n"));
+        }
+        if l.journal != JournalReport::default() {
+            out.push_str(&format!(
+                "  journal            {} entries read, {} filtered out, {} malformed lines, journalctl started again {} times\n",
+                l.journal.entries_read, l.journal.entries_filtered, l.journal.malformed, l.journal.restarts
+            ));
+        }
+        if l.emf != ListenerReport::default() {
+            out.push_str(&format!(
+                "  emf                {} documents, {} dropped for a full queue (UDP), {} invalid JSON, {} too long\n",
+                l.emf.datagrams, l.emf.dropped_queue_full, l.emf.malformed, l.emf.values_rejected
+            ));
         }
         for file in &l.files {
             out.push_str(&format!(

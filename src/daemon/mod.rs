@@ -41,6 +41,9 @@ pub const METRIC_QUEUE_CYCLES: usize = 256;
 pub const METRIC_SPOOL_DIR: &str = "metrics-spool";
 /// Subdirectory of the state directory holding log checkpoints.
 pub const LOG_STATE_DIR: &str = "logs-state";
+
+/// Where each `journald` entry's cursor is kept, under the state directory.
+pub const JOURNAL_STATE_DIR: &str = "journal-state";
 /// Chunks of events that may wait between the tailer and the shipper: with at most
 /// `MAX_EVENTS_PER_HANDOFF` (4,096) events each, at most 65,536 events; their bytes are bounded
 /// by the budget.
@@ -87,6 +90,9 @@ pub enum RunError {
     /// The collectd listener could not be started (`types.db` unreadable, its port in use).
     #[error(transparent)]
     Collectd(#[from] crate::collectd::CollectdError),
+    /// The EMF listener could not be started (its port in use, most often).
+    #[error(transparent)]
+    Emf(#[from] crate::listen::ListenError),
 }
 
 /// What the control loop reacts to: a closed set.

@@ -17,12 +17,13 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::{
-    CHECKPOINT_INTERVAL, DRAIN_DEADLINE, LOG_QUEUE_CHUNKS, LOG_STATE_DIR, METRIC_QUEUE_CYCLES,
-    METRIC_SPOOL_DIR, RunError, RunOptions,
+    CHECKPOINT_INTERVAL, DRAIN_DEADLINE, JOURNAL_STATE_DIR, LOG_QUEUE_CHUNKS, LOG_STATE_DIR,
+    METRIC_QUEUE_CYCLES, METRIC_SPOOL_DIR, RunError, RunOptions,
 };
 use crate::aws::Clients;
 use crate::collect::{Collector, Host};
 use crate::config::{Config, LogsConfig, MetricsConfig, PluginConfig};
+use crate::event::SourceKind;
 use crate::metrics::{DatumBuilder, MetricDatum};
 use crate::queue::ByteBudget;
 use crate::ship::cloudwatch_logs::batch::MAX_EVENT_MESSAGE_BYTES;
@@ -32,6 +33,7 @@ use crate::ship::cloudwatch_metrics::{MetricsSink, Publisher, PublisherSettings,
 use crate::state::checkpoint::{
     CheckpointError, CheckpointMessage, CheckpointStore, Checkpointer, STOCK_STATE_DIR,
 };
+use crate::state::cursor::{CursorStore, JournalCheckpoints, JournalRead};
 use crate::state::spool::Spool;
 use crate::tail::source::{ChangedPaths, TailerLinks, TailerSettings};
 use crate::telemetry::{QueueReport, Telemetry};
@@ -134,6 +136,9 @@ impl Pipelines {
             if logs.checkpointer.is_finished() {
                 ended.push("checkpointer");
             }
+            if logs.sources.iter().any(JoinHandle::is_finished) {
+                ended.push("journal reader or emf listener");
+            }
         }
         ended
     }
@@ -221,6 +226,9 @@ impl Pipelines {
 
 struct LogsPipeline {
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The stop of the sources that are tasks (journal readers, EMF listeners).
+    stop_sources: watch::Sender<bool>,
+    sources: Vec<JoinHandle<()>>,
     budget: Arc<ByteBudget>,
     wake: crossbeam_channel::Sender<()>,
     tailer: std::thread::JoinHandle<()>,
@@ -232,13 +240,22 @@ struct LogsPipeline {
 
 impl LogsPipeline {
     fn has_ended_part(&self) -> bool {
-        self.tailer.is_finished() || self.shipper.is_finished() || self.checkpointer.is_finished()
+        self.tailer.is_finished()
+            || self.shipper.is_finished()
+            || self.checkpointer.is_finished()
+            || self.sources.iter().any(JoinHandle::is_finished)
     }
 
-    /// Stops in order: the tailer, then the shipper drains, then the final checkpoints.
+    /// Stops in order: the sources, then the shipper drains, then the final checkpoints.
     async fn stop(self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.wake.try_send(());
+        let _ = self.stop_sources.send(true);
+        // Each hands on what it read (an EMF connection waits a few seconds at most for room);
+        // their senders to the shipper close as they end.
+        for source in self.sources {
+            let _ = source.await;
+        }
         let tailer = self.tailer;
         let joined = tokio::time::timeout(
             TAILER_STOP_WAIT,
@@ -318,8 +335,21 @@ fn start_logs(
         }
         None => (std::collections::HashMap::new(), Vec::new()),
     };
+    let cursors = match &store {
+        Some(_) => Some(CursorStore::open(
+            &options.state_dir.join(JOURNAL_STATE_DIR),
+        )?),
+        None => None,
+    };
+    // Bound before anything starts: a port in use stops this start with its address.
+    let emf_sockets = match &logs.emf {
+        Some(emf) => Some(crate::emf::bind(emf)?),
+        None => None,
+    };
     let (events_tx, events_rx) = mpsc::channel(LOG_QUEUE_CHUNKS);
     let (checkpoint_tx, mut checkpoint_rx) = mpsc::unbounded_channel::<CheckpointMessage>();
+    let (reads_tx, mut reads_rx) = mpsc::unbounded_channel::<JournalRead>();
+    let (stop_sources, stop_rx) = watch::channel(false);
     let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<shipper::Ack>();
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     // Bytes coming back to a destination whose files paused wake the tailer.
@@ -351,7 +381,7 @@ fn start_logs(
         max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
     };
     let links = TailerLinks {
-        events: events_tx,
+        events: events_tx.clone(),
         checkpoints: checkpoint_tx,
         budget: budget.clone(),
         stop: stop.clone(),
@@ -365,6 +395,52 @@ fn start_logs(
         .name("cwlite-tailer".into())
         .spawn(move || crate::tail::source::run(settings, links))
         .map_err(|err| RunError::Thread(err.to_string()))?;
+    let mut sources = Vec::new();
+    for (index, entry) in logs.journald.iter().enumerate() {
+        let resume = match &cursors {
+            Some(cursors) => match cursors.load(index, entry.directory.as_deref()) {
+                Ok(cursor) => cursor,
+                Err(err) => {
+                    warn!("{err}; journald entry {index} reads from where its start_at says");
+                    None
+                }
+            },
+            None => None,
+        };
+        let links = crate::journal::JournalLinks {
+            events: events_tx.clone(),
+            reads: reads_tx.clone(),
+            budget: budget.clone(),
+            stop: stop_rx.clone(),
+            telemetry: telemetry.clone(),
+            max_event_bytes: MAX_EVENT_MESSAGE_BYTES,
+        };
+        sources.push(tokio::spawn(crate::journal::run(
+            index,
+            entry.clone(),
+            resume,
+            links,
+        )));
+    }
+    drop(reads_tx);
+    if let (Some(emf), Some(sockets)) = (&logs.emf, emf_sockets) {
+        let links = crate::emf::EmfLinks {
+            events: events_tx.clone(),
+            budget: budget.clone(),
+            stop: stop_rx.clone(),
+            telemetry: telemetry.clone(),
+        };
+        match crate::emf::spawn(sockets, emf, links) {
+            Ok(tasks) => sources.extend(tasks),
+            Err(err) => {
+                let _ = stop_sources.send(true);
+                return Err(RunError::Thread(format!("emf listener: {err}")));
+            }
+        }
+    }
+    // The shipper drains once every source's sender is gone.
+    drop(events_tx);
+    let journal_directories = logs.journald.iter().map(|j| j.directory.clone()).collect();
     let shipper_settings = LogShipperSettings {
         flush_interval: Duration::from_secs(logs.force_flush_interval_secs),
         concurrency: logs.concurrency as usize,
@@ -382,6 +458,7 @@ fn start_logs(
     let positions = telemetry.clone();
     let checkpointer = tokio::spawn(async move {
         let mut checkpointer = Checkpointer::new(store);
+        let mut journal = JournalCheckpoints::new(cursors, journal_directories);
         let mut failures = CheckpointFailures::default();
         let mut positions_stale = false;
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -391,8 +468,8 @@ fn start_logs(
         // being written at once (after a restart, a kill in that wait sent it all again).
         let mut positions_ticks = tokio::time::interval(POSITIONS_INTERVAL);
         positions_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut registrations_open, mut acks_open) = (true, true);
-        while registrations_open || acks_open {
+        let (mut registrations_open, mut reads_open, mut acks_open) = (true, true, true);
+        while registrations_open || reads_open || acks_open {
             tokio::select! {
                 // A file's registration is always queued before any acknowledgement of it exists;
                 // taking registrations first means no acknowledgement meets an unknown file.
@@ -401,12 +478,26 @@ fn start_logs(
                     Some(message) => checkpointer.apply(message),
                     None => registrations_open = false,
                 },
+                read = reads_rx.recv(), if reads_open => match read {
+                    Some(read) => journal.apply(read),
+                    None => reads_open = false,
+                },
                 ack = ack_rx.recv(), if acks_open => match ack {
-                    Some(ack) => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
+                    Some(ack) => match SourceKind::of(ack.file) {
+                        SourceKind::File => checkpointer.apply(CheckpointMessage::Ack { file: ack.file, start: ack.start, end: ack.end }),
+                        SourceKind::Journal(entry) => journal.ack(entry, ack.start, ack.end),
+                        SourceKind::Listener => {}
+                    },
                     None => acks_open = false,
                 },
                 // Only while there is something to write: an idle agent does not wake for this.
-                _ = ticks.tick(), if checkpointer.has_changes() => {
+                _ = ticks.tick(), if checkpointer.has_changes() || journal.has_changes() => {
+                    for error in journal.flush() {
+                        warn!("{error}; shipping goes on and the journal cursor is written again later");
+                    }
+                    if !checkpointer.has_changes() {
+                        continue;
+                    }
                     match failures.after_flush(&checkpointer.flush()) {
                         FlushReport::Quiet => {}
                         FlushReport::Failing(errors) => {
@@ -433,13 +524,15 @@ fn start_logs(
                 }
             }
         }
-        for error in checkpointer.flush() {
+        for error in checkpointer.flush().into_iter().chain(journal.flush()) {
             warn!("final checkpoint: {error}");
         }
         positions.set_files(checkpointer.positions());
     });
     Ok(LogsPipeline {
         stop,
+        stop_sources,
+        sources,
         budget,
         wake: wake_tx,
         tailer,

@@ -13,6 +13,7 @@
 //! and created `O_EXCL`, and everything is created 0700 or 0600 whatever the umask.
 
 pub mod checkpoint;
+pub mod cursor;
 pub mod dir;
 pub mod spool;
 

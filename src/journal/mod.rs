@@ -1,0 +1,437 @@
+//! The systemd journal as a log source: one task per `logs_collected.journald` entry, reading a
+//! `journalctl --output=json --follow` child.
+//!
+//! Owns the child's life (started, read, started again after it ends, killed at the stop) and
+//! the hand-on of its entries to the shipper: numbered, filtered, taken from the destination's
+//! share of the budget (waiting for room, so journalctl itself waits in its pipe: nothing read
+//! is dropped), and their cursors registered with the checkpointer before the shipper can
+//! acknowledge any. Why a child and not sd-journal: see `benches/journal_read.rs` and
+//! ARCHITECTURE.md. It writes no state (the cursor is `state::cursor`'s) and knows nothing of
+//! AWS.
+
+pub mod command;
+pub mod entry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::config::JournaldConfig;
+use crate::event::{Destination, LogEvent, MAX_EVENTS_PER_HANDOFF, SourceKind, TailMessage};
+use crate::listen::Throttle;
+use crate::queue::{ByteBudget, Share};
+use crate::state::cursor::JournalRead;
+use crate::tail::multiline::RawEvent;
+use crate::telemetry::Telemetry;
+use entry::Entry;
+
+/// The program read. The unit's `PATH` finds it in `/usr/bin` (`/bin` on merged systems).
+pub const JOURNALCTL: &str = "journalctl";
+
+/// Wait before journalctl is started again after it ended, as the stock receiver waits.
+pub const RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// Longest wait between starts while journalctl keeps failing at once (missing, refused).
+pub const RESTART_DELAY_CAP: Duration = Duration::from_secs(60);
+
+/// A chunk is handed on at this size even while journalctl has more ready: what one entry's
+/// reader holds outside the budget.
+pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// What a journal task is connected to.
+#[derive(Debug, Clone)]
+pub struct JournalLinks {
+    /// To the shipper.
+    pub events: mpsc::Sender<TailMessage>,
+    /// To the checkpointer: cursors of what was read, before any acknowledgement of it.
+    pub reads: mpsc::UnboundedSender<JournalRead>,
+    /// Bytes between reading and acknowledgement.
+    pub budget: Arc<ByteBudget>,
+    /// Becomes true at the stop.
+    pub stop: watch::Receiver<bool>,
+    /// Counters.
+    pub telemetry: Arc<Telemetry>,
+    /// Longest message; longer ones are cut.
+    pub max_event_bytes: usize,
+}
+
+/// Reads `journald.collect_list[index]` from `resume` (a delivered cursor) or, without one,
+/// from where its `start_at` says, until the stop.
+pub async fn run(
+    index: usize,
+    config: JournaldConfig,
+    resume: Option<String>,
+    links: JournalLinks,
+) {
+    let destination = Arc::new(Destination {
+        group: config.log_group_name.clone(),
+        stream: config.log_stream_name.clone(),
+        class: config.log_group_class,
+        retention_days: config.retention_in_days,
+    });
+    let share = links.budget.share(&destination);
+    let mut reader = Reader {
+        index,
+        key: SourceKind::journal_key(index),
+        config,
+        destination,
+        share,
+        resume,
+        next_seq: 0,
+        chunk: Chunk::default(),
+        malformed: Throttle::default(),
+        cut: Throttle::default(),
+        links,
+    };
+    reader.run().await;
+}
+
+/// Entries read and not yet handed on.
+#[derive(Debug, Default)]
+struct Chunk {
+    first: u64,
+    events: Vec<LogEvent>,
+    cursors: Vec<Box<str>>,
+    skipped: Vec<(u64, u64)>,
+    bytes: usize,
+}
+
+impl Chunk {
+    fn is_empty(&self) -> bool {
+        self.cursors.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.events.len() >= MAX_EVENTS_PER_HANDOFF || self.bytes >= MAX_CHUNK_BYTES
+    }
+}
+
+/// How one journalctl run ended.
+enum RunEnd {
+    /// The daemon stops.
+    Stop,
+    /// journalctl ended (or its output broke); `lines` is what it printed.
+    Exited {
+        lines: u64,
+        status: String,
+        stderr: Vec<String>,
+    },
+}
+
+struct Reader {
+    index: usize,
+    key: u64,
+    config: JournaldConfig,
+    destination: Arc<Destination>,
+    share: Arc<Share>,
+    /// The cursor of the last entry read (or, at start, delivered): where a new journalctl
+    /// goes on from.
+    resume: Option<String>,
+    next_seq: u64,
+    chunk: Chunk,
+    malformed: Throttle,
+    cut: Throttle,
+    links: JournalLinks,
+}
+
+impl Reader {
+    async fn run(&mut self) {
+        // "From now on" is the journal's last entry when journalctl first runs.
+        let mut needs_tail =
+            self.resume.is_none() && self.config.start_at == crate::config::JournalStart::End;
+        let mut delay = RESTART_DELAY;
+        loop {
+            if self.stopped() {
+                return;
+            }
+            if needs_tail && let Ok(tail) = self.tail().await {
+                self.resume = tail;
+                needs_tail = false;
+            }
+            let started = Instant::now();
+            let end = match self.start() {
+                Ok(child) => self.read(child).await,
+                Err(err) => {
+                    if err.kind() == std::io::ErrorKind::NotFound {
+                        error!(
+                            entry = self.index,
+                            "journalctl is not installed (or not on PATH): the journal is not read; tried again in {} s",
+                            delay.as_secs()
+                        );
+                    } else {
+                        error!(entry = self.index, "journalctl cannot be started: {err}");
+                    }
+                    RunEnd::Exited {
+                        lines: 0,
+                        status: err.to_string(),
+                        stderr: Vec::new(),
+                    }
+                }
+            };
+            let RunEnd::Exited {
+                lines,
+                status,
+                stderr,
+            } = end
+            else {
+                return;
+            };
+            if self.hand_on().await.is_err() {
+                return;
+            }
+            Telemetry::bump(&self.links.telemetry.journal.restarts, 1);
+            if lines == 0
+                && self.resume.is_some()
+                && stderr.iter().any(|l| l.to_lowercase().contains("cursor"))
+            {
+                warn!(
+                    entry = self.index,
+                    "journalctl refuses the stored cursor ({}): reading from the oldest entry kept instead, so entries may arrive twice but none is lost",
+                    stderr.join("; ")
+                );
+                self.resume = None;
+            } else {
+                warn!(
+                    entry = self.index,
+                    "journalctl ended ({status}){}; started again in {} s",
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", stderr.join("; "))
+                    },
+                    delay.as_secs()
+                );
+            }
+            // A run that lasted starts over at the short delay; quick failures back off.
+            delay = if started.elapsed() > RESTART_DELAY_CAP {
+                RESTART_DELAY
+            } else {
+                delay
+            };
+            let mut stop = self.links.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = crate::event::stop_requested(&mut stop) => return,
+            }
+            delay = (delay * 2).min(RESTART_DELAY_CAP);
+        }
+    }
+
+    /// The cursor of the journal's last entry now (`None` when it is empty or unreadable: then
+    /// everything that appears is new).
+    ///
+    /// # Errors
+    /// journalctl cannot be run at all.
+    async fn tail(&self) -> std::io::Result<Option<String>> {
+        let output = Command::new(JOURNALCTL)
+            .args(command::tail_arguments(&self.config))
+            .env("SYSTEMD_COLORS", "0")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        Ok(output
+            .stdout
+            .split(|&b| b == b'\n')
+            .find(|l| !l.is_empty())
+            .and_then(|line| Entry::parse(line).ok())
+            .map(|entry| entry.cursor.into()))
+    }
+
+    fn stopped(&self) -> bool {
+        *self.links.stop.borrow()
+    }
+
+    fn start(&self) -> std::io::Result<Child> {
+        let args = command::arguments(&self.config, self.resume.as_deref());
+        let child = Command::new(JOURNALCTL)
+            .args(&args)
+            .env("SYSTEMD_COLORS", "0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        info!(
+            entry = self.index,
+            group = %self.destination.group,
+            from = self.resume.as_deref().unwrap_or("the oldest entry"),
+            "reading the journal"
+        );
+        Ok(child)
+    }
+
+    /// Reads journalctl's lines until it ends or the daemon stops.
+    async fn read(&mut self, mut child: Child) -> RunEnd {
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        // Its complaints are kept for the message when it ends (a few lines at most).
+        let complaints = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut kept = Vec::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if kept.len() < 5 {
+                    kept.push(line);
+                }
+            }
+            kept
+        });
+        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+        let mut line = Vec::new();
+        let mut lines = 0u64;
+        let mut skip = self.resume.clone();
+        let mut stop = self.links.stop.clone();
+        loop {
+            line.clear();
+            let read = tokio::select! {
+                read = reader.read_until(b'\n', &mut line) => read,
+                _ = crate::event::stop_requested(&mut stop) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    // What is read and not handed on is read again at the next start.
+                    return RunEnd::Stop;
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            lines += 1;
+            // `--cursor` starts at the resumed entry itself, which was read before.
+            if let Some(cursor) = skip.take()
+                && let Ok(entry) = Entry::parse(trim_newline(&line))
+                && *entry.cursor == *cursor
+            {
+                continue;
+            }
+            self.take(trim_newline(&line));
+            if (reader.buffer().is_empty() || self.chunk.is_full()) && self.hand_on().await.is_err()
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return RunEnd::Stop;
+            }
+        }
+        let status = match child.wait().await {
+            Ok(status) => status.to_string(),
+            Err(err) => err.to_string(),
+        };
+        RunEnd::Exited {
+            lines,
+            status,
+            stderr: complaints.await.unwrap_or_default(),
+        }
+    }
+
+    /// Numbers one line's entry and puts it in the chunk, or among the skipped.
+    fn take(&mut self, line: &[u8]) {
+        let entry = match Entry::parse(line) {
+            Ok(entry) => entry,
+            Err(err) => {
+                Telemetry::bump(&self.links.telemetry.journal.malformed, 1);
+                if let Some(count) = self.malformed.note() {
+                    warn!(
+                        entry = self.index,
+                        count, "journalctl printed a line that is not an entry, dropped: {err}"
+                    );
+                }
+                return;
+            }
+        };
+        Telemetry::bump(&self.links.telemetry.journal.entries_read, 1);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.chunk.is_empty() {
+            self.chunk.first = seq;
+        }
+        self.resume = Some(entry.cursor.to_string());
+        if !entry.kept_by(&self.config.filters) {
+            Telemetry::bump(&self.links.telemetry.journal.entries_filtered, 1);
+            match self.chunk.skipped.last_mut() {
+                Some((_, end)) if *end == seq => *end = seq + 1,
+                _ => self.chunk.skipped.push((seq, seq + 1)),
+            }
+            self.chunk.cursors.push(entry.cursor);
+            return;
+        }
+        let mut message = entry.message().into_bytes();
+        if message.len() > self.links.max_event_bytes {
+            let mut cut = self.links.max_event_bytes;
+            while cut > 0 && (message[cut] & 0xC0) == 0x80 {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            if let Some(count) = self.cut.note() {
+                warn!(
+                    entry = self.index,
+                    count,
+                    "a journal entry longer than {} bytes is cut to that length",
+                    self.links.max_event_bytes
+                );
+            }
+        }
+        let len = message.len();
+        let event = LogEvent {
+            timestamp_ms: entry.timestamp_ms,
+            message: RawEvent {
+                parts: smallvec::smallvec![Bytes::from(message)],
+                len,
+                start_offset: seq,
+                end_offset: seq + 1,
+            },
+            file: self.key,
+        };
+        self.chunk.bytes += event.budget_bytes();
+        self.chunk.events.push(event);
+        self.chunk.cursors.push(entry.cursor);
+    }
+
+    /// Registers the chunk's cursors and hands its events on, once the destination's share
+    /// has room. `Err` when the daemon stops first (nothing of the chunk is registered or sent,
+    /// so it is read again) or the shipper is gone.
+    async fn hand_on(&mut self) -> Result<(), ()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.chunk.bytes;
+        if !self.chunk.events.is_empty() {
+            let mut stop = self.links.stop.clone();
+            tokio::select! {
+                () = self.links.budget.acquire(&self.share, bytes) => {}
+                _ = crate::event::stop_requested(&mut stop) => return Err(()),
+            }
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let _ = self.links.reads.send(JournalRead {
+            entry: self.index,
+            first: chunk.first,
+            cursors: chunk.cursors,
+            skipped: chunk.skipped,
+        });
+        if chunk.events.is_empty() {
+            return Ok(());
+        }
+        let count = chunk.events.len() as u64;
+        Telemetry::bump(&self.links.telemetry.queued_events, count);
+        let message = TailMessage::Events {
+            destination: self.destination.clone(),
+            events: chunk.events,
+            emf: false,
+        };
+        if self.links.events.send(message).await.is_err() {
+            self.links.budget.release(&self.share, bytes);
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
