@@ -67,3 +67,236 @@ fn emf_lines_in_a_tailed_file_switch_their_destination_to_emf_and_plain_files_st
         "{stderr:?}"
     );
 }
+
+fn python() -> std::path::PathBuf {
+    let venv = std::env::var("CWLITE_VENV")
+        .unwrap_or_else(|_| format!("{}/.venv", env!("CARGO_MANIFEST_DIR")));
+    let python = std::path::Path::new(&venv).join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test installs the test requirements (aws-embedded-metrics)",
+        python.display()
+    );
+    python
+}
+
+/// Runs the real client library: `count` documents to `endpoint`, into group `app-metrics`.
+fn emf_client(endpoint: &str, count: usize) {
+    let output = std::process::Command::new(python())
+        .arg(format!(
+            "{}/tests/support/emf_client.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(endpoint)
+        .arg(count.to_string())
+        .env("AWS_EMF_LOG_GROUP_NAME", "app-metrics")
+        .env("AWS_EMF_LOG_STREAM_NAME", "s")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Checks the documents the client library sent arrived whole, as EMF, in its group.
+fn assert_library_documents(fake: &FakeLogs, count: usize) {
+    let events = common::eventually("the client library's documents", || {
+        let events = fake.events("app-metrics", "s");
+        (events.len() >= count).then_some(events)
+    });
+    assert_eq!(events.len(), count, "each once");
+    let mut numbers: Vec<i64> = events
+        .iter()
+        .map(|e| {
+            assert!(e.emf, "sent with x-amzn-logs-format: json/emf");
+            let document: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+            assert_eq!(
+                document["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "CwliteTest"
+            );
+            assert_eq!(document["_aws"]["LogGroupName"], "app-metrics");
+            assert_eq!(document["Service"], "api");
+            document["Number"].as_i64().unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..count as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_client_librarys_documents_over_tcp_arrive_as_emf_and_invalid_ones_are_counted() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let mut daemon = start(
+        dir.path(),
+        &fake.url(),
+        json!({"log_stream_name": "host-stream",
+               "metrics_collected": {"emf": {"service_address": format!("tcp://127.0.0.1:{port}")}}}),
+    );
+    // Bound before "started", which `start` waited for.
+    assert!(
+        daemon
+            .stderr_seen
+            .iter()
+            .any(|l| l.contains("emf: listening on tcp"))
+    );
+    emf_client(&format!("tcp://127.0.0.1:{port}"), 25);
+    // A raw client: a document naming no group goes to the stock default, invalid JSON is
+    // dropped and counted, a top-level name is the stock v0 form.
+    {
+        use std::io::Write;
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        raw.write_all(b"{\"Latency\":1}\nnot json at all\n{\"log_group_name\":\"v0\",\"log_stream_name\":\"old\",\"x\":2}\n")
+            .unwrap();
+    }
+    assert_library_documents(&fake, 25);
+    let default = common::eventually("the document naming no group", || {
+        let events = fake.events("emf/logs/default", "host-stream");
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(default[0].message, "{\"Latency\":1}");
+    common::eventually("the v0 document", || {
+        (!fake.events("v0", "old").is_empty()).then_some(())
+    });
+    daemon.wait_stderr("emf: a document is dropped: not a JSON object");
+    // The status file is written every 5 s.
+    let emf = common::eventually("the counts in the status file", || {
+        let emf = common::status_json(&dir.path().join("state"))["logs"]["emf"].clone();
+        (emf["datagrams"] == 28).then_some(emf)
+    });
+    assert_eq!(emf["malformed"], 1, "{emf}");
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+}
+
+#[test]
+fn the_client_librarys_documents_over_udp_arrive_as_emf() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_udp_port();
+    let daemon = start(
+        dir.path(),
+        &fake.url(),
+        json!({"metrics_collected": {"emf": {"service_address": format!("udp://127.0.0.1:{port}")}}}),
+    );
+    // Bound before "started", which `start` waited for.
+    assert!(
+        daemon
+            .stderr_seen
+            .iter()
+            .any(|l| l.contains("emf: listening on udp"))
+    );
+    emf_client(&format!("udp://127.0.0.1:{port}"), 25);
+    assert_library_documents(&fake, 25);
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+}
+
+/// Over TCP nothing accepted is dropped: while the endpoint fails, the listener stops
+/// reading once the destination's share of the budget is spent, the client's writes block,
+/// and everything arrives once the endpoint is back.
+#[test]
+fn a_tcp_client_is_held_back_while_its_destination_cannot_take_more_and_nothing_is_lost() {
+    use std::io::Write;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let config = json!({"agent": {"region": "us-east-1"}, "logs": {
+        "endpoint_override": fake.url(), "force_flush_interval": 1,
+        "metrics_collected": {"emf": {"service_address": format!("127.0.0.1:{port}")}}}});
+    let mut command = common::run_command(
+        dir.path(),
+        &dir.path().join("state"),
+        &config,
+        "AKIDFAKE",
+        "s",
+    );
+    // A 2 MiB budget: the destination may hold 1 MiB.
+    command.args(["--log-buffer-mib", "2"]);
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("emf: listening on tcp");
+    fake.fail_randomly(7, 100);
+    let total = 100_000usize;
+    let document = |i: usize| {
+        format!(
+            "{{\"_aws\":{{\"LogGroupName\":\"held\",\"LogStreamName\":\"s\",\"CloudWatchMetrics\":[]}},\"n\":{i},\"pad\":\"{}\"}}\n",
+            "p".repeat(200)
+        )
+    };
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    // Written until a write blocks for 2 s: the listener has stopped reading.
+    let mut sent = 0;
+    let mut pending = Vec::new();
+    while sent < total {
+        if pending.is_empty() {
+            pending = document(sent).into_bytes();
+            sent += 1;
+        }
+        match client.write(&pending) {
+            Ok(n) => {
+                pending.drain(..n);
+            }
+            Err(err)
+                if err.kind() == std::io::ErrorKind::WouldBlock
+                    || err.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert!(
+        sent < total,
+        "the listener read all {total} documents ({} MB) while nothing could be delivered",
+        total * 250 / 1_000_000
+    );
+    let status = common::status_json(&dir.path().join("state"));
+    assert!(
+        status["logs"]["queue"]["bytes"].as_u64().unwrap() <= 2 * 1024 * 1024,
+        "held within the budget: {status}"
+    );
+    fake.fail_randomly(7, 0);
+    client.set_write_timeout(None).unwrap();
+    client.write_all(&pending).unwrap();
+    for i in sent..total {
+        client.write_all(document(i).as_bytes()).unwrap();
+    }
+    drop(client);
+    let events = common::eventually("every document", || {
+        let events = fake.events("held", "s");
+        (events.len() >= total).then_some(events)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert_eq!(events.len(), total, "each once");
+    let mut seen = vec![false; total];
+    for event in &events {
+        let document: serde_json::Value = serde_json::from_str(&event.message).unwrap();
+        seen[document["n"].as_u64().unwrap() as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s), "nothing lost");
+    assert_eq!(
+        status_dropped(&dir.path().join("state")),
+        0,
+        "tcp never drops"
+    );
+}
+
+fn status_dropped(state: &Path) -> u64 {
+    common::status_json(state)["logs"]["emf"]["dropped_queue_full"]
+        .as_u64()
+        .unwrap_or(0)
+}

@@ -380,6 +380,12 @@ impl<'a> Documents<'a> {
             return true;
         };
         let bytes = text.len() + std::mem::size_of::<LogEvent>();
+        if self.links.budget.try_acquire(&share, bytes) {
+            self.push(destination, share, text);
+            return true;
+        }
+        // What this connection holds goes on first: only its delivery can make the room.
+        self.hand_on().await;
         let mut stop = self.links.stop.clone();
         let taken = tokio::select! {
             () = self.links.budget.acquire(&share, bytes) => true,
