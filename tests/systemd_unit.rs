@@ -88,7 +88,7 @@ fn the_unit_runs_cwlite_as_a_notify_service_with_watchdog_reload_and_credentials
         "Restart=on-failure",
         "LoadCredential=aws-credentials:",
         "DynamicUser=yes",
-        "SupplementaryGroups=adm",
+        "SupplementaryGroups=adm systemd-journal",
         "StateDirectory=cwlite",
         "ConfigurationDirectory=cwlite",
         "MemoryMax=",
