@@ -1,4 +1,5 @@
-//! One line of `journalctl --output=json` turned into the event the stock agent sends.
+//! One journal entry's fields (journalctl's export or JSON output) turned into the event the
+//! stock agent sends.
 //!
 //! Owns the message format (`{"body":{…every field…}}`, keys sorted, `__REALTIME_TIMESTAMP`
 //! taken out as the event's time, as the stock OpenTelemetry receiver and exporter do) and the
@@ -40,8 +41,17 @@ impl Entry {
     /// The line is not a JSON object with `__CURSOR` and `__REALTIME_TIMESTAMP` (the two the
     /// stock receiver requires).
     pub fn parse(line: &[u8]) -> Result<Self, EntryError> {
-        let mut fields: BTreeMap<String, Value> =
+        let fields: BTreeMap<String, Value> =
             serde_json::from_slice(line).map_err(|err| EntryError::Json(err.to_string()))?;
+        Self::from_fields(fields)
+    }
+
+    /// An entry from its fields, as journalctl names them (`__CURSOR`,
+    /// `__REALTIME_TIMESTAMP`, ... beside the entry's own).
+    ///
+    /// # Errors
+    /// `__CURSOR` or `__REALTIME_TIMESTAMP` is missing or malformed.
+    pub fn from_fields(mut fields: BTreeMap<String, Value>) -> Result<Self, EntryError> {
         let realtime = fields
             .remove("__REALTIME_TIMESTAMP")
             .and_then(|v| v.as_str().and_then(|s| s.parse::<i64>().ok()))

@@ -1,5 +1,5 @@
 //! The systemd journal as a log source: one task per `logs_collected.journald` entry, reading a
-//! `journalctl --output=json --follow` child.
+//! `journalctl --output=export --follow` child.
 //!
 //! Owns the child's life (started, read, started again after it ends, killed at the stop) and
 //! the hand-on of its entries to the shipper: numbered, filtered, taken from the destination's
@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod entry;
+pub mod export;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -283,14 +284,13 @@ impl Reader {
             kept
         });
         let mut reader = BufReader::with_capacity(64 * 1024, stdout);
-        let mut line = Vec::new();
+        let (mut line, mut fields) = (Vec::new(), std::collections::BTreeMap::new());
         let mut lines = 0u64;
         let mut skip = self.resume.clone();
         let mut stop = self.links.stop.clone();
         loop {
-            line.clear();
             let read = tokio::select! {
-                read = reader.read_until(b'\n', &mut line) => read,
+                read = export::read_entry(&mut reader, &mut line, &mut fields) => read,
                 _ = crate::event::stop_requested(&mut stop) => {
                     let _ = child.start_kill();
                     let _ = child.wait().await;
@@ -299,18 +299,17 @@ impl Reader {
                 }
             };
             match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
             }
             lines += 1;
             // `--cursor` starts at the resumed entry itself, which was read before.
             if let Some(cursor) = skip.take()
-                && let Ok(entry) = Entry::parse(trim_newline(&line))
-                && *entry.cursor == *cursor
+                && fields.get("__CURSOR").and_then(|c| c.as_str()) == Some(cursor.as_str())
             {
                 continue;
             }
-            self.take(trim_newline(&line));
+            self.take(std::mem::take(&mut fields));
             if (reader.buffer().is_empty() || self.chunk.is_full()) && self.hand_on().await.is_err()
             {
                 let _ = child.start_kill();
@@ -329,16 +328,17 @@ impl Reader {
         }
     }
 
-    /// Numbers one line's entry and puts it in the chunk, or among the skipped.
-    fn take(&mut self, line: &[u8]) {
-        let entry = match Entry::parse(line) {
+    /// Numbers one entry and puts it in the chunk, or among the skipped.
+    fn take(&mut self, fields: std::collections::BTreeMap<String, serde_json::Value>) {
+        let entry = match Entry::from_fields(fields) {
             Ok(entry) => entry,
             Err(err) => {
                 Telemetry::bump(&self.links.telemetry.journal.malformed, 1);
                 if let Some(count) = self.malformed.note() {
                     warn!(
                         entry = self.index,
-                        count, "journalctl printed a line that is not an entry, dropped: {err}"
+                        count,
+                        "journalctl printed an entry without a cursor or time, dropped: {err}"
                     );
                 }
                 return;
@@ -430,8 +430,4 @@ impl Reader {
         }
         Ok(())
     }
-}
-
-fn trim_newline(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\n").unwrap_or(line)
 }
