@@ -204,7 +204,7 @@ fn read_with_journalctl(dir: &Path, count: usize, export: bool) -> Read {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let read = runtime.block_on(async {
+    runtime.block_on(async {
         use tokio::io::AsyncBufReadExt;
         let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, stdout);
         let (mut entries, mut bytes) = (0, 0);
@@ -232,8 +232,7 @@ fn read_with_journalctl(dir: &Path, count: usize, export: bool) -> Read {
         // It follows; everything is read.
         child.kill().await.unwrap();
         Read { entries, bytes }
-    });
-    read
+    })
 }
 
 type Journal = *mut std::ffi::c_void;
