@@ -94,6 +94,64 @@ fn validate_reports_every_error_with_its_place_and_exits_non_zero() {
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 }
 
+/// The stock agent's journald and EMF configurations (its translator's sample shapes), and
+/// their mistakes, through the command an operator runs.
+#[test]
+fn validate_takes_the_stock_journald_and_emf_configurations_and_names_their_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = common::write_json(
+        dir.path(),
+        "journald.json",
+        &json!({"logs": {
+            "logs_collected": {"journald": {"collect_list": [
+                {"log_group_name": "journald-units", "units": ["sshd.service", "cron"], "priority": "warning"},
+                {"log_group_name": "journald-matches", "matches": [{"_UID": "0"}, {"_TRANSPORT": "kernel"}]},
+                {"log_group_name": "journald-filters", "filters": [{"type": "exclude", "expression": "DEBUG"}]}
+            ]}},
+            "metrics_collected": {"emf": {}}
+        }}),
+    );
+    let (out, stdout, stderr) = output(cwlite().arg("validate").arg(&good));
+    assert!(out.status.success(), "{stderr}");
+    let effective: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let journald = &effective["logs"]["journald"];
+    assert_eq!(journald[0]["units"], json!(["sshd.service", "cron"]));
+    assert_eq!(journald[1]["priority"], "info");
+    assert_eq!(
+        journald[1]["matches"],
+        json!([[["_UID", "0"]], [["_TRANSPORT", "kernel"]]])
+    );
+    assert_eq!(effective["logs"]["emf"]["tcp"], "127.0.0.1:25888");
+    assert_eq!(effective["logs"]["emf"]["udp"], "127.0.0.1:25888");
+
+    let bad = common::write_json(
+        dir.path(),
+        "bad-journald.json",
+        &json!({"logs": {
+            "logs_collected": {"journald": {"collect_list": [
+                {"units": ["sshd"]},
+                {"log_group_name": "g", "priority": "verbose", "matches": [{"_uid": "0"}]}
+            ]}},
+            "metrics_collected": {"emf": {"service_address": "udp:25888"}}
+        }}),
+    );
+    let (out, _, stderr) = output(cwlite().arg("validate").arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let at = format!("{}: logs.logs_collected.journald.collect_list", bad.display());
+    for wanted in [
+        format!("error: {at}[0].log_group_name: required"),
+        format!("error: {at}[1].priority: \"verbose\" is not a priority"),
+        format!("error: {at}[1].matches[0]._uid: \"_uid\" is not a journal field name"),
+        format!(
+            "error: {}: logs.metrics_collected.emf.service_address: \"udp:25888\" is not",
+            bad.display()
+        ),
+    ] {
+        assert!(stderr.contains(&wanted), "no {wanted:?} in {stderr}");
+    }
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+}
+
 #[test]
 fn malformed_json_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
