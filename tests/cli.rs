@@ -137,7 +137,10 @@ fn validate_takes_the_stock_journald_and_emf_configurations_and_names_their_mist
     );
     let (out, _, stderr) = output(cwlite().arg("validate").arg(&bad));
     assert_eq!(out.status.code(), Some(1));
-    let at = format!("{}: logs.logs_collected.journald.collect_list", bad.display());
+    let at = format!(
+        "{}: logs.logs_collected.journald.collect_list",
+        bad.display()
+    );
     for wanted in [
         format!("error: {at}[0].log_group_name: required"),
         format!("error: {at}[1].priority: \"verbose\" is not a priority"),

@@ -156,30 +156,31 @@ impl Reader {
                 needs_tail = false;
             }
             let started = Instant::now();
-            let end = match self.start() {
-                Ok(child) => self.read(child).await,
+            let child = match self.start() {
+                Ok(child) => child,
                 Err(err) => {
-                    if err.kind() == std::io::ErrorKind::NotFound {
-                        error!(
-                            entry = self.index,
-                            "journalctl is not installed (or not on PATH): the journal is not read; tried again in {} s",
-                            delay.as_secs()
-                        );
+                    let why = if err.kind() == std::io::ErrorKind::NotFound {
+                        "journalctl is not installed (or not on PATH)".to_owned()
                     } else {
-                        error!(entry = self.index, "journalctl cannot be started: {err}");
+                        format!("journalctl cannot be started: {err}")
+                    };
+                    error!(
+                        entry = self.index,
+                        "{why}: the journal is not read; tried again in {} s",
+                        delay.as_secs()
+                    );
+                    if !self.pause(delay).await {
+                        return;
                     }
-                    RunEnd::Exited {
-                        lines: 0,
-                        status: err.to_string(),
-                        stderr: Vec::new(),
-                    }
+                    delay = (delay * 2).min(RESTART_DELAY_CAP);
+                    continue;
                 }
             };
             let RunEnd::Exited {
                 lines,
                 status,
                 stderr,
-            } = end
+            } = self.read(child).await
             else {
                 return;
             };
@@ -187,6 +188,10 @@ impl Reader {
                 return;
             }
             Telemetry::bump(&self.links.telemetry.journal.restarts, 1);
+            // A run that lasted starts over at the short delay; quick failures back off.
+            if started.elapsed() > RESTART_DELAY_CAP {
+                delay = RESTART_DELAY;
+            }
             if lines == 0
                 && self.resume.is_some()
                 && stderr.iter().any(|l| l.to_lowercase().contains("cursor"))
@@ -209,18 +214,19 @@ impl Reader {
                     delay.as_secs()
                 );
             }
-            // A run that lasted starts over at the short delay; quick failures back off.
-            delay = if started.elapsed() > RESTART_DELAY_CAP {
-                RESTART_DELAY
-            } else {
-                delay
-            };
-            let mut stop = self.links.stop.clone();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = crate::event::stop_requested(&mut stop) => return,
+            if !self.pause(delay).await {
+                return;
             }
             delay = (delay * 2).min(RESTART_DELAY_CAP);
+        }
+    }
+
+    /// Waits `delay`; `false` when the stop came first.
+    async fn pause(&self, delay: Duration) -> bool {
+        let mut stop = self.links.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            () = crate::event::stop_requested(&mut stop) => false,
         }
     }
 
