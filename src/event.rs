@@ -121,11 +121,22 @@ pub enum TailMessage {
         destination: Arc<Destination>,
         /// The events.
         events: Vec<LogEvent>,
-        /// Every event is Embedded Metric Format (an EMF listener's): the destination is sent
-        /// as EMF from now on. Otherwise the shipper looks at each event, as the stock agent
-        /// does ([`is_emf`]).
-        emf: bool,
+        /// Whether the events are Embedded Metric Format.
+        emf: Emf,
     },
+}
+
+/// Whether a hand-off's events are Embedded Metric Format documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emf {
+    /// Each is looked at ([`is_emf`]), as the stock agent looks at tailed lines: one EMF
+    /// event sends its destination as EMF from then on.
+    Detect,
+    /// All are (an EMF listener's): the destination is sent as EMF from now on.
+    Always,
+    /// None is, whatever it looks like (a journal entry, whose body is a JSON object of its
+    /// fields: the stock agent does not look at them either).
+    Never,
 }
 
 /// A delivered (or deliberately given up) file range.

@@ -275,7 +275,7 @@ impl ByteBudget {
     }
 
     /// Marks `share` failing or healthy again. Its bytes move between the failing and healthy
-    /// parts; turning healthy may make room for it, so the tailer is woken then.
+    /// parts; either may make room (for it, or for the others), so whoever waits is woken.
     pub fn set_failing(&self, share: &Share, failing: bool) {
         let wake = {
             let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
@@ -288,7 +288,9 @@ impl ByteBudget {
             } else {
                 totals.failing = totals.failing.saturating_sub(share.held());
             }
-            !failing && std::mem::take(&mut totals.waiting)
+            // Either way the counted total changes (what failing shares hold beyond their cap
+            // stops counting against the others), so whoever waits looks again.
+            std::mem::take(&mut totals.waiting)
         };
         if wake {
             self.wake_waiters();
@@ -526,5 +528,33 @@ mod tests {
         budget.release(&share, 50);
         assert!(waiting.as_mut().poll(&mut context).is_ready());
         assert_eq!(share.held(), 10);
+    }
+
+    /// Two destinations holding the budget start failing: what they hold beyond the failing
+    /// cap stops counting, and a source waiting for a third destination is woken to take it.
+    #[test]
+    fn a_source_waiting_for_room_is_woken_when_the_holders_start_failing() {
+        use std::future::Future;
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let budget = ByteBudget::new(100);
+        let (a, b, c) = (
+            budget.share(&destination("a")),
+            budget.share(&destination("b")),
+            budget.share(&destination("c")),
+        );
+        assert!(budget.try_acquire(&a, 50));
+        assert!(budget.try_acquire(&b, 50));
+        let mut waiting = std::pin::pin!(budget.acquire(&c, 10));
+        assert!(
+            waiting.as_mut().poll(&mut context).is_pending(),
+            "the budget is spent"
+        );
+        budget.set_failing(&a, true);
+        budget.set_failing(&b, true);
+        assert!(
+            waiting.as_mut().poll(&mut context).is_ready(),
+            "room for the healthy destination"
+        );
     }
 }

@@ -1217,7 +1217,7 @@ fn journald_and_emf_mistakes_are_errors_at_their_place() {
     }
     assert_has(
         &errors(journald(json!([]))),
-        "logs.logs_collected.journald.collect_list: 0 entries, must be 1 to 64",
+        "logs.logs_collected.journald.collect_list: 0 entries, must be 1 to 16",
     );
     let emf = |value: Value| errors(json!({"logs": {"metrics_collected": {"emf": value}}}));
     assert_has(

@@ -300,3 +300,66 @@ fn status_dropped(state: &Path) -> u64 {
         .as_u64()
         .unwrap_or(0)
 }
+
+/// UDP cannot wait: while its destination's share is spent, datagrams are dropped and
+/// counted, and every datagram received is either delivered or counted.
+#[test]
+fn udp_documents_without_room_are_dropped_and_counted_and_the_rest_delivered() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_udp_port();
+    let config = json!({"agent": {"region": "us-east-1"}, "logs": {
+        "endpoint_override": fake.url(), "force_flush_interval": 1,
+        "metrics_collected": {"emf": {"service_address": format!("udp://127.0.0.1:{port}")}}}});
+    let mut command = common::run_command(
+        dir.path(),
+        &dir.path().join("state"),
+        &config,
+        "AKIDFAKE",
+        "s",
+    );
+    command.args(["--log-buffer-mib", "2"]);
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("emf: listening on udp");
+    fake.fail_randomly(11, 100);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let total = 8_000u64;
+    for i in 0..total {
+        let document = format!(
+            "{{\"_aws\":{{\"LogGroupName\":\"udp\",\"LogStreamName\":\"s\",\"CloudWatchMetrics\":[]}},\"n\":{i},\"pad\":\"{}\"}}\n",
+            "p".repeat(300)
+        );
+        socket
+            .send_to(document.as_bytes(), ("127.0.0.1", port))
+            .unwrap();
+    }
+    let state = dir.path().join("state");
+    common::eventually("drops counted", || {
+        let emf = common::status_json(&state)["logs"]["emf"].clone();
+        (emf["dropped_queue_full"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    fake.fail_randomly(11, 0);
+    let (received, dropped) = common::eventually("every kept document delivered", || {
+        let emf = common::status_json(&state)["logs"]["emf"].clone();
+        let (received, dropped) = (
+            emf["datagrams"].as_u64().unwrap(),
+            emf["dropped_queue_full"].as_u64().unwrap(),
+        );
+        let delivered = fake.events("udp", "s").len() as u64;
+        (received >= dropped && delivered == received - dropped && dropped >= 1)
+            .then_some((received, dropped))
+    });
+    assert!(
+        dropped > 0 && received <= total,
+        "{received} received, {dropped} dropped"
+    );
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("udp documents are dropped")),
+        "{stderr:?}"
+    );
+}

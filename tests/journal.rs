@@ -314,3 +314,40 @@ fn journalctl_killed_and_cwlite_killed_lose_nothing_and_repeat_only_what_was_in_
         }
     }
 }
+
+/// The stock default, from now on: what the journal held at the first start is not sent, and
+/// "now" is kept, so entries written while cwlite was stopped before sending anything arrive.
+#[test]
+fn the_first_start_reads_from_now_and_keeps_that_place_across_a_restart() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    let unit = [("_SYSTEMD_UNIT", "app.service"), ("PRIORITY", "6")];
+    let write = |prefix: &str, range: std::ops::Range<usize>| {
+        let lines = numbered(prefix, range);
+        let entries: Vec<Entry<'_>> = lines.iter().map(|m| entry(m.clone(), &unit)).collect();
+        write_journal(&journal, "system.journal", &entries);
+    };
+    write("old", 0..20);
+    let entries = json!([{"log_group_name": "now", "log_stream_name": "s",
+                          "directory": journal.display().to_string()}]);
+    let mut daemon = start(dir.path(), &fake.url(), entries.clone());
+    daemon.wait_stderr("reading the journal");
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    write("while stopped", 0..5);
+    let mut daemon = start(dir.path(), &fake.url(), entries);
+    daemon.wait_stderr("reading the journal");
+    write("live", 0..5);
+    let got = wait_for(&fake, "now", 10);
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    let mut expected = numbered("while stopped", 0..5);
+    expected.extend(numbered("live", 0..5));
+    assert_eq!(
+        got, expected,
+        "nothing from before the first start, nothing lost since"
+    );
+}

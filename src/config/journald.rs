@@ -37,8 +37,9 @@ const JOURNALD_ENTRY_KEYS: &[&str] = &[
     "start_at",
 ];
 
-/// Most journald entries: each runs its own journalctl.
-pub const MAX_JOURNALD_ENTRIES: usize = 64;
+/// Most journald entries: each runs its own journalctl, and the unit allows 64 tasks
+/// (`TasksMax=`) for them and cwlite's own threads.
+pub const MAX_JOURNALD_ENTRIES: usize = 16;
 
 /// `logs.logs_collected.journald`.
 pub(super) fn validate_journald(
@@ -382,6 +383,13 @@ mod tests {
         for bad in ["", "error", "INFO", "8", "info..", "..info", "warn", "1..9"] {
             assert!(!is_priority(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn journald_entries_leave_room_for_cwlites_own_threads_under_the_units_task_limit() {
+        assert_eq!(MAX_JOURNALD_ENTRIES, 16);
+        let unit = include_str!("../../systemd/cwlite.service");
+        assert!(unit.lines().any(|l| l == "TasksMax=64"), "the unit's limit");
     }
 
     #[test]

@@ -43,6 +43,10 @@ use crate::telemetry::{QueueReport, Telemetry};
 /// that was a tenth of a 10,000-file glob's CPU.
 const POSITIONS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for each source that is a task (a journal reader, an EMF
+/// listener): an EMF connection may wait 5 s for room for a line it read.
+const SOURCE_STOP_WAIT: Duration = Duration::from_secs(7);
+
 /// How long shutdown waits for the tailer thread: a pass over files takes milliseconds, and
 /// the walk and the reads check the stop flag as they go.
 const TAILER_STOP_WAIT: Duration = Duration::from_secs(5);
@@ -252,9 +256,20 @@ impl LogsPipeline {
         let _ = self.wake.try_send(());
         let _ = self.stop_sources.send(true);
         // Each hands on what it read (an EMF connection waits a few seconds at most for room);
-        // their senders to the shipper close as they end.
-        for source in self.sources {
-            let _ = source.await;
+        // their senders to the shipper close as they end. One that does not end in time is
+        // aborted: what it read and did not hand on is read again (the journal) or lost with
+        // its connection (EMF), never waited on for ever.
+        for mut source in self.sources {
+            if tokio::time::timeout(SOURCE_STOP_WAIT, &mut source)
+                .await
+                .is_err()
+            {
+                warn!(
+                    "a journal reader or emf listener did not stop within {} s; it is aborted",
+                    SOURCE_STOP_WAIT.as_secs()
+                );
+                source.abort();
+            }
         }
         let tailer = self.tailer;
         let joined = tokio::time::timeout(
@@ -429,11 +444,15 @@ fn start_logs(
             budget: budget.clone(),
             stop: stop_rx.clone(),
             telemetry: telemetry.clone(),
+            max_line_bytes: MAX_EVENT_MESSAGE_BYTES,
         };
         match crate::emf::spawn(sockets, emf, links) {
             Ok(tasks) => sources.extend(tasks),
             Err(err) => {
+                // Nothing of this start may be left running: the caller decides what runs.
                 let _ = stop_sources.send(true);
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = wake_tx.try_send(());
                 return Err(RunError::Thread(format!("emf listener: {err}")));
             }
         }
@@ -459,6 +478,7 @@ fn start_logs(
     let checkpointer = tokio::spawn(async move {
         let mut checkpointer = Checkpointer::new(store);
         let mut journal = JournalCheckpoints::new(cursors, journal_directories);
+        let mut journal_failures = CheckpointFailures::default();
         let mut failures = CheckpointFailures::default();
         let mut positions_stale = false;
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -492,8 +512,16 @@ fn start_logs(
                 },
                 // Only while there is something to write: an idle agent does not wake for this.
                 _ = ticks.tick(), if checkpointer.has_changes() || journal.has_changes() => {
-                    for error in journal.flush() {
-                        warn!("{error}; shipping goes on and the journal cursor is written again later");
+                    if journal.has_changes() {
+                        match journal_failures.after_flush(&journal.flush()) {
+                            FlushReport::Quiet => {}
+                            FlushReport::Failing(errors) => {
+                                for error in errors {
+                                    warn!("{error}; shipping goes on and the journal cursor is written again later");
+                                }
+                            }
+                            FlushReport::Recovered => info!("journal cursors are written again"),
+                        }
                     }
                     if !checkpointer.has_changes() {
                         continue;

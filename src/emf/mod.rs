@@ -32,12 +32,17 @@ use crate::tail::multiline::RawEvent;
 use crate::telemetry::Telemetry;
 use document::Named;
 
-/// Longest TCP line: the stock `tcp_input`'s `max_log_size`. Longer lines are dropped whole
-/// and counted (a cut document is not JSON).
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Most TCP connections at once; more are closed at once, with a warning. Each may hold one
+/// line outside the budget while it reads it (up to `max_line_bytes`, about 1 MiB), so this
+/// bounds that memory at 32 MiB. A client library keeps one connection per process.
+pub const MAX_CONNECTIONS: usize = 32;
 
-/// Most TCP connections at once; more are closed at once, with a warning.
-pub const MAX_CONNECTIONS: usize = 256;
+/// A connection's read buffer.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Pause after a failed accept (out of descriptors): the listener stays ready, and trying
+/// again at once would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Most destinations a connection or socket remembers; beyond, it starts over.
 const MAX_REMEMBERED: usize = 1024;
@@ -56,6 +61,10 @@ pub struct EmfLinks {
     pub stop: watch::Receiver<bool>,
     /// Counters.
     pub telemetry: Arc<Telemetry>,
+    /// Longest TCP line, the longest event CloudWatch takes (the stock `tcp_input`'s
+    /// `max_log_size` is 1 MiB, 26 bytes more). Longer lines are dropped whole and counted: a
+    /// cut document is not JSON.
+    pub max_line_bytes: usize,
 }
 
 /// The bound sockets, before their tasks run.
@@ -135,6 +144,7 @@ async fn accept(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
                     continue;
                 };
                 if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
@@ -164,14 +174,14 @@ async fn read_stream(
     defaults: &(String, String),
     links: &EmfLinks,
 ) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut documents = Documents::new(defaults, links);
     let mut stop = links.stop.clone();
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
         let read = tokio::select! {
-            read = read_line(&mut reader, &mut line, &mut too_long) => read,
+            read = read_line(&mut reader, &mut line, &mut too_long, links.max_line_bytes) => read,
             _ = crate::event::stop_requested(&mut stop) => break,
         };
         match read {
@@ -188,20 +198,23 @@ async fn read_stream(
                 break;
             }
         }
-        if reader.buffer().is_empty() || documents.is_full() {
+        // Handed on unless a whole next line is already here: a client that stops in the
+        // middle of a line does not hold back what it sent before.
+        if memchr::memchr(b'\n', reader.buffer()).is_none() || documents.is_full() {
             documents.hand_on().await;
         }
     }
     documents.hand_on().await;
 }
 
-/// Reads up to the next newline into `line` (without it), at most [`MAX_LINE_BYTES`]: a longer
-/// line is read to its end and dropped, with `too_long` set. `Ok(false)` at the end of the
-/// stream (a last line without newline counts).
+/// Reads up to the next newline into `line` (without it), at most `max` bytes: a longer line
+/// is read to its end and dropped, with `too_long` set. `Ok(false)` at the end of the stream
+/// (a last line without newline counts).
 async fn read_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     line: &mut Vec<u8>,
     too_long: &mut bool,
+    max: usize,
 ) -> std::io::Result<bool> {
     loop {
         let available = reader.fill_buf().await?;
@@ -214,7 +227,7 @@ async fn read_line<R: AsyncRead + Unpin>(
         };
         let piece = &available[..done.unwrap_or(taken)];
         if !*too_long {
-            if line.len() + piece.len() > MAX_LINE_BYTES {
+            if line.len() + piece.len() > max {
                 *too_long = true;
                 line.clear();
             } else {
@@ -302,7 +315,7 @@ impl<'a> Documents<'a> {
         if let Some(count) = self.too_long.note() {
             warn!(
                 count,
-                "emf: tcp lines longer than {MAX_LINE_BYTES} bytes are dropped"
+                "emf: tcp lines longer than {} bytes are dropped", self.links.max_line_bytes
             );
         }
     }
@@ -445,7 +458,7 @@ impl<'a> Documents<'a> {
             let message = TailMessage::Events {
                 destination,
                 events,
-                emf: true,
+                emf: crate::event::Emf::Always,
             };
             if self.links.events.send(message).await.is_err() {
                 self.links.budget.release(&share, bytes);
@@ -461,12 +474,13 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_lines_are_split_at_newlines_and_an_over_long_one_is_dropped_whole() {
-        let long = "x".repeat(MAX_LINE_BYTES + 1);
+        const MAX: usize = 4096;
+        let long = "x".repeat(MAX + 1);
         let input = format!("{{\"a\":1}}\r\n{long}\n{{\"b\":2}}\nlast");
         let mut reader = BufReader::with_capacity(1024, input.as_bytes());
         let (mut line, mut too_long) = (Vec::new(), false);
         let mut got = Vec::new();
-        while read_line(&mut reader, &mut line, &mut too_long)
+        while read_line(&mut reader, &mut line, &mut too_long, MAX)
             .await
             .unwrap()
         {

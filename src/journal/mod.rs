@@ -109,7 +109,7 @@ impl Chunk {
     }
 
     fn is_full(&self) -> bool {
-        self.events.len() >= MAX_EVENTS_PER_HANDOFF || self.bytes >= MAX_CHUNK_BYTES
+        self.cursors.len() >= MAX_EVENTS_PER_HANDOFF || self.bytes >= MAX_CHUNK_BYTES
     }
 }
 
@@ -151,9 +151,28 @@ impl Reader {
             if self.stopped() {
                 return;
             }
-            if needs_tail && let Ok(tail) = self.tail().await {
-                self.resume = tail;
-                needs_tail = false;
+            if needs_tail {
+                let mut stop = self.links.stop.clone();
+                let tail = tokio::select! {
+                    tail = self.tail() => tail,
+                    () = crate::event::stop_requested(&mut stop) => return,
+                };
+                if let Ok(tail) = tail {
+                    needs_tail = false;
+                    if let Some(cursor) = tail {
+                        // Stored at once as delivered: a restart before the first entry is
+                        // sent goes on from here, instead of from a later "now".
+                        let seq = self.next_seq;
+                        self.next_seq += 1;
+                        let _ = self.links.reads.send(JournalRead {
+                            entry: self.index,
+                            first: seq,
+                            cursors: vec![cursor.as_str().into()],
+                            skipped: vec![(seq, seq + 1)],
+                        });
+                        self.resume = Some(cursor);
+                    }
+                }
             }
             let started = Instant::now();
             let child = match self.start() {
@@ -306,7 +325,12 @@ impl Reader {
             };
             match read {
                 Ok(true) => {}
-                Ok(false) | Err(_) => break,
+                Ok(false) => break,
+                Err(_) => {
+                    // Its output cannot be followed any more: it is started again.
+                    let _ = child.start_kill();
+                    break;
+                }
             }
             lines += 1;
             // `--cursor` starts at the resumed entry itself, which was read before.
@@ -351,13 +375,29 @@ impl Reader {
             }
         };
         Telemetry::bump(&self.links.telemetry.journal.entries_read, 1);
+        let kept = entry.kept_by(&self.config.filters);
+        // A run of filtered entries is one position: only its last cursor can matter, so
+        // a filter dropping nearly everything keeps one cursor per run, not one per entry.
+        if !kept
+            && self
+                .chunk
+                .skipped
+                .last()
+                .is_some_and(|&(_, end)| end == self.next_seq)
+            && let Some(last) = self.chunk.cursors.last_mut()
+        {
+            Telemetry::bump(&self.links.telemetry.journal.entries_filtered, 1);
+            self.resume = Some(entry.cursor.to_string());
+            *last = entry.cursor;
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.chunk.is_empty() {
             self.chunk.first = seq;
         }
         self.resume = Some(entry.cursor.to_string());
-        if !entry.kept_by(&self.config.filters) {
+        if !kept {
             Telemetry::bump(&self.links.telemetry.journal.entries_filtered, 1);
             match self.chunk.skipped.last_mut() {
                 Some((_, end)) if *end == seq => *end = seq + 1,
@@ -428,7 +468,7 @@ impl Reader {
         let message = TailMessage::Events {
             destination: self.destination.clone(),
             events: chunk.events,
-            emf: false,
+            emf: crate::event::Emf::Never,
         };
         if self.links.events.send(message).await.is_err() {
             self.links.budget.release(&self.share, bytes);

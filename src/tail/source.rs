@@ -1538,7 +1538,7 @@ fn send_waiting(tailed: &mut Open, links: &TailerLinks, was_stalled: bool) -> Ha
         let message = TailMessage::Events {
             destination: tailed.destination.clone(),
             events,
-            emf: false,
+            emf: crate::event::Emf::Detect,
         };
         // The shipper always takes messages while it runs; a closed channel means it is gone.
         if links.events.blocking_send(message).is_err() {

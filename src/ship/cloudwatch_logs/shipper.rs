@@ -44,7 +44,7 @@ use super::batch::{LogBatch, LogBatcher, LogEvent, TimeWindow, time_window};
 use super::rate::Pace;
 use super::sink::{Destination, Format, LogsSink, Rejected};
 use crate::aws::{AwsError, AwsErrorKind, Disposition};
-pub use crate::event::{Ack, TailMessage};
+pub use crate::event::{Ack, Emf, TailMessage};
 use crate::queue::{ByteBudget, Share};
 use crate::ship::retry::Backoff;
 use crate::telemetry::{RefusedDestination, Telemetry};
@@ -476,7 +476,7 @@ impl Shipper {
     }
 
     /// Takes a hand-off of events for `destination`.
-    fn receive(&mut self, destination: Arc<Destination>, events: Vec<LogEvent>, emf: bool) {
+    fn receive(&mut self, destination: Arc<Destination>, events: Vec<LogEvent>, emf: Emf) {
         self.telemetry
             .queued_events
             .fetch_sub(events.len() as u64, Ordering::Relaxed);
@@ -485,7 +485,12 @@ impl Shipper {
         let state = self.destinations[i].as_mut().expect("a live slot");
         // Sticky, as in the stock agent: once an EMF event was seen, every later request of
         // the destination says so. Plain destinations pay one byte compare per event.
-        if !state.emf && (emf || events.iter().any(|e| crate::event::is_emf(&e.message))) {
+        let seen = match emf {
+            Emf::Always => true,
+            Emf::Never => false,
+            Emf::Detect => events.iter().any(|e| crate::event::is_emf(&e.message)),
+        };
+        if !state.emf && seen {
             state.emf = true;
             info!(group = %destination.group, stream = %destination.stream, "embedded metric format seen: this destination is sent as EMF from now on");
         }
