@@ -201,6 +201,27 @@ fn the_client_librarys_documents_over_udp_arrive_as_emf() {
     assert!(status.success(), "{stderr:?}");
 }
 
+/// A daemon whose only input is an EMF listener at `address`, with a 2 MiB log budget (one
+/// destination may hold 1 MiB), started once it listens on `protocol`.
+fn start_small(dir: &Path, fake: &FakeLogs, address: &str, protocol: &str) -> Daemon {
+    let config = json!({"agent": {"region": "us-east-1"}, "logs": {
+        "endpoint_override": fake.url(), "force_flush_interval": 1,
+        "metrics_collected": {"emf": {"service_address": address}}}});
+    let mut command = common::run_command(dir, &dir.join("state"), &config, "AKIDFAKE", "s");
+    command.args(["--log-buffer-mib", "2"]);
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr(&format!("emf: listening on {protocol}"));
+    daemon
+}
+
+/// An EMF document for `group` (stream `s`) numbered `n`, padded to about `pad` bytes more.
+fn padded_document(group: &str, n: usize, pad: usize) -> String {
+    format!(
+        "{{\"_aws\":{{\"LogGroupName\":\"{group}\",\"LogStreamName\":\"s\",\"CloudWatchMetrics\":[]}},\"n\":{n},\"pad\":\"{}\"}}\n",
+        "p".repeat(pad)
+    )
+}
+
 /// Over TCP nothing accepted is dropped: while the endpoint fails, the listener stops
 /// reading once the destination's share of the budget is spent, the client's writes block,
 /// and everything arrives once the endpoint is back.
@@ -211,28 +232,10 @@ fn a_tcp_client_is_held_back_while_its_destination_cannot_take_more_and_nothing_
     let fake = runtime.block_on(FakeLogs::start());
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
-    let config = json!({"agent": {"region": "us-east-1"}, "logs": {
-        "endpoint_override": fake.url(), "force_flush_interval": 1,
-        "metrics_collected": {"emf": {"service_address": format!("127.0.0.1:{port}")}}}});
-    let mut command = common::run_command(
-        dir.path(),
-        &dir.path().join("state"),
-        &config,
-        "AKIDFAKE",
-        "s",
-    );
-    // A 2 MiB budget: the destination may hold 1 MiB.
-    command.args(["--log-buffer-mib", "2"]);
-    let mut daemon = Daemon::spawn(&mut command);
-    daemon.wait_stderr("emf: listening on tcp");
+    let daemon = start_small(dir.path(), &fake, &format!("127.0.0.1:{port}"), "tcp");
     fake.fail_randomly(7, 100);
     let total = 100_000usize;
-    let document = |i: usize| {
-        format!(
-            "{{\"_aws\":{{\"LogGroupName\":\"held\",\"LogStreamName\":\"s\",\"CloudWatchMetrics\":[]}},\"n\":{i},\"pad\":\"{}\"}}\n",
-            "p".repeat(200)
-        )
-    };
+    let document = |i: usize| padded_document("held", i, 200);
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     client
         .set_write_timeout(Some(std::time::Duration::from_secs(2)))
@@ -309,27 +312,12 @@ fn udp_documents_without_room_are_dropped_and_counted_and_the_rest_delivered() {
     let fake = runtime.block_on(FakeLogs::start());
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_udp_port();
-    let config = json!({"agent": {"region": "us-east-1"}, "logs": {
-        "endpoint_override": fake.url(), "force_flush_interval": 1,
-        "metrics_collected": {"emf": {"service_address": format!("udp://127.0.0.1:{port}")}}}});
-    let mut command = common::run_command(
-        dir.path(),
-        &dir.path().join("state"),
-        &config,
-        "AKIDFAKE",
-        "s",
-    );
-    command.args(["--log-buffer-mib", "2"]);
-    let mut daemon = Daemon::spawn(&mut command);
-    daemon.wait_stderr("emf: listening on udp");
+    let daemon = start_small(dir.path(), &fake, &format!("udp://127.0.0.1:{port}"), "udp");
     fake.fail_randomly(11, 100);
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let total = 8_000u64;
     for i in 0..total {
-        let document = format!(
-            "{{\"_aws\":{{\"LogGroupName\":\"udp\",\"LogStreamName\":\"s\",\"CloudWatchMetrics\":[]}},\"n\":{i},\"pad\":\"{}\"}}\n",
-            "p".repeat(300)
-        );
+        let document = padded_document("udp", i as usize, 300);
         socket
             .send_to(document.as_bytes(), ("127.0.0.1", port))
             .unwrap();

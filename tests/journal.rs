@@ -71,6 +71,30 @@ fn write_journal(dir: &Path, file: &str, entries: &[Entry<'_>]) {
     std::fs::remove_file(input).unwrap();
 }
 
+/// Writes entries `"<prefix> <i>"` for `range` to `dir/file`, as an `app.service` at info.
+fn write_app(dir: &Path, file: &str, prefix: &str, range: std::ops::Range<usize>) {
+    let unit = [("_SYSTEMD_UNIT", "app.service"), ("PRIORITY", "6")];
+    let lines = numbered(prefix, range);
+    let entries: Vec<Entry<'_>> = lines.iter().map(|m| entry(m.clone(), &unit)).collect();
+    write_journal(dir, file, &entries);
+}
+
+/// The fake endpoint (with the runtime it runs on), and a scratch directory holding an empty
+/// `journal` directory.
+fn setup() -> (
+    tokio::runtime::Runtime,
+    std::sync::Arc<FakeLogs>,
+    tempfile::TempDir,
+    PathBuf,
+) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(FakeLogs::start());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    (runtime, fake, dir, journal)
+}
+
 fn start(dir: &Path, endpoint: &str, entries: Value) -> Daemon {
     let config = json!({
         "agent": {"region": "us-east-1"},
@@ -108,11 +132,7 @@ fn wait_for(fake: &FakeLogs, group: &str, count: usize) -> Vec<String> {
 
 #[test]
 fn units_priority_matches_and_filters_select_entries_as_journalctl_and_the_stock_agent_do() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeLogs::start());
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
+    let (_runtime, fake, dir, journal) = setup();
     let cron = [("_SYSTEMD_UNIT", "cron.service"), ("PRIORITY", "6")];
     let cron_err = [("_SYSTEMD_UNIT", "cron.service"), ("PRIORITY", "3")];
     let ssh = [
@@ -181,12 +201,7 @@ fn units_priority_matches_and_filters_select_entries_as_journalctl_and_the_stock
 
 #[test]
 fn a_journal_that_appears_later_rotates_and_is_vacuumed_while_followed_arrives_whole_and_once() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeLogs::start());
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
-    let unit = [("_SYSTEMD_UNIT", "app.service"), ("PRIORITY", "6")];
+    let (_runtime, fake, dir, journal) = setup();
     // Empty at the start, and no cursor: from now on.
     let mut daemon = start(
         dir.path(),
@@ -194,12 +209,7 @@ fn a_journal_that_appears_later_rotates_and_is_vacuumed_while_followed_arrives_w
         json!([{"log_group_name": "live", "log_stream_name": "s", "directory": journal.display().to_string()}]),
     );
     daemon.wait_stderr("reading the journal");
-    let batch = |range: std::ops::Range<usize>| -> Vec<String> { numbered("line", range) };
-    let write = |file: &str, range: std::ops::Range<usize>| {
-        let lines = batch(range);
-        let entries: Vec<Entry<'_>> = lines.iter().map(|m| entry(m.clone(), &unit)).collect();
-        write_journal(&journal, file, &entries);
-    };
+    let write = |file: &str, range| write_app(&journal, file, "line", range);
     write("system.journal", 0..50);
     wait_for(&fake, "live", 50);
     write("system.journal", 50..100);
@@ -212,7 +222,7 @@ fn a_journal_that_appears_later_rotates_and_is_vacuumed_while_followed_arrives_w
     let got = wait_for(&fake, "live", 200);
     let (status, stderr) = daemon.stop("TERM");
     assert!(status.success(), "{stderr:?}");
-    assert_eq!(got, batch(0..200), "every entry once, in order");
+    assert_eq!(got, numbered("line", 0..200), "every entry once, in order");
     assert_eq!(fake.events("live", "s").len(), 200);
 }
 
@@ -239,17 +249,8 @@ fn cursor_file(state: &Path) -> String {
 
 #[test]
 fn journalctl_killed_and_cwlite_killed_lose_nothing_and_repeat_only_what_was_in_flight() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeLogs::start());
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
-    let unit = [("_SYSTEMD_UNIT", "app.service"), ("PRIORITY", "6")];
-    let write = |range: std::ops::Range<usize>| {
-        let lines = numbered("entry", range);
-        let entries: Vec<Entry<'_>> = lines.iter().map(|m| entry(m.clone(), &unit)).collect();
-        write_journal(&journal, "system.journal", &entries);
-    };
+    let (_runtime, fake, dir, journal) = setup();
+    let write = |range| write_app(&journal, "system.journal", "entry", range);
     write(0..100);
     let entries = json!([{"log_group_name": "kept", "log_stream_name": "s",
                           "directory": journal.display().to_string(), "start_at": "beginning"}]);
@@ -319,17 +320,8 @@ fn journalctl_killed_and_cwlite_killed_lose_nothing_and_repeat_only_what_was_in_
 /// "now" is kept, so entries written while cwlite was stopped before sending anything arrive.
 #[test]
 fn the_first_start_reads_from_now_and_keeps_that_place_across_a_restart() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let fake = runtime.block_on(FakeLogs::start());
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("journal");
-    std::fs::create_dir(&journal).unwrap();
-    let unit = [("_SYSTEMD_UNIT", "app.service"), ("PRIORITY", "6")];
-    let write = |prefix: &str, range: std::ops::Range<usize>| {
-        let lines = numbered(prefix, range);
-        let entries: Vec<Entry<'_>> = lines.iter().map(|m| entry(m.clone(), &unit)).collect();
-        write_journal(&journal, "system.journal", &entries);
-    };
+    let (_runtime, fake, dir, journal) = setup();
+    let write = |prefix: &str, range| write_app(&journal, "system.journal", prefix, range);
     write("old", 0..20);
     let entries = json!([{"log_group_name": "now", "log_stream_name": "s",
                           "directory": journal.display().to_string()}]);

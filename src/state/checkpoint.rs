@@ -19,6 +19,18 @@ use super::{rewrite_in_place, write_atomically};
 /// Subdirectory of a store holding the checkpoints of rotated-away files not fully delivered.
 pub const ROTATED_DIR: &str = "rotated";
 
+/// Creates `dir` as a private directory of the state directory if missing.
+///
+/// # Errors
+/// It cannot be created.
+pub(super) fn open_dir(dir: &Path) -> Result<PathBuf, CheckpointError> {
+    super::dir::create_private(dir).map_err(|source| CheckpointError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(dir.to_owned())
+}
+
 /// The stock agent's state folder.
 pub const STOCK_STATE_DIR: &str = "/opt/aws/amazon-cloudwatch-agent/logs/state";
 
@@ -560,12 +572,8 @@ impl CheckpointStore {
     /// # Errors
     /// The directory cannot be created.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
-        super::dir::create_private(dir).map_err(|source| CheckpointError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
         Ok(Self {
-            dir: dir.to_owned(),
+            dir: open_dir(dir)?,
         })
     }
 

@@ -174,12 +174,8 @@ impl CursorStore {
     /// # Errors
     /// The directory cannot be created.
     pub fn open(dir: &Path) -> Result<Self, CheckpointError> {
-        super::dir::create_private(dir).map_err(|source| CheckpointError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
         Ok(Self {
-            dir: dir.to_owned(),
+            dir: super::checkpoint::open_dir(dir)?,
         })
     }
 
