@@ -43,8 +43,8 @@ use crate::telemetry::{QueueReport, Telemetry};
 /// that was a tenth of a 10,000-file glob's CPU.
 const POSITIONS_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long shutdown waits for each source that is a task (a journal reader, an EMF
-/// listener): an EMF connection may wait 5 s for room for a line it read.
+/// How long shutdown waits for the sources that are tasks (journal readers, EMF listeners),
+/// all together: an EMF connection may wait 5 s for room for a line it read.
 const SOURCE_STOP_WAIT: Duration = Duration::from_secs(7);
 
 /// How long shutdown waits for the tailer thread: a pass over files takes milliseconds, and
@@ -259,8 +259,11 @@ impl LogsPipeline {
         // their senders to the shipper close as they end. One that does not end in time is
         // aborted: what it read and did not hand on is read again (the journal) or lost with
         // its connection (EMF), never waited on for ever.
+        // One deadline for all: they stop at the same time, so the stop as a whole stays
+        // within the unit's TimeoutStopSec= however many there are.
+        let deadline = tokio::time::Instant::now() + SOURCE_STOP_WAIT;
         for mut source in self.sources {
-            if tokio::time::timeout(SOURCE_STOP_WAIT, &mut source)
+            if tokio::time::timeout_at(deadline, &mut source)
                 .await
                 .is_err()
             {
