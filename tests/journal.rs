@@ -208,7 +208,7 @@ fn a_journal_that_appears_later_rotates_and_is_vacuumed_while_followed_arrives_w
         &fake.url(),
         json!([{"log_group_name": "live", "log_stream_name": "s", "directory": journal.display().to_string()}]),
     );
-    daemon.wait_stderr("reading the journal");
+    daemon.wait_stderr_any("reading the journal");
     let write = |file: &str, range| write_app(&journal, file, "line", range);
     write("system.journal", 0..50);
     wait_for(&fake, "live", 50);
@@ -326,12 +326,12 @@ fn the_first_start_reads_from_now_and_keeps_that_place_across_a_restart() {
     let entries = json!([{"log_group_name": "now", "log_stream_name": "s",
                           "directory": journal.display().to_string()}]);
     let mut daemon = start(dir.path(), &fake.url(), entries.clone());
-    daemon.wait_stderr("reading the journal");
+    daemon.wait_stderr_any("reading the journal");
     let (status, stderr) = daemon.stop("TERM");
     assert!(status.success(), "{stderr:?}");
     write("while stopped", 0..5);
     let mut daemon = start(dir.path(), &fake.url(), entries);
-    daemon.wait_stderr("reading the journal");
+    daemon.wait_stderr_any("reading the journal");
     write("live", 0..5);
     let got = wait_for(&fake, "now", 10);
     let (status, stderr) = daemon.stop("TERM");
