@@ -36,6 +36,13 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    /// Adds `n` to `counter` (the total `cwlite status` shows) and counts one problem here:
+    /// [`Throttle::note`] for a drop that is also counted in the telemetry.
+    pub fn count(&mut self, counter: &std::sync::atomic::AtomicU64, n: u64) -> Option<u64> {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.note()
+    }
+
     /// Counts one; `Some(count since the last warning)` when a warning is due.
     pub fn note(&mut self) -> Option<u64> {
         self.since += 1;
@@ -264,6 +271,15 @@ mod tests {
         assert_eq!(throttle.note(), None);
         throttle.warned = Some(Instant::now() - WARN_EVERY);
         assert_eq!(throttle.note(), Some(3));
+    }
+
+    #[test]
+    fn a_counted_problem_adds_to_its_total_every_time_and_warns_as_a_note_does() {
+        let total = std::sync::atomic::AtomicU64::new(0);
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.count(&total, 5), Some(1));
+        assert_eq!(throttle.count(&total, 1), None);
+        assert_eq!(total.load(std::sync::atomic::Ordering::Relaxed), 6);
     }
 
     #[test]

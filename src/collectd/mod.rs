@@ -179,33 +179,26 @@ impl Receiver {
                         lists.clear();
                         match packet::parse(&buf[..n], required, &mut self.auth, &mut lists) {
                             Ok(below) => {
-                                if below > 0 {
-                                    self.telemetry
-                                        .collectd
-                                        .malformed
-                                        .fetch_add(below as u64, Ordering::Relaxed);
-                                    if let Some(count) = self.problems.note() {
-                                        warn!(
-                                            count,
-                                            "collectd: {}",
-                                            format!(
-                                                "value lists below collectd_security_level \"{}\" dropped (set SecurityLevel, Username and Password in collectd's network plugin, or lower the level)",
-                                                self.config.security_level.name()
-                                            )
-                                        );
-                                    }
+                                if below > 0
+                                    && let Some(count) = self
+                                        .problems
+                                        .count(&self.telemetry.collectd.malformed, below as u64)
+                                {
+                                    warn!(
+                                        count,
+                                        "collectd: value lists below collectd_security_level \"{}\" dropped (set SecurityLevel, Username and Password in collectd's network plugin, or lower the level)",
+                                        self.config.security_level.name()
+                                    );
                                 }
                                 for list in &lists {
                                     self.add(list, aggregator.as_mut(), &unit, &mut datums);
                                 }
                             }
                             Err(err) => {
-                                self.telemetry
-                                    .collectd
-                                    .malformed
-                                    .fetch_add(1, Ordering::Relaxed);
-                                if let Some(count) = self.problems.note() {
-                                    warn!(count, "collectd: {}", format!("packet dropped: {err}"));
+                                if let Some(count) =
+                                    self.problems.count(&self.telemetry.collectd.malformed, 1)
+                                {
+                                    warn!(count, "collectd: packet dropped: {err}");
                                 }
                             }
                         }
@@ -241,38 +234,26 @@ impl Receiver {
         unit: &Arc<str>,
         datums: &mut Vec<MetricDatum>,
     ) {
+        let malformed = &self.telemetry.collectd.malformed;
         let Some(sources) = self.types.sources(&list.type_name) else {
-            self.telemetry
-                .collectd
-                .malformed
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(count) = self.problems.note() {
+            if let Some(count) = self.problems.count(malformed, 1) {
                 warn!(
                     count,
-                    "collectd: {}",
-                    format!(
-                        "type \"{}\" of plugin \"{}\" is not in collectd_typesdb: its values are dropped",
-                        list.type_name, list.plugin
-                    )
+                    "collectd: type \"{}\" of plugin \"{}\" is not in collectd_typesdb: its values are dropped",
+                    list.type_name,
+                    list.plugin
                 );
             }
             return;
         };
         if sources.len() != list.values.len() {
-            self.telemetry
-                .collectd
-                .malformed
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(count) = self.problems.note() {
+            if let Some(count) = self.problems.count(malformed, 1) {
                 warn!(
                     count,
-                    "collectd: {}",
-                    format!(
-                        "type \"{}\" has {} data sources in collectd_typesdb but {} values came: dropped",
-                        list.type_name,
-                        sources.len(),
-                        list.values.len()
-                    )
+                    "collectd: type \"{}\" has {} data sources in collectd_typesdb but {} values came: dropped",
+                    list.type_name,
+                    sources.len(),
+                    list.values.len()
                 );
             }
             return;
@@ -292,18 +273,12 @@ impl Receiver {
         .iter()
         .all(|value| is_valid_dimension("host", value));
         if !names_ok || !dimensions_ok {
-            self.telemetry
-                .collectd
-                .malformed
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(count) = self.problems.note() {
+            if let Some(count) = self.problems.count(malformed, 1) {
                 warn!(
                     count,
-                    "collectd: {}",
-                    format!(
-                        "plugin \"{}\" type \"{}\": a name CloudWatch refuses (1 to 255 ASCII characters) or a value over 1,024 characters; dropped",
-                        list.plugin, list.type_name
-                    )
+                    "collectd: plugin \"{}\" type \"{}\": a name CloudWatch refuses (1 to 255 ASCII characters) or a value over 1,024 characters; dropped",
+                    list.plugin,
+                    list.type_name
                 );
             }
             return;

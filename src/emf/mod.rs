@@ -189,8 +189,7 @@ async fn read_stream(
             Ok(false) | Err(_) => break,
         }
         if std::mem::take(&mut too_long) {
-            Telemetry::bump(&links.telemetry.emf.values_rejected, 1);
-            documents.warn_too_long();
+            documents.too_long();
         } else if !line.is_empty() {
             let text = Bytes::from(std::mem::take(&mut line));
             // Waits for room: the client's next line waits in the socket, not here.
@@ -311,8 +310,12 @@ impl<'a> Documents<'a> {
         self.count >= MAX_EVENTS_PER_HANDOFF
     }
 
-    fn warn_too_long(&mut self) {
-        if let Some(count) = self.too_long.note() {
+    /// A TCP line longer than an event may be was dropped.
+    fn too_long(&mut self) {
+        if let Some(count) = self
+            .too_long
+            .count(&self.links.telemetry.emf.values_rejected, 1)
+        {
             warn!(
                 count,
                 "emf: tcp lines longer than {} bytes are dropped", self.links.max_line_bytes
@@ -326,8 +329,7 @@ impl<'a> Documents<'a> {
         let named = match Named::read(text) {
             Ok(named) => named,
             Err(err) => {
-                Telemetry::bump(&self.links.telemetry.emf.malformed, 1);
-                if let Some(count) = self.malformed.note() {
+                if let Some(count) = self.malformed.count(&self.links.telemetry.emf.malformed, 1) {
                     warn!(count, "emf: a document is dropped: {err}");
                 }
                 return None;
@@ -431,8 +433,10 @@ impl<'a> Documents<'a> {
         };
         let bytes = text.len() + std::mem::size_of::<LogEvent>();
         if !self.links.budget.try_acquire(&share, bytes) {
-            Telemetry::bump(&self.links.telemetry.emf.dropped_queue_full, 1);
-            if let Some(count) = self.full.note() {
+            if let Some(count) = self
+                .full
+                .count(&self.links.telemetry.emf.dropped_queue_full, 1)
+            {
                 warn!(
                     count,
                     group = %destination.group,

@@ -363,8 +363,10 @@ impl Reader {
         let entry = match Entry::from_fields(fields) {
             Ok(entry) => entry,
             Err(err) => {
-                Telemetry::bump(&self.links.telemetry.journal.malformed, 1);
-                if let Some(count) = self.malformed.note() {
+                if let Some(count) = self
+                    .malformed
+                    .count(&self.links.telemetry.journal.malformed, 1)
+                {
                     warn!(
                         entry = self.index,
                         count,

@@ -193,11 +193,7 @@ fn read_loop(
         let full = pending.datagrams.load(Ordering::Relaxed) >= limit
             || pending.bytes.load(Ordering::Relaxed) + n > MAX_PENDING_BYTES;
         if full {
-            telemetry
-                .statsd
-                .dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(since) = dropped.note() {
+            if let Some(since) = dropped.count(&telemetry.statsd.dropped_queue_full, 1) {
                 warn!(
                     dropped = since,
                     total = telemetry.statsd.dropped_queue_full.load(Ordering::Relaxed),
@@ -308,12 +304,8 @@ impl Processor {
             if result.is_ok() && added {
                 continue;
             }
-            self.telemetry
-                .statsd
-                .malformed
-                .fetch_add(1, Ordering::Relaxed);
             // The reason is only spelled out when it is logged.
-            if let Some(lines) = malformed.note() {
+            if let Some(lines) = malformed.count(&self.telemetry.statsd.malformed, 1) {
                 let reason = match &result {
                     Err(err) => err.to_string(),
                     Ok(()) => "a name or tag CloudWatch refuses (names: 1 to 255 ASCII characters; tag values: at most 1,024), or more series or set members in a window than cwlite keeps".to_owned(),
