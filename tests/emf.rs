@@ -142,12 +142,7 @@ fn the_client_librarys_documents_over_tcp_arrive_as_emf_and_invalid_ones_are_cou
                "metrics_collected": {"emf": {"service_address": format!("tcp://127.0.0.1:{port}")}}}),
     );
     // Bound before "started", which `start` waited for.
-    assert!(
-        daemon
-            .stderr_seen
-            .iter()
-            .any(|l| l.contains("emf: listening on tcp"))
-    );
+    daemon.wait_stderr_any("emf: listening on tcp");
     emf_client(&format!("tcp://127.0.0.1:{port}"), 25);
     // A raw client: a document naming no group goes to the stock default, invalid JSON is
     // dropped and counted, a top-level name is the stock v0 form.
@@ -183,18 +178,13 @@ fn the_client_librarys_documents_over_udp_arrive_as_emf() {
     let fake = runtime.block_on(FakeLogs::start());
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_udp_port();
-    let daemon = start(
+    let mut daemon = start(
         dir.path(),
         &fake.url(),
         json!({"metrics_collected": {"emf": {"service_address": format!("udp://127.0.0.1:{port}")}}}),
     );
     // Bound before "started", which `start` waited for.
-    assert!(
-        daemon
-            .stderr_seen
-            .iter()
-            .any(|l| l.contains("emf: listening on udp"))
-    );
+    daemon.wait_stderr_any("emf: listening on udp");
     emf_client(&format!("udp://127.0.0.1:{port}"), 25);
     assert_library_documents(&fake, 25);
     let (status, stderr) = daemon.stop("TERM");

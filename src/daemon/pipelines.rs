@@ -516,28 +516,12 @@ fn start_logs(
                 // Only while there is something to write: an idle agent does not wake for this.
                 _ = ticks.tick(), if checkpointer.has_changes() || journal.has_changes() => {
                     if journal.has_changes() {
-                        match journal_failures.after_flush(&journal.flush()) {
-                            FlushReport::Quiet => {}
-                            FlushReport::Failing(errors) => {
-                                for error in errors {
-                                    warn!("{error}; shipping goes on and the journal cursor is written again later");
-                                }
-                            }
-                            FlushReport::Recovered => info!("journal cursors are written again"),
-                        }
+                        journal_failures.after_flush(&journal.flush()).log("journal cursor");
                     }
                     if !checkpointer.has_changes() {
                         continue;
                     }
-                    match failures.after_flush(&checkpointer.flush()) {
-                        FlushReport::Quiet => {}
-                        FlushReport::Failing(errors) => {
-                            for error in errors {
-                                warn!("{error}; shipping goes on and the checkpoint is written again later");
-                            }
-                        }
-                        FlushReport::Recovered => info!("checkpoints are written again"),
-                    }
+                    failures.after_flush(&checkpointer.flush()).log("checkpoint");
                     positions_stale = true;
                     let delivered = checkpointer.take_delivered();
                     if !delivered.is_empty() {
@@ -886,6 +870,22 @@ enum FlushReport {
     Failing(Vec<String>),
     /// Writes succeed again after failures.
     Recovered,
+}
+
+impl FlushReport {
+    /// Logs what is new: each failure as it starts or changes, and the recovery. `what` names
+    /// what is written (`checkpoint`, `journal cursor`).
+    fn log(self, what: &str) {
+        match self {
+            FlushReport::Quiet => {}
+            FlushReport::Failing(errors) => {
+                for error in errors {
+                    warn!("{error}; shipping goes on and the {what} is written again later");
+                }
+            }
+            FlushReport::Recovered => info!("{what}s are written again"),
+        }
+    }
 }
 
 impl CheckpointFailures {

@@ -20,6 +20,15 @@ use std::ffi::OsString;
 
 use crate::config::JournaldConfig;
 
+/// `--directory=D` when the entry reads a directory rather than the system journal.
+fn directory(config: &JournaldConfig) -> Option<OsString> {
+    config.directory.as_ref().map(|directory| {
+        let mut arg = OsString::from("--directory=");
+        arg.push(directory);
+        arg
+    })
+}
+
 /// journalctl's arguments for the last entry of the journal `config` reads, whatever its
 /// selection: its cursor is where "from now on" starts.
 pub fn tail_arguments(config: &JournaldConfig) -> Vec<OsString> {
@@ -27,11 +36,7 @@ pub fn tail_arguments(config: &JournaldConfig) -> Vec<OsString> {
         .into_iter()
         .map(OsString::from)
         .collect();
-    if let Some(directory) = &config.directory {
-        let mut arg = OsString::from("--directory=");
-        arg.push(directory);
-        args.push(arg);
-    }
+    args.extend(directory(config));
     args
 }
 
@@ -56,11 +61,7 @@ pub fn arguments(config: &JournaldConfig, resume: Option<&str>) -> Vec<OsString>
         args.push(format!("--unit={unit}").into());
     }
     args.push(format!("--priority={}", config.priority).into());
-    if let Some(directory) = &config.directory {
-        let mut arg = OsString::from("--directory=");
-        arg.push(directory);
-        args.push(arg);
-    }
+    args.extend(directory(config));
     for (i, group) in config.matches.iter().enumerate() {
         if i > 0 {
             args.push("+".into());

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{rewrite_in_place, write_atomically};
+use super::write_atomically;
 
 /// Subdirectory of a store holding the checkpoints of rotated-away files not fully delivered.
 pub const ROTATED_DIR: &str = "rotated";
@@ -595,12 +595,8 @@ impl CheckpointStore {
     pub fn write(&self, checkpoint: &FileCheckpoint) -> Result<(), CheckpointError> {
         let path = self.dir.join(state_file_name(&checkpoint.path));
         let text = checkpoint.encode();
-        match rewrite_in_place(&path, text.as_bytes()) {
-            Ok(true) => Ok(()),
-            Ok(false) => write_atomically(&path, text.as_bytes()),
-            Err(err) => Err(err),
-        }
-        .map_err(|source| CheckpointError::Io { path, source })
+        super::write_small(&path, text.as_bytes())
+            .map_err(|source| CheckpointError::Io { path, source })
     }
 
     /// Removes a file's checkpoint (the file is gone for good).

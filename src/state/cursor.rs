@@ -14,7 +14,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::{AckTracker, CheckpointError};
-use super::{rewrite_in_place, write_atomically};
 
 /// What a journal reader tells the checkpointer about entries it read, before any of them can
 /// be acknowledged.
@@ -239,12 +238,8 @@ impl CursorStore {
             "{cursor}\ndirectory={}\n",
             directory.map(|d| d.to_string_lossy()).unwrap_or_default()
         );
-        match rewrite_in_place(&path, text.as_bytes()) {
-            Ok(true) => Ok(()),
-            Ok(false) => write_atomically(&path, text.as_bytes()),
-            Err(err) => Err(err),
-        }
-        .map_err(|source| CheckpointError::Io { path, source })
+        super::write_small(&path, text.as_bytes())
+            .map_err(|source| CheckpointError::Io { path, source })
     }
 }
 

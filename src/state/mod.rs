@@ -92,6 +92,19 @@ pub fn rewrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// Writes a small state file: in place when it exists and fits one sector (the common case, a
+/// position moving on), otherwise through a temporary file and a rename.
+///
+/// # Errors
+/// The write failed; the previous content is intact.
+pub fn write_small(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match rewrite_in_place(path, bytes) {
+        Ok(true) => Ok(()),
+        Ok(false) => write_atomically(path, bytes),
+        Err(err) => Err(err),
+    }
+}
+
 /// Replaces `path` with `bytes` through a temporary file and `rename`, so a reader never sees
 /// a torn file, but without `fsync`: for a file rewritten every few seconds whose loss at a
 /// power cut costs nothing (the status file). Two `fsync`s every 5 s kept an idle disk and
