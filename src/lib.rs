@@ -5,6 +5,7 @@
 //! - [`aws`]: SDK clients for CloudWatch Logs and CloudWatch built from that configuration
 //!   (credentials, region, endpoints, proxy, CA) and the one place that describes SDK failures.
 //! - [`daemon`]: what `cwlite run` does with a configuration.
+//! - [`ctl`]: `cwlite ctl`, the stock `amazon-cloudwatch-agent-ctl` (configurations and the service).
 //! - [`telemetry`]: the counters every part updates, and the status report built from them.
 //! - [`regular`]: how every file others may swap is opened (no link, no FIFO).
 //!
@@ -14,6 +15,7 @@ pub mod aws;
 pub mod collect;
 pub mod collectd;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod emf;
 pub mod event;

@@ -29,11 +29,16 @@ enum Command {
     /// Collect metrics and tail logs into CloudWatch.
     Run {
         /// A stock agent JSON file, or a directory of them (repeatable).
-        #[arg(long = "config", value_name = "PATH", required = true, num_args = 1..)]
+        #[arg(long = "config", value_name = "PATH", required_unless_present = "etc", num_args = 1..)]
         config: Vec<PathBuf>,
         /// The stock agent's common-config.toml (credentials profile, proxy, CA bundle).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "etc")]
         common_config: Option<PathBuf>,
+        /// Read what `cwlite ctl` manages in DIR instead: DIR/cwlite.json, every file of
+        /// DIR/amazon-cloudwatch-agent.d, DIR/common-config.toml, and the log level `cwlite
+        /// ctl -a set-log-level` leaves in DIR/env-config.json.
+        #[arg(long, value_name = "DIR", conflicts_with = "config")]
+        etc: Option<PathBuf>,
         /// Where checkpoints and spools are kept.
         #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
@@ -71,8 +76,40 @@ enum Command {
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
         /// The stock agent's common-config.toml.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "etc")]
         common_config: Option<PathBuf>,
+        /// Check what `cwlite ctl` manages in DIR (see `run --etc`).
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "paths"])]
+        etc: Option<PathBuf>,
+    },
+    /// The stock amazon-cloudwatch-agent-ctl: fetch, append or remove configurations, start,
+    /// stop, status, set-log-level.
+    #[command(disable_version_flag = true)]
+    Ctl {
+        /// fetch-config|append-config|remove-config|start|stop|status|set-log-level
+        #[arg(short = 'a', value_name = "ACTION")]
+        action: Option<String>,
+        /// ec2|onPremise|onPrem|auto (cwlite reads no instance metadata: auto is onPremise).
+        #[arg(short = 'm', value_name = "MODE", default_value = "ec2")]
+        mode: String,
+        /// default|all|file:<path>|ssm:<parameter-name>
+        #[arg(short = 'c', value_name = "LOCATION", default_value = "default")]
+        location: String,
+        /// Restart the service after a configuration action.
+        #[arg(short = 's')]
+        restart: bool,
+        /// INFO|DEBUG|WARN|ERROR|OFF, for set-log-level.
+        #[arg(short = 'l', value_name = "LEVEL")]
+        log_level: Option<String>,
+        /// The configuration directory.
+        #[arg(long, value_name = "DIR", default_value = config::layout::DEFAULT_ETC)]
+        etc: PathBuf,
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// What runs the daemon: systemd or process (detected: systemd when it booted the host).
+        #[arg(long, value_name = "INIT", hide = true)]
+        init: Option<String>,
     },
 }
 
@@ -87,17 +124,42 @@ fn main() -> ExitCode {
             mut config,
             paths,
             common_config,
+            etc,
         } => {
             config.extend(paths);
-            if config.is_empty() {
-                eprintln!("error: name at least one configuration file or directory");
-                return ExitCode::from(2);
-            }
-            validate(&config, common_config.as_deref())
+            let source = match etc {
+                Some(etc) => Source::Layout(config::Layout::new(etc)),
+                None if config.is_empty() => {
+                    eprintln!("error: name at least one configuration file or directory");
+                    return ExitCode::from(2);
+                }
+                None => Source::Paths(config, common_config),
+            };
+            validate(&source)
         }
+        Command::Ctl {
+            action,
+            mode,
+            location,
+            restart,
+            log_level,
+            etc,
+            state_dir,
+            init,
+        } => ctl(
+            action.as_deref(),
+            &mode,
+            &location,
+            restart,
+            log_level,
+            etc,
+            state_dir,
+            init.as_deref(),
+        ),
         Command::Run {
             config,
             common_config,
+            etc,
             state_dir,
             dry_run,
             metric_spool_mib,
@@ -111,8 +173,13 @@ fn main() -> ExitCode {
                 log_buffer_bytes: usize::try_from(log_buffer_mib * 1024 * 1024)
                     .unwrap_or(usize::MAX),
                 self_metrics,
+                log_level: None,
             };
-            match run(&config, common_config.as_deref(), options) {
+            let source = match etc {
+                Some(etc) => Source::Layout(config::Layout::new(etc)),
+                None => Source::Paths(config, common_config),
+            };
+            match run(source, options) {
                 Ok(code) => code,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -133,9 +200,80 @@ fn print_diagnostics(warnings: &[Diagnostic], errors: &[Diagnostic]) {
     }
 }
 
-fn validate(paths: &[PathBuf], common_config: Option<&std::path::Path>) -> ExitCode {
-    let env = Environment::from_process();
-    match config::load(paths, common_config, &env, RegionPolicy::Optional) {
+/// Where `run` and `validate` read the configuration.
+#[derive(Debug, Clone)]
+enum Source {
+    /// `--config` files and directories, and `--common-config`.
+    Paths(Vec<PathBuf>, Option<PathBuf>),
+    /// `--etc`: what `cwlite ctl` manages.
+    Layout(config::Layout),
+}
+
+impl Source {
+    fn load(&self, policy: RegionPolicy) -> Result<config::Loaded, config::LoadError> {
+        let env = Environment::from_process();
+        match self {
+            Self::Paths(paths, common) => config::load(paths, common.as_deref(), &env, policy),
+            Self::Layout(layout) => config::load_layout(layout, &env, policy),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ctl(
+    action: Option<&str>,
+    mode: &str,
+    location: &str,
+    restart: bool,
+    log_level: Option<String>,
+    etc: PathBuf,
+    state_dir: PathBuf,
+    init: Option<&str>,
+) -> ExitCode {
+    use cwlite::ctl::{self, Action, Location, Mode, Request, service};
+    let parsed = (|| {
+        let request = Request {
+            action: Action::parse(action.unwrap_or_default())?,
+            mode: Mode::parse(mode)?,
+            location: Location::parse(location)?,
+            restart,
+            log_level,
+        };
+        let init = match init {
+            None => service::Init::detect(),
+            Some("systemd") => service::Init::Systemd,
+            Some("process") => service::Init::Process,
+            Some(other) => {
+                return Err(ctl::CtlError::Usage(format!(
+                    "invalid init {other:?}: systemd|process"
+                )));
+            }
+        };
+        let program = std::env::current_exe().map_err(|source| ctl::CtlError::Io {
+            what: "cannot find the cwlite binary".into(),
+            source,
+        })?;
+        let service = service::Service {
+            init,
+            layout: config::Layout::new(etc),
+            state_dir,
+            program,
+        };
+        Ok((request, service))
+    })();
+    let result = parsed
+        .and_then(|(request, service)| ctl::run(&request, &service, &mut std::io::stdout().lock()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn validate(source: &Source) -> ExitCode {
+    match source.load(RegionPolicy::Optional) {
         Ok(loaded) => {
             print_diagnostics(&loaded.warnings, &[]);
             match serde_json::to_string_pretty(&loaded.config) {
@@ -195,22 +333,10 @@ fn status(state_dir: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-fn load_for_run(
-    paths: &[PathBuf],
-    common_config: Option<&std::path::Path>,
-) -> Result<config::Loaded, config::LoadError> {
-    let env = Environment::from_process();
-    config::load(paths, common_config, &env, RegionPolicy::Required)
-}
-
-fn run(
-    paths: &[PathBuf],
-    common_config: Option<&std::path::Path>,
-    options: RunOptions,
-) -> anyhow::Result<ExitCode> {
+fn run(source: Source, mut options: RunOptions) -> anyhow::Result<ExitCode> {
     // First, while this is the only thread.
     daemon::memory::tune_malloc();
-    let loaded = match load_for_run(paths, common_config) {
+    let loaded = match source.load(RegionPolicy::Required) {
         Ok(loaded) => loaded,
         Err(err) => {
             print_diagnostics(&err.warnings, &err.errors.0);
@@ -233,10 +359,16 @@ fn run(
         ),
         None => None,
     };
-    init_logging(
+    let apply_level = init_logging(
         loaded.config.agent.debug,
         loaded.config.agent.logfile.as_deref(),
     );
+    if let Source::Layout(layout) = &source {
+        options.log_level = Some(daemon::log_level::LevelFile {
+            path: layout.env_config(),
+            apply: apply_level,
+        });
+    }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -252,11 +384,7 @@ fn run(
         let _inside = runtime.enter();
         daemon::Signals::install().context("cannot install the signal handlers")?
     };
-    let (paths, common_config) = (
-        paths.to_vec(),
-        common_config.map(std::path::Path::to_path_buf),
-    );
-    let reload = move || match load_for_run(&paths, common_config.as_deref()) {
+    let reload = move || match source.load(RegionPolicy::Required) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
@@ -279,52 +407,74 @@ fn run(
 
 /// Logs go to stderr (journald under systemd) without colours when not on a terminal, or to
 /// `agent.logfile` when it is set and can be opened; `RUST_LOG` overrides the level that
-/// `agent.debug` sets.
-fn init_logging(debug: bool, logfile: Option<&std::path::Path>) {
+/// `agent.debug` sets, and `cwlite ctl -a set-log-level` overrides both while the daemon runs
+/// (through the returned function).
+fn init_logging(debug: bool, logfile: Option<&std::path::Path>) -> daemon::log_level::ApplyLevel {
     use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     let default_level = if debug { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+    let with_level = |level: &str| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{default_level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
+            "{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
         ))
-    });
+    };
+    let configured = move || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| with_level(default_level))
+    };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(configured());
+    let registry = tracing_subscriber::registry().with(filter);
     let file = logfile.map(|path| open_logfile(path).map_err(|err| (path, err)));
     match file {
-        Some(Ok(file)) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::sync::Mutex::new(file))
-            .with_ansi(false)
-            .with_target(false)
+        Some(Ok(file)) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .with_target(false),
+            )
             .init(),
         // Under systemd, stderr goes to the journal (JOURNAL_STREAM is set): it stamps the time
         // itself and takes the priority from a `<N>` prefix, so `journalctl -p warning` works.
         other if std::env::var_os("JOURNAL_STREAM").is_some() => {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .event_format(JournalPriority(
-                    tracing_subscriber::fmt::format()
-                        .without_time()
-                        .with_target(false),
-                ))
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_ansi(false)
+                        .event_format(JournalPriority(
+                            tracing_subscriber::fmt::format()
+                                .without_time()
+                                .with_target(false),
+                        )),
+                )
                 .init();
             if let Some(Err((path, err))) = other {
                 tracing::warn!(file = %cwlite::telemetry::shown(path), "agent.logfile cannot be opened ({err}); logging to the journal");
             }
         }
         other => {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_target(false)
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_ansi(std::io::stderr().is_terminal())
+                        .with_target(false),
+                )
                 .init();
             if let Some(Err((path, err))) = other {
                 tracing::warn!(file = %cwlite::telemetry::shown(path), "agent.logfile cannot be opened ({err}); logging to stderr");
             }
         }
     }
+    std::sync::Arc::new(move |level: Option<&str>| {
+        let filter = match level {
+            Some("OFF") => tracing_subscriber::EnvFilter::new("off"),
+            Some(level) => with_level(&level.to_ascii_lowercase()),
+            None => configured(),
+        };
+        let _ = handle.reload(filter);
+    })
 }
 
 /// `agent.logfile`, opened for appending without following a link (whoever can write its

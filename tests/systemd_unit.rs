@@ -98,6 +98,27 @@ fn the_unit_runs_cwlite_as_a_notify_service_with_watchdog_reload_and_credentials
             "{line} missing from the unit"
         );
     }
+    // `cwlite ctl` manages what the service reads, and finds the daemon's state where it is.
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    assert_eq!(
+        exec,
+        format!(
+            "/usr/bin/cwlite run --etc {} --state-dir {}",
+            cwlite::config::layout::DEFAULT_ETC,
+            cwlite::daemon::DEFAULT_STATE_DIR
+        )
+    );
+    assert!(
+        unit.lines().any(|l| l
+            == format!(
+                "ExecStartPre=/usr/bin/cwlite validate --etc {}",
+                cwlite::config::layout::DEFAULT_ETC
+            )),
+        "ExecStartPre does not validate what ExecStart reads"
+    );
     // The stop timeout leaves room for the drain and the final checkpoints.
     let stop: u64 = unit
         .lines()

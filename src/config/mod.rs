@@ -14,6 +14,7 @@ pub mod expand;
 pub mod file_glob;
 pub mod go_regex;
 mod journald;
+pub mod layout;
 pub mod measurements;
 pub mod model;
 pub mod profile_files;
@@ -27,6 +28,7 @@ pub use charset::Charset;
 pub use common::{CommonConfig, CredentialsSource};
 pub use diag::{ConfigErrors, Diagnostic};
 pub use expand::Environment;
+pub use layout::Layout;
 pub use model::*;
 pub use validate::RegionPolicy;
 
@@ -62,6 +64,48 @@ pub fn load(
     env: &Environment,
     region_policy: RegionPolicy,
 ) -> Result<Loaded, LoadError> {
+    match source::expand_paths(config_paths) {
+        Ok(files) => load_files(&files, common_config, env, region_policy),
+        Err(errors) => Err(with_common_errors(errors, common_config, env)),
+    }
+}
+
+/// Reads, merges and validates what a [`Layout`] holds: its single file and its directory's
+/// files, with its common-config when there is one.
+///
+/// # Errors
+/// As [`load`]; and no configuration file at all is an error naming both places.
+pub fn load_layout(
+    layout: &Layout,
+    env: &Environment,
+    region_policy: RegionPolicy,
+) -> Result<Loaded, LoadError> {
+    let files = layout.config_files();
+    let common = layout.common_config_if_present();
+    if files.is_empty() {
+        let errors = ConfigErrors(vec![Diagnostic::file(
+            layout.etc(),
+            format!(
+                "no configuration: neither {} nor a file in {} (`cwlite ctl -a fetch-config` puts one there)",
+                layout.single_file().display(),
+                layout.dir().display()
+            ),
+        )]);
+        return Err(with_common_errors(errors, common.as_deref(), env));
+    }
+    load_files(&files, common.as_deref(), env, region_policy)
+}
+
+/// Reads, merges and validates exactly `files`, in that order.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_files(
+    files: &[PathBuf],
+    common_config: Option<&Path>,
+    env: &Environment,
+    region_policy: RegionPolicy,
+) -> Result<Loaded, LoadError> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let common = match CommonConfig::load(common_config, env) {
@@ -74,8 +118,7 @@ pub fn load(
             None
         }
     };
-    let document = source::expand_paths(config_paths).and_then(|files| source::load_files(&files));
-    let document = match document {
+    let document = match source::load_files(files) {
         Ok(document) => Some(document),
         Err(err) => {
             errors.extend(err.0);
@@ -94,4 +137,21 @@ pub fn load(
         errors: ConfigErrors(errors),
         warnings,
     })
+}
+
+/// The errors of the JSON files that could not be found, with the common-config's own.
+fn with_common_errors(
+    errors: ConfigErrors,
+    common_config: Option<&Path>,
+    env: &Environment,
+) -> LoadError {
+    let (mut all, warnings) = match CommonConfig::load(common_config, env) {
+        Ok((_, common_warnings)) => (Vec::new(), common_warnings),
+        Err(err) => (err.0, Vec::new()),
+    };
+    all.extend(errors.0);
+    LoadError {
+        errors: ConfigErrors(all),
+        warnings,
+    }
 }

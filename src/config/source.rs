@@ -71,7 +71,9 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigErrors> {
     }
 }
 
-fn is_config_file_name(path: &Path) -> bool {
+/// Whether a file in a configuration directory is read: `*.json` and the stock downloader's
+/// names, never a hidden or staged (`.tmp`) file.
+pub fn is_config_file_name(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };

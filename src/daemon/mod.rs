@@ -7,6 +7,7 @@
 //! are empty or the deadline passes, final checkpoints. It never touches files being tailed or
 //! builds requests itself.
 
+pub mod log_level;
 pub mod memory;
 mod pipelines;
 pub mod privileges;
@@ -64,6 +65,8 @@ pub struct RunOptions {
     pub log_buffer_bytes: usize,
     /// Publish cwlite's own health as metrics, every `metrics_collection_interval`.
     pub self_metrics: bool,
+    /// Where `cwlite ctl -a set-log-level` leaves a log level (with `--etc`).
+    pub log_level: Option<log_level::LevelFile>,
 }
 
 /// Why `run` stopped with an error.
@@ -182,6 +185,10 @@ pub async fn run(
             "systemd watchdog on: fed while the pipelines make progress"
         );
     }
+    let mut level = options.log_level.clone().map(log_level::Watch::new);
+    if let Some(level) = &mut level {
+        level.check();
+    }
     let mut status = StatusWriter::new(options, started_at);
     status.write(&telemetry, &pipelines);
     notify(&[NotifyState::Ready, NotifyState::Status(&status.summary)]);
@@ -239,6 +246,9 @@ pub async fn run(
                     }
                 } else if restart_at.is_none() && restarts.attempts() > 0 && status.up_for() > RESTART_BACKOFF_RESET {
                     restarts.reset();
+                }
+                if let Some(level) = &mut level {
+                    level.check();
                 }
                 status.write(&telemetry, &pipelines);
                 own.publish(&status, &pipelines);

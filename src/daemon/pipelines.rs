@@ -963,6 +963,7 @@ mod tests {
             metric_spool_bytes: 1 << 20,
             log_buffer_bytes: 1 << 20,
             self_metrics: false,
+            log_level: None,
         };
         (loaded.config, clients, options)
     }
