@@ -411,16 +411,19 @@ fn run(source: Source, mut options: RunOptions) -> anyhow::Result<ExitCode> {
 /// (through the returned function).
 fn init_logging(debug: bool, logfile: Option<&std::path::Path>) -> daemon::log_level::ApplyLevel {
     use std::io::IsTerminal;
+    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let default_level = if debug { "debug" } else { "info" };
     let with_level = |level: &str| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"
-        ))
+        format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")
+            .parse::<Targets>()
+            .unwrap_or_default()
     };
     let configured = move || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| with_level(default_level))
+        std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|directives| directives.parse::<Targets>().ok())
+            .unwrap_or_else(|| with_level(default_level))
     };
     let (filter, handle) = tracing_subscriber::reload::Layer::new(configured());
     let registry = tracing_subscriber::registry().with(filter);
@@ -469,7 +472,7 @@ fn init_logging(debug: bool, logfile: Option<&std::path::Path>) -> daemon::log_l
     }
     std::sync::Arc::new(move |level: Option<&str>| {
         let filter = match level {
-            Some("OFF") => tracing_subscriber::EnvFilter::new("off"),
+            Some("OFF") => Targets::new(),
             Some(level) => with_level(&level.to_ascii_lowercase()),
             None => configured(),
         };

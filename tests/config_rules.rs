@@ -420,6 +420,38 @@ fn aggregation_dimensions_are_sorted_and_deduplicated() {
     );
 }
 
+/// `credentials.role_arn` as the stock translator reads it: a section's own role wins over the
+/// agent's, and a section without one takes the agent's.
+#[test]
+fn a_sections_role_wins_over_the_agents() {
+    let agent_role = "arn:aws:iam::123456789012:role/agent";
+    let logs_role = "arn:aws:iam::123456789012:role/logs";
+    let loaded = load_with(
+        &json!({
+            "agent": {"credentials": {"role_arn": agent_role}},
+            "metrics": {"metrics_collected": {"mem": {"measurement": ["used_percent"]}}},
+            "logs": {"credentials": {"role_arn": logs_role}, "logs_collected": {"files": {"collect_list": [{"file_path": "/a"}]}}}
+        }),
+        &[("AWS_REGION", "eu-west-1")],
+    )
+    .unwrap();
+    assert_eq!(loaded.config.agent.role_arn.as_deref(), Some(agent_role));
+    assert_eq!(
+        loaded.config.metrics.unwrap().role_arn.as_deref(),
+        Some(agent_role)
+    );
+    assert_eq!(
+        loaded.config.logs.unwrap().role_arn.as_deref(),
+        Some(logs_role)
+    );
+    assert_has(
+        &errors(
+            json!({"metrics": {"credentials": {"role_arn": "arn:short"}, "metrics_collected": {"mem": {"measurement": ["used_percent"]}}}}),
+        ),
+        "metrics.credentials.role_arn",
+    );
+}
+
 #[test]
 fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
     let found = warnings(json!({
@@ -434,9 +466,9 @@ fn unsupported_plugins_and_sections_are_warnings_naming_what_cwlite_does() {
                  "metrics_collected": {"prometheus": {}}},
         "traces": {}
     }));
-    assert_has(
-        &found,
-        "agent.credentials: ignored: cwlite does not call sts:AssumeRole",
+    assert!(
+        !found.iter().any(|w| w.contains("credentials")),
+        "role_arn is used (issue 22): {found:#?}"
     );
     assert_has(&found, "agent.aws_sdk_log_level: ignored: set RUST_LOG");
     assert_has(&found, "agent.flush_interval: ignored");

@@ -68,21 +68,9 @@ fn emf_lines_in_a_tailed_file_switch_their_destination_to_emf_and_plain_files_st
     );
 }
 
-fn python() -> std::path::PathBuf {
-    let venv = std::env::var("CWLITE_VENV")
-        .unwrap_or_else(|_| format!("{}/.venv", env!("CARGO_MANIFEST_DIR")));
-    let python = std::path::Path::new(&venv).join("bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: scripts/test installs the test requirements (aws-embedded-metrics)",
-        python.display()
-    );
-    python
-}
-
 /// Runs the real client library: `count` documents to `endpoint`, into group `app-metrics`.
 fn emf_client(endpoint: &str, count: usize) {
-    let output = std::process::Command::new(python())
+    let output = std::process::Command::new(common::venv_bin("python"))
         .arg(format!(
             "{}/tests/support/emf_client.py",
             env!("CARGO_MANIFEST_DIR")

@@ -10,6 +10,8 @@
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod role;
+pub mod ssm;
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::identity::SharedIdentityCache;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -76,7 +79,53 @@ pub struct Clients {
     pub metrics_endpoint: String,
     /// The region both sign for.
     pub region: String,
-    credentials: SharedCredentialsProvider,
+    signers: Signers,
+}
+
+/// The credentials the clients sign with: the common-config's, and each role a section names,
+/// assumed with them.
+#[derive(Debug, Clone)]
+struct Signers {
+    source: SharedCredentialsProvider,
+    source_cache: SharedIdentityCache,
+    /// Each distinct role once, so that sections naming the same role share its sessions.
+    roles: Vec<(String, SharedCredentialsProvider)>,
+}
+
+impl Signers {
+    async fn new(
+        config: &Config,
+        source: SharedCredentialsProvider,
+        source_cache: SharedIdentityCache,
+        region: &str,
+    ) -> Result<Self, ClientSetupError> {
+        let mut roles: Vec<(String, SharedCredentialsProvider)> = Vec::new();
+        let named = [
+            config.logs.as_ref().and_then(|l| l.role_arn.clone()),
+            config.metrics.as_ref().and_then(|m| m.role_arn.clone()),
+        ];
+        for role in named.into_iter().flatten() {
+            if roles.iter().all(|(r, _)| *r != role) {
+                let provider =
+                    role::RoleCredentials::new(&role, source.clone(), region, &config.common)
+                        .await?;
+                roles.push((role, SharedCredentialsProvider::new(provider)));
+            }
+        }
+        Ok(Self {
+            source,
+            source_cache,
+            roles,
+        })
+    }
+
+    fn for_role(&self, role: Option<&str>) -> (SharedCredentialsProvider, SharedIdentityCache) {
+        match role.and_then(|role| self.roles.iter().find(|(r, _)| r == role)) {
+            // The role keeps and renews its own session, for every client that signs as it.
+            Some((_, provider)) => (provider.clone(), IdentityCache::no_cache()),
+            None => (self.source.clone(), self.source_cache.clone()),
+        }
+    }
 }
 
 impl Clients {
@@ -92,13 +141,6 @@ impl Clients {
             .ok_or(ClientSetupError::NoRegion)?
             .name
             .clone();
-        // The file provider checks its file on every call and caches by itself, so the SDK must
-        // not cache (a rotated key is then used at once). The standard chain may call instance
-        // metadata or STS, so its answers are cached until they expire.
-        let identity_cache = match &config.common.credentials {
-            CredentialsSource::Profile { .. } => IdentityCache::no_cache(),
-            CredentialsSource::DefaultChain => IdentityCache::lazy().build(),
-        };
         let logs_override = config
             .logs
             .as_ref()
@@ -112,30 +154,13 @@ impl Clients {
             let scheme = if endpoint.as_ref().is_some_and(EndpointOverride::is_plain_http) { "http" } else { "https" };
             http::build_http_client(scheme, &config.common.proxy, config.common.ca_bundle_path.as_deref())
         };
-        let credentials = match &config.common.credentials {
-            CredentialsSource::Profile { profile, file } => {
-                SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile))
-            }
-            CredentialsSource::DefaultChain => {
-                // The chain's STS calls go through the same proxy and CA bundle as the rest, and
-                // the SDK has no HTTP client of its own here (cwlite builds without one).
-                let provider_config = aws_config::provider_config::ProviderConfig::default()
-                    .with_http_client(http_for(&None)?);
-                let chain =
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                        .configure(provider_config)
-                        .region(Region::new(region.clone()))
-                        .build()
-                        .await;
-                SharedCredentialsProvider::new(chain)
-            }
-        };
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .operation_attempt_timeout(attempt_timeout(
-                std::env::var(ATTEMPT_TIMEOUT_ENV).ok().as_deref(),
-            ))
-            .build();
+        let (source, source_cache) = source_credentials(&config.common, &region).await?;
+        let signers = Signers::new(config, source, source_cache, &region).await?;
+        let (logs_credentials, logs_cache) =
+            signers.for_role(config.logs.as_ref().and_then(|l| l.role_arn.as_deref()));
+        let (metrics_credentials, metrics_cache) =
+            signers.for_role(config.metrics.as_ref().and_then(|m| m.role_arn.as_deref()));
+        let timeouts = timeouts();
         // Whether to send again is decided once, by the shippers through `AwsError::is_retryable`,
         // so the SDK makes exactly one attempt per call.
         let retries = RetryConfig::disabled();
@@ -143,8 +168,8 @@ impl Clients {
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
-            .credentials_provider(credentials.clone())
-            .identity_cache(identity_cache.clone())
+            .credentials_provider(logs_credentials)
+            .identity_cache(logs_cache)
             .http_client(http_for(&logs_override)?)
             .timeout_config(timeouts.clone())
             .retry_config(retries.clone())
@@ -156,8 +181,8 @@ impl Clients {
             .interceptor(CborAnswerCheck)
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.clone()))
-            .credentials_provider(credentials.clone())
-            .identity_cache(identity_cache.clone())
+            .credentials_provider(metrics_credentials)
+            .identity_cache(metrics_cache)
             .http_client(http_for(&metrics_override)?)
             .timeout_config(timeouts)
             .retry_config(retries)
@@ -180,7 +205,7 @@ impl Clients {
             metrics_endpoint: metrics_override
                 .map_or_else(|| default_endpoint("monitoring"), |e| e.url),
             region,
-            credentials,
+            signers,
         })
     }
 
@@ -193,12 +218,76 @@ impl Clients {
     pub async fn check_credentials(&self) -> Result<String, ClientSetupError> {
         use aws_credential_types::provider::ProvideCredentials;
         let credentials = self
-            .credentials
+            .signers
+            .source
             .provide_credentials()
             .await
             .map_err(|err| ClientSetupError::Credentials(describe_credentials_error(&err)))?;
+        // Each role once at start too: a role that cannot be assumed (no sts:AssumeRole, a
+        // trust policy that does not name the key) is a configuration mistake to show now.
+        for (role, provider) in &self.signers.roles {
+            provider
+                .provide_credentials()
+                .await
+                .map_err(|err| ClientSetupError::Credentials(describe_credentials_error(&err)))?;
+            tracing::debug!(role = %role, "role assumed");
+        }
         Ok(credentials.access_key_id().to_owned())
     }
+}
+
+/// The credentials of the common-config (a profile's static keys, or the environment's keys
+/// then the default profile)
+/// and the identity cache that suits them.
+///
+/// # Errors
+/// The HTTPS stack for the default profile's own STS calls cannot be built.
+pub async fn source_credentials(
+    common: &crate::config::CommonConfig,
+    region: &str,
+) -> Result<(SharedCredentialsProvider, SharedIdentityCache), ClientSetupError> {
+    // The file provider checks its file on every call and caches by itself, so the SDK must
+    // not cache (a rotated key is then used at once). The default profile may assume a role
+    // through STS, so its answers are cached until they expire.
+    Ok(match &common.credentials {
+        CredentialsSource::Profile { profile, file } => (
+            SharedCredentialsProvider::new(ProfileFileCredentials::new(file, profile)),
+            IdentityCache::no_cache(),
+        ),
+        CredentialsSource::DefaultChain => {
+            // The profile's STS calls go through the same proxy and CA bundle as the rest, and
+            // the SDK has no HTTP client of its own here (cwlite builds without one).
+            let http =
+                http::build_http_client("https", &common.proxy, common.ca_bundle_path.as_deref())?;
+            let provider_config =
+                aws_config::provider_config::ProviderConfig::default().with_http_client(http);
+            // The standard chain's on-premises part: the environment's keys, then the default
+            // profile (which may itself assume a role through STS). Instance metadata, ECS and
+            // web identity are left out: cwlite never asks the host's metadata service.
+            let profile = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config.with_region(Some(Region::new(region.to_owned()))))
+                .build();
+            let chain = aws_config::meta::credentials::CredentialsProviderChain::first_try(
+                "Environment",
+                aws_config::environment::credentials::EnvironmentVariableCredentialsProvider::new(),
+            )
+            .or_else("Profile", profile);
+            (
+                SharedCredentialsProvider::new(chain),
+                IdentityCache::lazy().build(),
+            )
+        }
+    })
+}
+
+/// The connect and attempt timeouts every client uses.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt_timeout(
+            std::env::var(ATTEMPT_TIMEOUT_ENV).ok().as_deref(),
+        ))
+        .build()
 }
 
 fn describe_credentials_error(

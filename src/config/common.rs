@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::diag::{ConfigErrors, Diagnostic, JsonPath};
 use super::expand::Environment;
+use super::model::EndpointOverride;
 
 /// The profile the stock agent uses on premises when none is configured.
 pub const DEFAULT_PROFILE: &str = "AmazonCloudWatchAgent";
@@ -35,7 +36,8 @@ pub enum CredentialsSource {
         /// The shared credentials file; a `config` file beside it is read for `region`.
         file: PathBuf,
     },
-    /// No common-config: the AWS SDK's standard chain (environment, `~/.aws`, ...).
+    /// No common-config: the environment's keys, then the default profile of `~/.aws` (the
+    /// on-premises part of the SDK's standard chain).
     DefaultChain,
 }
 
@@ -99,7 +101,26 @@ pub struct CommonConfig {
     pub proxy: ProxySettings,
     /// An extra CA bundle (PEM) trusted in addition to the system roots.
     pub ca_bundle_path: Option<PathBuf>,
+    /// Where the services without an `endpoint_override` in the JSON are reached.
+    pub endpoints: ServiceEndpoints,
 }
+
+/// Endpoints of the services the stock JSON has no `endpoint_override` for: a cwlite addition
+/// to `common-config.toml` (`[endpoints]`), else the SDK's environment variables
+/// (`AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_STS`), else the regional default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceEndpoints {
+    /// SSM Parameter Store, for `cwlite ctl -c ssm:<name>`.
+    pub ssm: Option<EndpointOverride>,
+    /// STS, for `credentials.role_arn`.
+    pub sts: Option<EndpointOverride>,
+}
+
+/// The environment variables [`ServiceEndpoints`] falls back to, as the AWS SDKs name them.
+pub const ENDPOINT_ENV: [(&str, &str); 2] = [
+    ("ssm", "AWS_ENDPOINT_URL_SSM"),
+    ("sts", "AWS_ENDPOINT_URL_STS"),
+];
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +129,14 @@ struct RawCommon {
     proxy: Option<RawProxy>,
     ssl: Option<RawSsl>,
     imds: Option<toml::Table>,
+    endpoints: Option<RawEndpoints>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoints {
+    ssm: Option<String>,
+    sts: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -150,11 +179,13 @@ impl CommonConfig {
                 },
                 None => CredentialsSource::DefaultChain,
             };
+            let endpoints = endpoints(RawEndpoints::default(), None, env)?;
             let config = Self {
                 file: None,
                 credentials,
                 proxy: proxy_from_env(env),
                 ca_bundle_path: env.var("AWS_CA_BUNDLE").map(PathBuf::from),
+                endpoints,
             };
             return Ok((config, warnings));
         };
@@ -238,13 +269,60 @@ impl CommonConfig {
             .and_then(|s| non_empty(s.ca_bundle_path))
             .map(PathBuf::from)
             .or_else(|| env.var("AWS_CA_BUNDLE").map(PathBuf::from));
+        let endpoints = endpoints(raw.endpoints.unwrap_or_default(), Some(path), env)?;
         let config = Self {
             file: Some(path.to_owned()),
             credentials: CredentialsSource::Profile { profile, file },
             proxy,
             ca_bundle_path,
+            endpoints,
         };
         Ok((config, warnings))
+    }
+}
+
+/// `[endpoints]`, each key falling back to its environment variable; a bad value is an error
+/// naming the key (or the variable).
+fn endpoints(
+    raw: RawEndpoints,
+    file: Option<&Path>,
+    env: &Environment,
+) -> Result<ServiceEndpoints, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut one = |service: &str, configured: Option<String>| {
+        let variable = ENDPOINT_ENV
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or("", |(_, v)| v);
+        let (text, key, file) = match non_empty(configured) {
+            Some(text) => (text, format!("endpoints.{service}"), file),
+            None => (
+                non_empty(env.var(variable).map(str::to_owned))?,
+                variable.to_owned(),
+                None,
+            ),
+        };
+        match EndpointOverride::parse(&text) {
+            Ok(endpoint) => Some(endpoint),
+            Err(message) => {
+                errors.push(Diagnostic {
+                    file: file.map(Path::to_owned),
+                    path: JsonPath::parse_dotted(&key),
+                    position: None,
+                    message,
+                });
+                None
+            }
+        }
+    };
+    let endpoints = ServiceEndpoints {
+        ssm: one("ssm", raw.ssm),
+        sts: one("sts", raw.sts),
+    };
+    if errors.is_empty() {
+        Ok(endpoints)
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 
@@ -310,6 +388,34 @@ mod tests {
         assert!(
             matches!(config.credentials, CredentialsSource::Profile { file, .. } if file == Path::new("/root/.aws/credentials"))
         );
+    }
+
+    #[test]
+    fn service_endpoints_come_from_the_file_then_the_sdk_variables() {
+        let (config, _) = load_text(
+            "[endpoints]\nssm = \"vpce-1.ssm.eu-west-1.vpce.amazonaws.com\"\n",
+            &[
+                ("AWS_ENDPOINT_URL_SSM", "https://ignored.example"),
+                ("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:4566/"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            config.endpoints.ssm.unwrap().url,
+            "https://vpce-1.ssm.eu-west-1.vpce.amazonaws.com"
+        );
+        assert_eq!(config.endpoints.sts.unwrap().url, "http://127.0.0.1:4566");
+        let no_file = CommonConfig::load(None, &env(&[("AWS_ENDPOINT_URL_SSM", "ssm.local")]))
+            .unwrap()
+            .0;
+        assert_eq!(no_file.endpoints.ssm.unwrap().url, "https://ssm.local");
+        assert_eq!(no_file.endpoints.sts, None);
+        let err = load_text("[endpoints]\nsts = \"ftp://x\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("endpoints.sts"), "{err}");
+        let err =
+            CommonConfig::load(None, &env(&[("AWS_ENDPOINT_URL_SSM", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("AWS_ENDPOINT_URL_SSM"), "{err}");
+        assert!(load_text("[endpoints]\nlogs = \"x\"\n", &[]).is_err());
     }
 
     #[test]

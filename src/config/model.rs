@@ -93,6 +93,8 @@ pub struct AgentConfig {
     pub run_as_user: Option<String>,
     /// Use dual-stack (IPv6) AWS endpoints.
     pub use_dualstack_endpoint: bool,
+    /// `agent.credentials.role_arn`: the role every section assumes unless it names its own.
+    pub role_arn: Option<String>,
 }
 
 /// Where a service's requests go.
@@ -106,6 +108,34 @@ impl EndpointOverride {
     /// Whether requests go without TLS (only when written as an explicit `http://` URL).
     pub fn is_plain_http(&self) -> bool {
         self.url.starts_with("http://")
+    }
+
+    /// A hostname (made `https://`) or an `http(s)://` URL, as the stock `endpoint_override`
+    /// takes it.
+    ///
+    /// # Errors
+    /// Another scheme, or no host.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let candidate = if text.contains("://") {
+            text.to_owned()
+        } else {
+            format!("https://{text}")
+        };
+        match url::Url::parse(&candidate) {
+            Ok(url)
+                if matches!(url.scheme(), "https" | "http")
+                    && url.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
+                Ok(Self {
+                    url: candidate.trim_end_matches('/').to_owned(),
+                })
+            }
+            Ok(url) if !matches!(url.scheme(), "https" | "http") => Err(format!(
+                "unsupported scheme \"{}\": use a hostname or an https:// url",
+                url.scheme()
+            )),
+            _ => Err(format!("\"{text}\" is not a hostname or url")),
+        }
     }
 }
 
@@ -122,6 +152,9 @@ pub struct MetricsConfig {
     pub force_flush_interval_secs: u64,
     /// Endpoint override for the monitoring service.
     pub endpoint_override: Option<EndpointOverride>,
+    /// The role PutMetricData is signed with (`metrics.credentials.role_arn`, else the
+    /// agent's), assumed with the profile's keys.
+    pub role_arn: Option<String>,
     /// The statsd listener, if configured.
     pub statsd: Option<StatsdConfig>,
     /// The collectd listener, if configured.
@@ -394,6 +427,9 @@ pub struct LogsConfig {
     pub force_flush_interval_secs: u64,
     /// Endpoint override for the logs service.
     pub endpoint_override: Option<EndpointOverride>,
+    /// The role CloudWatch Logs calls are signed with (`logs.credentials.role_arn`, else the
+    /// agent's), assumed with the profile's keys.
+    pub role_arn: Option<String>,
     /// PutLogEvents calls in flight per stream.
     pub concurrency: u32,
     /// PutLogEvents calls in flight over all streams: a `concurrency` above 1 is the stock

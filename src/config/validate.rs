@@ -44,8 +44,6 @@ pub struct Validation {
 
 const UNSUPPORTED_ENTITY: &str =
     "ignored: entity attributes are only sent from EC2; cwlite sends none";
-const UNSUPPORTED_ROLE_ARN: &str =
-    "ignored: cwlite does not call sts:AssumeRole; it signs with the configured profile's own keys";
 
 /// Validates a merged document.
 pub fn validate(
@@ -128,7 +126,7 @@ pub fn validate(
             }
         }
         let raw = diagnostics.decode::<RawLogs>(&path, value)?;
-        validate_logs(raw, &path, env, &placeholders, &mut diagnostics)
+        validate_logs(raw, &path, env, &placeholders, &agent, &mut diagnostics)
     });
     if top.get("metrics").is_none() && top.get("logs").is_none() {
         diagnostics.warn(
@@ -203,9 +201,20 @@ pub(super) fn warn_unknown_keys(
 }
 
 /// `credentialsDefinition`: only `role_arn` (serde refuses other keys), 20 to 2048 characters.
-fn check_credentials(raw: &RawCredentials, path: &JsonPath, diagnostics: &mut Collector) {
-    check_length(&raw.role_arn, 20, 2048, &path.key("role_arn"), diagnostics);
-    diagnostics.warn(path, UNSUPPORTED_ROLE_ARN);
+/// The section's role, else `inherited` (the agent's).
+fn role_arn(
+    raw: Option<&RawCredentials>,
+    inherited: Option<&String>,
+    path: &JsonPath,
+    diagnostics: &mut Collector,
+) -> Option<String> {
+    match raw {
+        Some(raw) => {
+            check_length(&raw.role_arn, 20, 2048, &path.key("role_arn"), diagnostics);
+            Some(raw.role_arn.clone())
+        }
+        None => inherited.cloned(),
+    }
 }
 
 fn warn_agent_extras(
@@ -213,8 +222,7 @@ fn warn_agent_extras(
     path: &JsonPath,
     diagnostics: &mut Collector,
 ) {
-    let notes: [(&str, &str); 15] = [
-        ("credentials", UNSUPPORTED_ROLE_ARN),
+    let notes: [(&str, &str); 14] = [
         (
             "aws_sdk_log_level",
             "ignored: set RUST_LOG (for example RUST_LOG=aws_smithy_runtime=debug) to see sdk logs",
@@ -312,11 +320,12 @@ fn validate_agent(
     if let Some(region) = &raw.region {
         check_length(region, 1, 64, &path.key("region"), diagnostics);
     }
-    // The warning is warn_agent_extras'.
-    if let Some(credentials) = &raw.credentials {
-        let at = path.key("credentials").key("role_arn");
-        check_length(&credentials.role_arn, 20, 2048, &at, diagnostics);
-    }
+    let role_arn = role_arn(
+        raw.credentials.as_ref(),
+        None,
+        &path.key("credentials"),
+        diagnostics,
+    );
     let hostname = raw
         .hostname
         .clone()
@@ -343,6 +352,7 @@ fn validate_agent(
         logfile,
         run_as_user: raw.run_as_user.clone().filter(|u| !u.is_empty()),
         use_dualstack_endpoint: raw.use_dualstack_endpoint.unwrap_or(false),
+        role_arn,
     }
 }
 
@@ -360,6 +370,29 @@ fn resolve_region(
             source: "agent.region".to_owned(),
         });
     }
+    let found = region_without_json(common, env);
+    if let Err(looked) = &found {
+        let message = format!("no region found; looked at agent.region, {looked}");
+        match policy {
+            RegionPolicy::Required => diagnostics.error(&agent_path.key("region"), message),
+            RegionPolicy::Optional => diagnostics.warn(
+                &agent_path.key("region"),
+                format!("{message}; cwlite run will refuse to start"),
+            ),
+        }
+    }
+    found.ok()
+}
+
+/// The region from the credentials profile and the environment, as the stock agent finds it
+/// before any JSON is read (for `cwlite ctl -c ssm:<name>`).
+///
+/// # Errors
+/// No region: where it looked, for the message.
+pub fn region_without_json(
+    common: &CommonConfig,
+    env: &Environment,
+) -> Result<ResolvedRegion, String> {
     let from_env = || {
         env.first_var(&["AWS_REGION", "AWS_DEFAULT_REGION"])
             .map(|r| ResolvedRegion {
@@ -383,7 +416,7 @@ fn resolve_region(
                     })
                 });
             let looked = format!(
-                "agent.region, the region of profile \"{profile}\" in {} and {}, and AWS_REGION",
+                "the region of profile \"{profile}\" in {} and {}, and AWS_REGION",
                 files.credentials.display(),
                 files.config.display()
             );
@@ -400,22 +433,12 @@ fn resolve_region(
                 })
             };
             let looked = format!(
-                "agent.region, AWS_REGION, AWS_DEFAULT_REGION and the region of profile \"{profile}\" in ~/.aws/credentials and ~/.aws/config"
+                "AWS_REGION, AWS_DEFAULT_REGION and the region of profile \"{profile}\" in ~/.aws/credentials and ~/.aws/config"
             );
             (from_env().or_else(from_files), looked)
         }
     };
-    if found.is_none() {
-        let message = format!("no region found; looked at {looked}");
-        match policy {
-            RegionPolicy::Required => diagnostics.error(&agent_path.key("region"), message),
-            RegionPolicy::Optional => diagnostics.warn(
-                &agent_path.key("region"),
-                format!("{message}; cwlite run will refuse to start"),
-            ),
-        }
-    }
-    found
+    found.ok_or(looked)
 }
 
 fn warn_about_credentials_file(
@@ -453,38 +476,18 @@ fn parse_endpoint(
     diagnostics: &mut Collector,
 ) -> Option<EndpointOverride> {
     check_length(text, 4, 2048, path, diagnostics);
-    let candidate = if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("https://{text}")
-    };
-    match url::Url::parse(&candidate) {
-        Ok(url)
-            if matches!(url.scheme(), "https" | "http")
-                && url.host_str().is_some_and(|h| !h.is_empty()) =>
-        {
-            if url.scheme() == "http" {
+    match EndpointOverride::parse(text) {
+        Ok(endpoint) => {
+            if endpoint.is_plain_http() {
                 diagnostics.warn(
                     path,
                     format!("{text} is plain http: requests and signatures travel unencrypted"),
                 );
             }
-            Some(EndpointOverride {
-                url: candidate.trim_end_matches('/').to_owned(),
-            })
+            Some(endpoint)
         }
-        Ok(url) if !matches!(url.scheme(), "https" | "http") => {
-            diagnostics.error(
-                path,
-                format!(
-                    "unsupported scheme \"{}\": use a hostname or an https:// url",
-                    url.scheme()
-                ),
-            );
-            None
-        }
-        _ => {
-            diagnostics.error(path, format!("\"{text}\" is not a hostname or url"));
+        Err(message) => {
+            diagnostics.error(path, message);
             None
         }
     }
@@ -500,9 +503,12 @@ fn validate_metrics(
         .namespace
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
     check_length(&namespace, 1, 255, &path.key("namespace"), diagnostics);
-    if let Some(credentials) = &raw.credentials {
-        check_credentials(credentials, &path.key("credentials"), diagnostics);
-    }
+    let role_arn = role_arn(
+        raw.credentials.as_ref(),
+        agent.role_arn.as_ref(),
+        &path.key("credentials"),
+        diagnostics,
+    );
     if raw.service_name.is_some() {
         diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
     }
@@ -666,6 +672,7 @@ fn validate_metrics(
         aggregation_dimensions,
         force_flush_interval_secs,
         endpoint_override,
+        role_arn,
     })
 }
 
@@ -1417,11 +1424,15 @@ fn validate_logs(
     path: &JsonPath,
     env: &Environment,
     placeholders: &Placeholders,
+    agent: &AgentConfig,
     diagnostics: &mut Collector,
 ) -> Option<LogsConfig> {
-    if let Some(credentials) = &raw.credentials {
-        check_credentials(credentials, &path.key("credentials"), diagnostics);
-    }
+    let role_arn = role_arn(
+        raw.credentials.as_ref(),
+        agent.role_arn.as_ref(),
+        &path.key("credentials"),
+        diagnostics,
+    );
     if raw.service_name.is_some() {
         diagnostics.warn(&path.key("service.name"), UNSUPPORTED_ENTITY);
     }
@@ -1574,6 +1585,7 @@ fn validate_logs(
         emf,
         force_flush_interval_secs,
         endpoint_override,
+        role_arn,
         concurrency,
         requests_in_flight,
     })

@@ -184,6 +184,9 @@ pub enum CtlError {
     /// Starting or stopping the daemon failed.
     #[error("{0}")]
     Service(String),
+    /// An SSM parameter could not be read.
+    #[error(transparent)]
+    Parameter(Box<crate::aws::ssm::ParameterError>),
 }
 
 /// Runs one request; what the stock ctl prints goes to `out`.
@@ -261,7 +264,7 @@ fn apply(
     out: &mut dyn Write,
 ) -> Result<(), CtlError> {
     let name = staging::file_name(location).unwrap_or_default();
-    let bytes = source::fetch(location, mode)?;
+    let bytes = source::fetch(location, mode, layout)?;
     staging::discard_staged(layout).map_err(|source| CtlError::Io {
         what: format!("cannot clear staged files in {}", layout.dir().display()),
         source,
@@ -365,6 +368,12 @@ fn set_log_level(
     })?;
     let _ = writeln!(out, "Set CWAGENT_LOG_LEVEL to {level}");
     Ok(())
+}
+
+impl From<crate::aws::ssm::ParameterError> for CtlError {
+    fn from(err: crate::aws::ssm::ParameterError) -> Self {
+        Self::Parameter(Box::new(err))
+    }
 }
 
 #[cfg(test)]

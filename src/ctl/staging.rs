@@ -205,7 +205,10 @@ mod tests {
         let layout = Layout::new(dir.path());
         std::fs::write(layout.single_file(), "{}").unwrap();
         let first = stage(&layout, "ssm_a", b"{}").unwrap();
-        assert_eq!(files_after(&layout, &first, true), std::slice::from_ref(&first));
+        assert_eq!(
+            files_after(&layout, &first, true),
+            std::slice::from_ref(&first)
+        );
         commit(&layout, &first, true).unwrap();
         assert!(!layout.single_file().exists());
         assert_eq!(names(&layout), ["ssm_a"]);

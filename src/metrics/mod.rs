@@ -307,6 +307,7 @@ mod tests {
             logfile: None,
             run_as_user: None,
             use_dualstack_endpoint: false,
+            role_arn: None,
         }
     }
 

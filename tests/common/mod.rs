@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_logs;
+pub mod host;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio_rustls::rustls::{self, pki_types::CertificateDer, pki_types::PrivateKeyDer};
@@ -13,6 +14,108 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A program of the test virtual environment (`scripts/test` installs it: `CWLITE_VENV`, else
+/// `.venv`); the test fails, never skips, when it is missing.
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var("CWLITE_VENV")
+        .unwrap_or_else(|_| format!("{}/.venv", env!("CARGO_MANIFEST_DIR")));
+    let program = Path::new(&venv).join("bin").join(name);
+    assert!(
+        program.exists(),
+        "{} is missing: scripts/test installs the test requirements",
+        program.display()
+    );
+    program
+}
+
+/// A moto server of the test's own (for IAM enforcement, which would disturb the shared one),
+/// killed when dropped.
+pub struct OwnMoto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl OwnMoto {
+    /// Starts `moto_server` on a free port and waits until it answers.
+    pub fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let child = std::process::Command::new(venv_bin("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let url = format!("{}/moto-api/data.json", moto.url);
+        eventually("moto answers", || {
+            TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .and_then(|_| Some(http("GET", &url)).filter(|body| body.starts_with('{')))
+        });
+        moto
+    }
+
+    /// Creates IAM users allowed exactly `users`' actions (on any resource) and SSM
+    /// `parameters` (name, value, type), then turns IAM enforcement on. Returns each user's
+    /// access key and secret.
+    pub fn least_privilege(
+        &self,
+        users: &[(&str, &[&str])],
+        parameters: &[(&str, &str, &str)],
+    ) -> std::collections::HashMap<String, (String, String)> {
+        let spec = serde_json::json!({
+            "users": users.iter().map(|(name, actions)| (name.to_string(), serde_json::json!(actions))).collect::<serde_json::Map<_, _>>(),
+            "parameters": parameters.iter().map(|(name, value, kind)| serde_json::json!({"name": name, "value": value, "type": kind})).collect::<Vec<_>>(),
+        });
+        let mut child = std::process::Command::new(venv_bin("python"))
+            .arg(format!(
+                "{}/tests/support/moto_iam.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg(&self.url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(spec.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "moto_iam.py failed");
+        let keys: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        keys.as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, k)| {
+                (
+                    name.clone(),
+                    (
+                        k["key"].as_str().unwrap().to_owned(),
+                        k["secret"].as_str().unwrap().to_owned(),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// The emulator (moto behind the CBOR bridge) started by `scripts/test`. Tests that need it fail,
 /// never skip, when it is missing.
@@ -301,6 +404,13 @@ impl Daemon {
                     self.stderr_seen.join("\n")
                 ),
             }
+        }
+    }
+
+    /// Moves every stderr line written so far into `stderr_seen`, without waiting.
+    pub fn drain_stderr(&mut self) {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.stderr_seen.push(line);
         }
     }
 

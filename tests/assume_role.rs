@@ -1,0 +1,140 @@
+//! `credentials.role_arn` against moto's STS, through the bridge that records which access key
+//! signed each request: the profile's keys sign only AssumeRole, through the `sts` endpoint the
+//! common-config names; each section signs with its own role's keys; sessions are renewed
+//! before they end.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::Daemon;
+use serde_json::json;
+
+const METRICS_ROLE: &str = "arn:aws:iam::123456789012:role/cwlite-metrics";
+const LOGS_ROLE: &str = "arn:aws:iam::123456789012:role/cwlite-logs";
+
+/// The access keys of each role's sessions, from the daemon's "role session started" lines.
+fn sessions(daemon: &Daemon) -> BTreeMap<String, Vec<String>> {
+    let mut sessions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in daemon
+        .stderr_seen
+        .iter()
+        .filter(|l| l.contains("role session started"))
+    {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_owned()
+        };
+        sessions
+            .entry(field("role"))
+            .or_default()
+            .push(field("access_key_id"));
+    }
+    sessions
+}
+
+fn keys_for(service: &str) -> BTreeSet<String> {
+    common::access_keys_seen()
+        .into_iter()
+        .filter(|(s, _)| s == service)
+        .map(|(_, key)| key)
+        .collect()
+}
+
+#[test]
+fn each_section_signs_with_its_role_and_the_profile_only_assumes_them() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    common::append(&log, "first\n");
+    let source_key = common::unique("AKIDSOURCE");
+    let config = json!({
+        "agent": {
+            "region": "eu-west-1",
+            "metrics_collection_interval": 1,
+            "credentials": {"role_arn": METRICS_ROLE}
+        },
+        "metrics": {
+            "namespace": common::unique("CWLiteRole"),
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
+        },
+        "logs": {
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "credentials": {"role_arn": LOGS_ROLE},
+            "logs_collected": {"files": {"collect_list": [
+                {"file_path": log.display().to_string(), "log_group_name": common::unique("role"), "log_stream_name": "s"}
+            ]}}
+        }
+    });
+    let mut command = common::run_command(
+        dir.path(),
+        &dir.path().join("state"),
+        &config,
+        &source_key,
+        "secret",
+    );
+    // The sts endpoint from the common-config; sessions of 6 s, renewed 2 s before their end.
+    std::fs::write(
+        dir.path().join("common-config.toml"),
+        format!(
+            "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{endpoint}\"\n",
+            dir.path().join("credentials").display()
+        ),
+    )
+    .unwrap();
+    command.env("CWLITE_ROLE_SESSION_SECS", "6");
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    // Until each role has had a second session that signed requests of its service.
+    let (logs_keys, metrics_keys) = common::eventually("renewed sessions signing requests", || {
+        common::append(&log, "more\n");
+        daemon.drain_stderr();
+        let sessions = sessions(&daemon);
+        let logs: Vec<String> = sessions.get(LOGS_ROLE)?.clone();
+        let metrics: Vec<String> = sessions.get(METRICS_ROLE)?.clone();
+        let (logs_seen, metrics_seen) = (keys_for("logs"), keys_for("monitoring"));
+        let used = |keys: &[String], seen: &BTreeSet<String>| {
+            keys.iter().filter(|k| seen.contains(*k)).count()
+        };
+        (used(&logs, &logs_seen) >= 2 && used(&metrics, &metrics_seen) >= 2)
+            .then_some((logs, metrics))
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+
+    let sts = keys_for("sts");
+    let logs = keys_for("logs");
+    let monitoring = keys_for("monitoring");
+    assert!(
+        sts.contains(&source_key),
+        "AssumeRole is signed with the profile's keys"
+    );
+    assert!(
+        !logs.contains(&source_key) && !monitoring.contains(&source_key),
+        "the profile's keys sign nothing but AssumeRole"
+    );
+    for key in &logs_keys {
+        assert!(
+            !monitoring.contains(key),
+            "a logs role key signed a metrics request"
+        );
+        assert!(key != &source_key);
+    }
+    for key in &metrics_keys {
+        assert!(
+            !logs.contains(key),
+            "a metrics role key signed a logs request"
+        );
+    }
+    let distinct: BTreeSet<&String> = logs_keys.iter().chain(&metrics_keys).collect();
+    assert_eq!(
+        distinct.len(),
+        logs_keys.len() + metrics_keys.len(),
+        "one session per role at a time"
+    );
+}
