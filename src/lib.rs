@@ -6,6 +6,7 @@
 //!   (credentials, region, endpoints, proxy, CA) and the one place that describes SDK failures.
 //! - [`daemon`]: what `cwlite run` does with a configuration.
 //! - [`ctl`]: `cwlite ctl`, the stock `amazon-cloudwatch-agent-ctl` (configurations and the service).
+//! - [`wizard`]: `cwlite wizard`, the stock configuration wizard's Linux questions.
 //! - [`telemetry`]: the counters every part updates, and the status report built from them.
 //! - [`regular`]: how every file others may swap is opened (no link, no FIFO).
 //!
@@ -29,3 +30,4 @@ pub mod state;
 pub mod statsd;
 pub mod tail;
 pub mod telemetry;
+pub mod wizard;

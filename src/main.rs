@@ -82,6 +82,25 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "paths"])]
         etc: Option<PathBuf>,
     },
+    /// The stock configuration wizard's Linux questions: writes a stock-format configuration,
+    /// and stores it in SSM Parameter Store if asked.
+    Wizard {
+        /// The file to write.
+        #[arg(long, value_name = "FILE", default_value = cwlite::wizard::DEFAULT_OUTPUT)]
+        output: PathBuf,
+        /// Take the answers from this JSON file instead of asking (absent keys: the defaults).
+        #[arg(long, value_name = "FILE", conflicts_with = "defaults")]
+        answers: Option<PathBuf>,
+        /// Take every default instead of asking.
+        #[arg(long)]
+        defaults: bool,
+        /// Replace the output file if it exists, without asking.
+        #[arg(long)]
+        force: bool,
+        /// The configuration directory whose common-config is used for Parameter Store.
+        #[arg(long, value_name = "DIR", default_value = config::layout::DEFAULT_ETC)]
+        etc: PathBuf,
+    },
     /// The stock amazon-cloudwatch-agent-ctl: fetch, append or remove configurations, start,
     /// stop, status, set-log-level.
     #[command(disable_version_flag = true)]
@@ -156,6 +175,32 @@ fn main() -> ExitCode {
             state_dir,
             init.as_deref(),
         ),
+        Command::Wizard {
+            output,
+            answers,
+            defaults,
+            force,
+            etc,
+        } => {
+            let options = cwlite::wizard::Options {
+                source: match (answers, defaults) {
+                    (Some(file), _) => cwlite::wizard::Source::File(file),
+                    (None, true) => cwlite::wizard::Source::Defaults,
+                    (None, false) => cwlite::wizard::Source::Ask,
+                },
+                output,
+                force,
+                layout: config::Layout::new(etc),
+            };
+            let mut input = std::io::stdin().lock();
+            match cwlite::wizard::run(&options, &mut input, &mut std::io::stdout()) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
         Command::Run {
             config,
             common_config,

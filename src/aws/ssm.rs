@@ -146,11 +146,51 @@ impl ParameterStore {
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
-            return Err(self.describe(name, err));
+            return Err(self.describe(name, "ssm:GetParameter", err));
         }
     }
 
-    fn describe(&self, name: &str, error: AwsError) -> ParameterError {
+    /// Stores `value` as String parameter `name`, replacing it if it exists (as the stock
+    /// wizard does).
+    ///
+    /// # Errors
+    /// See [`ParameterError`]; an outage or a throttle is tried [`ATTEMPTS`] times first.
+    pub async fn put(
+        &self,
+        name: &str,
+        value: &str,
+        description: &str,
+    ) -> Result<(), ParameterError> {
+        let mut backoff = crate::ship::retry::Backoff::new(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(4),
+        );
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .description(description)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => AwsError::from_sdk("PutParameter", &self.endpoint, &err),
+            };
+            if err.is_retryable() && attempt < ATTEMPTS {
+                attempt += 1;
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+            return Err(self.describe(name, "ssm:PutParameter", err));
+        }
+    }
+
+    fn describe(&self, name: &str, action: &str, error: AwsError) -> ParameterError {
         let (name, region, endpoint) =
             (name.to_owned(), self.region.clone(), self.endpoint.clone());
         match (error.kind, error.code.as_deref()) {
@@ -165,7 +205,7 @@ impl ParameterStore {
                     "kms:Decrypt on the parameter's KMS key (a SecureString)".to_owned()
                 } else {
                     format!(
-                        "ssm:GetParameter on arn:aws:ssm:{region}:<account>:parameter/{}",
+                        "{action} on arn:aws:ssm:{region}:<account>:parameter/{}",
                         name.trim_start_matches('/')
                     )
                 };
