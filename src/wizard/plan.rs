@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// On EC2 or on premises (the stock wizard's first real question).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Host {
     /// EC2: instance dimensions may be added, streams default to `{instance_id}`.
@@ -18,7 +18,7 @@ pub enum Host {
 }
 
 /// The stock metric sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// The fewest metrics.
@@ -32,7 +32,7 @@ pub enum Level {
 }
 
 /// The StatsD listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Statsd {
     /// UDP port.
@@ -54,7 +54,7 @@ impl Default for Statsd {
 }
 
 /// Which plugins the `None` level collects (each with every measurement the wizard knows).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Plugins {
     /// cpu.
@@ -82,7 +82,7 @@ impl Default for Plugins {
 }
 
 /// Host metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostMetrics {
     /// The preset.
@@ -113,7 +113,7 @@ impl Default for HostMetrics {
 }
 
 /// One log file entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     /// `file_path`.
@@ -144,7 +144,7 @@ pub struct JournalFilter {
 }
 
 /// One journald entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Journald {
     /// `units`; empty for every unit.
@@ -172,7 +172,7 @@ impl Default for Journald {
 }
 
 /// Where to store the result in Parameter Store.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ParameterStore {
     /// The parameter.
@@ -213,7 +213,7 @@ fn standard() -> String {
 /// Everything the wizard decides. Absent keys of an answers file take the stock wizard's
 /// defaults, except that nothing is stored in Parameter Store and no log file is added unless
 /// named (neither has a default the stock wizard could take without asking).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Answers {
     /// EC2 or on premises; on premises unless said (cwlite reads no instance metadata).
