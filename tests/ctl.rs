@@ -139,6 +139,10 @@ fn bad_command_lines_are_refused_on_one_line() {
         (&["-a", "fetch-config", "-c", "s3:x"][..], "\"s3:x\""),
         (&["-a", "set-log-level", "-l", "TRACE"][..], "\"TRACE\""),
         (
+            &["-a", "fetch-config", "-c", "file:/tmp/cw.tmp"][..],
+            "file_cw.tmp",
+        ),
+        (
             &["-a", "fetch-config", "-c", "file:/nonexistent/x.json"][..],
             "file:/nonexistent/x.json",
         ),
@@ -208,6 +212,13 @@ fn the_ctl_starts_restarts_and_stops_a_daemon_and_refuses_a_broken_configuration
 
     let out = host.ok(&["-a", "set-log-level", "-l", "DEBUG"]);
     assert!(out.contains("Set CWAGENT_LOG_LEVEL to DEBUG"), "{out}");
+    // Readable by the service's own user, whatever the ctl's umask.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(host.etc.join("env-config.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o644);
     common::eventually("the daemon at debug level", || {
         host.log().contains("log level set to DEBUG").then_some(())
     });

@@ -65,9 +65,14 @@ struct Inner {
     /// How long before its end a session is renewed: [`REFRESH_BEFORE_EXPIRY`], or a third of
     /// a shorter session.
     renew_before: Duration,
-    /// The current session; the lock also makes concurrent callers wait for one renewal.
-    session: tokio::sync::Mutex<Option<Credentials>>,
+    /// The current session, and when a renewal that failed may be tried again; the lock also
+    /// makes concurrent callers wait for one renewal.
+    session: tokio::sync::Mutex<(Option<Credentials>, Option<std::time::SystemTime>)>,
 }
+
+/// How long a failed renewal waits before the next try while the current session still runs:
+/// not one STS call (and one wait for an unreachable STS) per signed request.
+pub const RENEWAL_RETRY: Duration = Duration::from_secs(30);
 
 impl RoleCredentials {
     /// Credentials of `role_arn`, assumed through STS in `region` (or the configured `sts`
@@ -98,6 +103,9 @@ impl RoleCredentials {
                 .behavior_version(BehaviorVersion::latest())
                 .region(Region::new(region.to_owned()))
                 .credentials_provider(source.clone())
+                // The profile's provider reads its file on every call: a rotated key is used
+                // for the next AssumeRole, not after the SDK's 15-minute cache.
+                .identity_cache(aws_config::identity::IdentityCache::no_cache())
                 .http_client(http.clone())
                 .timeout_config(super::timeouts())
                 // A refused or failed AssumeRole fails the request it was for; whether to
@@ -129,7 +137,7 @@ impl RoleCredentials {
                 primary,
                 use_primary: AtomicBool::new(false),
                 renew_before: REFRESH_BEFORE_EXPIRY.min(length / 3),
-                session: tokio::sync::Mutex::new(None),
+                session: tokio::sync::Mutex::new((None, None)),
             }),
         })
     }
@@ -142,13 +150,15 @@ impl RoleCredentials {
     /// The current session while it has more than `renew_before` left, else a new one; a
     /// failed renewal keeps the current session to its end.
     async fn credentials(&self) -> aws_credential_types::provider::Result {
-        let mut session = self.inner.session.lock().await;
+        let mut guard = self.inner.session.lock().await;
+        let (session, retry_at) = &mut *guard;
         let now = std::time::SystemTime::now();
         let ends_after = |credentials: &Credentials, at: std::time::SystemTime| {
             credentials.expiry().is_none_or(|end| end > at)
         };
         if let Some(current) = session.as_ref()
-            && ends_after(current, now + self.inner.renew_before)
+            && (ends_after(current, now + self.inner.renew_before)
+                || (retry_at.is_some_and(|at| now < at) && ends_after(current, now)))
         {
             return Ok(current.clone());
         }
@@ -161,11 +171,13 @@ impl RoleCredentials {
                     "role session started"
                 );
                 *session = Some(fresh.clone());
+                *retry_at = None;
                 Ok(fresh)
             }
             Err(err) => match session.as_ref().filter(|current| ends_after(current, now)) {
                 Some(current) => {
-                    tracing::warn!(role = %self.inner.role_arn, "cannot renew the role session ({err}); the current one is used to its end");
+                    tracing::warn!(role = %self.inner.role_arn, retry_in_secs = RENEWAL_RETRY.as_secs(), "cannot renew the role session ({err}); the current one is used meanwhile, to its end at most");
+                    *retry_at = Some(now + RENEWAL_RETRY);
                     Ok(current.clone())
                 }
                 None => Err(err),

@@ -5,8 +5,8 @@
 //! run, then commit it and restart. A configuration that does not validate is refused before
 //! anything changes. `staging` owns the configuration directory, `source` where a
 //! configuration comes from, `service` the daemon's process. The ctl never talks to the
-//! running daemon except through systemctl or a signal, and never touches its state files
-//! beyond its own pid file.
+//! running daemon except through systemctl or a signal. One ctl runs at a time per
+//! configuration directory (an exclusive `flock` on it).
 
 pub mod service;
 pub mod source;
@@ -196,6 +196,8 @@ pub enum CtlError {
 /// configuration action, except that a failure while committing can leave it part-way.
 pub fn run(request: &Request, service: &Service, out: &mut dyn Write) -> Result<(), CtlError> {
     let layout = &service.layout;
+    // ManageAgent and an operator at once would interleave staging, commits and starts.
+    let _lock = lock(layout)?;
     match request.action {
         Action::FetchConfig | Action::AppendConfig | Action::RemoveConfig => {
             if request.location == Location::All && request.action != Action::RemoveConfig {
@@ -220,6 +222,7 @@ pub fn run(request: &Request, service: &Service, out: &mut dyn Write) -> Result<
             // until the configuration changes.
             let _ = std::fs::remove_file(layout.env_config());
             if request.restart {
+                service.check_can_start()?;
                 service.stop()?;
                 start(service, request.mode, out)?;
             }
@@ -255,6 +258,20 @@ pub fn run(request: &Request, service: &Service, out: &mut dyn Write) -> Result<
     }
 }
 
+/// Holds an exclusive lock on the configuration directory until dropped.
+fn lock(layout: &Layout) -> Result<std::fs::File, CtlError> {
+    let etc = layout.etc();
+    let io = |source| CtlError::Io {
+        what: format!("cannot lock {}", etc.display()),
+        source,
+    };
+    std::fs::create_dir_all(etc).map_err(io)?;
+    let dir = std::fs::File::open(etc).map_err(io)?;
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|err| io(err.into()))?;
+    Ok(dir)
+}
+
 /// Fetches, stages, validates and commits one configuration.
 fn apply(
     layout: &Layout,
@@ -264,6 +281,11 @@ fn apply(
     out: &mut dyn Write,
 ) -> Result<(), CtlError> {
     let name = staging::file_name(location).unwrap_or_default();
+    if !staging::is_readable_name(&name) {
+        return Err(CtlError::Usage(format!(
+            "{location} would be stored as {name}, a name cwlite does not read (hidden or ending in .tmp): rename the source"
+        )));
+    }
     let bytes = source::fetch(location, mode, layout)?;
     staging::discard_staged(layout).map_err(|source| CtlError::Io {
         what: format!("cannot clear staged files in {}", layout.dir().display()),
@@ -360,12 +382,18 @@ fn set_log_level(
         )));
     }
     let text = format!("{{\n\t\"CWAGENT_LOG_LEVEL\": \"{level}\"\n}}\n");
-    crate::state::write_atomically(&layout.env_config(), text.as_bytes()).map_err(|source| {
-        CtlError::Io {
+    // 0644 as the stock agent leaves it: the daemon runs as another user.
+    crate::state::write_atomically(&layout.env_config(), text.as_bytes())
+        .and_then(|()| {
+            std::fs::set_permissions(
+                layout.env_config(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+        })
+        .map_err(|source| CtlError::Io {
             what: format!("cannot write {}", layout.env_config().display()),
             source,
-        }
-    })?;
+        })?;
     let _ = writeln!(out, "Set CWAGENT_LOG_LEVEL to {level}");
     Ok(())
 }

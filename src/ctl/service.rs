@@ -2,8 +2,10 @@
 //! systemd runs the host, else as a detached process the ctl starts itself and finds again by
 //! a pid file.
 //!
-//! Owns the pid file (`<state-dir>/ctl.pid`) and the daemon's start time. It never reads or
-//! writes configuration files, and never signals a process it cannot tie to cwlite.
+//! Owns the pid file (`<state-dir>/ctl.pid`), the log of a daemon it starts
+//! (`<state-dir>/cwlite.log`, and the stale `status.json` it removes before a start), and the
+//! daemon's start time. It never reads or writes configuration files, and never signals a
+//! process that does not run its own program.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,7 +89,10 @@ impl Service {
                 let pid = String::from_utf8_lossy(&output.stdout).trim().parse().ok();
                 Ok(pid.filter(|pid| *pid != 0))
             }
-            Init::Process => Ok(self.own_pid().or_else(|| self.status_pid())),
+            Init::Process => Ok(self
+                .own_pid()
+                .or_else(|| self.status_pid())
+                .filter(|pid| self.runs_our_program(*pid))),
         }
     }
 
@@ -96,22 +101,33 @@ impl Service {
     /// # Errors
     /// systemctl failed, or the process did not come up (its log's last lines are in the error).
     pub fn start(&self) -> Result<(), CtlError> {
+        self.check_can_start()?;
         match self.init {
             Init::Systemd => {
-                // The unit loads it with LoadCredential=, and fails to start without it, in
-                // words that do not say which file.
-                let credentials = self.layout.etc().join(UNIT_CREDENTIALS);
-                if !credentials.is_file() {
-                    return Err(CtlError::Service(format!(
-                        "cannot start {UNIT}: it loads its AWS credentials from {}, which does not exist (put the AmazonCloudWatchAgent profile there, mode 600)",
-                        credentials.display()
-                    )));
-                }
                 check(systemctl(&["enable", UNIT])?, "systemctl enable")?;
                 check(systemctl(&["restart", UNIT])?, "systemctl restart")
             }
             Init::Process => self.spawn(),
         }
+    }
+
+    /// What would make a start fail for a reason the ctl can see first, checked before a
+    /// restart stops the running daemon.
+    ///
+    /// # Errors
+    /// Under systemd, the credentials file the unit loads is missing: the unit would fail to
+    /// start, in words that do not say which file.
+    pub fn check_can_start(&self) -> Result<(), CtlError> {
+        if self.init == Init::Systemd {
+            let credentials = self.layout.etc().join(UNIT_CREDENTIALS);
+            if !credentials.is_file() {
+                return Err(CtlError::Service(format!(
+                    "cannot start {UNIT}: it loads its AWS credentials from {}, which does not exist (put the AmazonCloudWatchAgent profile there, mode 600)",
+                    credentials.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Stops the daemon and waits for it to end.
@@ -120,6 +136,8 @@ impl Service {
     /// systemctl failed, or the process did not end within [`STOP_TIMEOUT`].
     pub fn stop(&self) -> Result<(), CtlError> {
         match self.init {
+            // Always: a unit that is starting or waiting to restart is not "active", and must
+            // be stopped all the same.
             Init::Systemd => check(systemctl(&["stop", UNIT])?, "systemctl stop"),
             Init::Process => {
                 let Some(pid) = self.running_pid()? else {
@@ -129,10 +147,14 @@ impl Service {
                 let deadline = Instant::now() + STOP_TIMEOUT;
                 while alive(pid) {
                     if Instant::now() > deadline {
-                        return Err(CtlError::Service(format!(
-                            "pid {pid} did not stop within {} s",
-                            STOP_TIMEOUT.as_secs()
-                        )));
+                        // As systemd does after TimeoutStopSec=: the checkpoints written so far
+                        // stay consistent, and what was not acknowledged is read again.
+                        signal(pid, rustix::process::Signal::KILL)?;
+                        let killed = Instant::now() + Duration::from_secs(5);
+                        while alive(pid) && Instant::now() < killed {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        break;
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -152,6 +174,19 @@ impl Service {
         (start_ticks(pid) == Some(started)).then_some(pid)
     }
 
+    /// Whether `pid` runs this ctl's own program (`/proc/<pid>/exe`; a binary replaced by an
+    /// upgrade still counts). The pid and status files are in a directory the daemon's user may
+    /// write, so what they name is not signalled on their word alone.
+    fn runs_our_program(&self, pid: u32) -> bool {
+        let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+            return false;
+        };
+        let exe = exe.to_string_lossy();
+        let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+        let ours = std::fs::canonicalize(&self.program).unwrap_or_else(|_| self.program.clone());
+        Path::new(exe) == ours
+    }
+
     /// The pid of a daemon started some other way on the same state directory, from its status
     /// report.
     fn status_pid(&self) -> Option<u32> {
@@ -160,20 +195,30 @@ impl Service {
     }
 
     fn spawn(&self) -> Result<(), CtlError> {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         use std::os::unix::process::CommandExt as _;
-        std::fs::create_dir_all(&self.state_dir).map_err(|source| CtlError::Io {
-            what: format!("cannot create {}", self.state_dir.display()),
-            source,
-        })?;
-        let log_path = self.state_dir.join(LOG_FILE);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.state_dir)
             .map_err(|source| CtlError::Io {
-                what: format!("cannot open {}", log_path.display()),
+                what: format!("cannot create {}", self.state_dir.display()),
                 source,
             })?;
+        let log_path = self.state_dir.join(LOG_FILE);
+        // The daemon's user may own the state directory: never through a link, only a regular
+        // file (the ctl runs as root and hands this file to the daemon).
+        let log = crate::regular::open(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640),
+            &log_path,
+        )
+        .map_err(|source| CtlError::Io {
+            what: format!("cannot open {}", log_path.display()),
+            source,
+        })?;
         let log_start = log.metadata().map_or(0, |m| m.len());
         let status_path = self.state_dir.join(crate::telemetry::STATUS_FILE);
         let _ = std::fs::remove_file(&status_path);
@@ -184,6 +229,11 @@ impl Service {
             .arg("--state-dir")
             .arg(&self.state_dir)
             .stdin(std::process::Stdio::null())
+            // What a systemd-started ctl would hand on, and which is not the daemon's.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
             .stdout(log.try_clone().map_err(|source| CtlError::Io {
                 what: format!("cannot open {}", log_path.display()),
                 source,
@@ -198,14 +248,18 @@ impl Service {
             })?;
         let pid = child.id();
         let started = start_ticks(pid).unwrap_or(0);
-        crate::state::write_atomically(
+        if let Err(source) = crate::state::write_atomically(
             &self.state_dir.join(PID_FILE),
             format!("{pid} {started}\n").as_bytes(),
-        )
-        .map_err(|source| CtlError::Io {
-            what: format!("cannot write {}", self.state_dir.join(PID_FILE).display()),
-            source,
-        })?;
+        ) {
+            // Without its pid file the ctl could not stop it again.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(CtlError::Io {
+                what: format!("cannot write {}", self.state_dir.join(PID_FILE).display()),
+                source,
+            });
+        }
         // Up once it wrote its first status report; a daemon that exits first failed to start.
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -221,10 +275,13 @@ impl Service {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                let _ = signal(pid, rustix::process::Signal::TERM);
+                let _ = child.wait();
+                let _ = std::fs::remove_file(self.state_dir.join(PID_FILE));
                 return Err(CtlError::Service(format!(
-                    "cwlite (pid {pid}) did not come up within {} s; see {}",
+                    "cwlite (pid {pid}) did not come up within {} s and was stopped: {}",
                     START_TIMEOUT.as_secs(),
-                    log_path.display()
+                    log_tail(&log_path, log_start)
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -31,6 +31,12 @@ pub fn file_name(location: &Location) -> Option<String> {
     Some(raw.replace(['/', ' ', ':'], "_"))
 }
 
+/// Whether the directory's readers would read a file of this name: not hidden, not staged.
+/// A source named so (`file:/x/cw.tmp`) is refused rather than applied and never read.
+pub fn is_readable_name(name: &str) -> bool {
+    crate::config::source::is_config_file_name(Path::new(name))
+}
+
 /// Which configuration files apply once a staged file is committed, in the order they are
 /// merged: what `fetch-config` or `append-config` would leave in place.
 pub fn files_after(layout: &Layout, staged: &Path, replace_all: bool) -> Vec<PathBuf> {
@@ -76,10 +82,18 @@ pub fn discard_staged(layout: &Layout) -> io::Result<()> {
 pub fn stage(layout: &Layout, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let existed = layout.dir().is_dir();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(layout.dir())?;
+    if !existed {
+        // Whatever root's umask: the daemon's user must enter it.
+        std::fs::set_permissions(
+            layout.dir(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+    }
     let path = layout.dir().join(format!("{name}{STAGED_SUFFIX}"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -87,26 +101,34 @@ pub fn stage(layout: &Layout, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         .mode(0o644)
         .open(&path)?;
     file.write_all(bytes)?;
+    // Whatever root's umask: the daemon's user must read it.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     file.sync_all()?;
     Ok(path)
 }
 
 /// Applies a staged file. With `replace_all` (`fetch-config`) every other configuration goes,
 /// the single file included; otherwise (`append-config`) only a file of the same name is
-/// replaced. The rename comes last, so a failure before it leaves the old configuration
-/// whole apart from the files already deleted.
+/// replaced.
 ///
 /// # Errors
 /// A file cannot be deleted or the staged file renamed.
 pub fn commit(layout: &Layout, staged: &Path, replace_all: bool) -> io::Result<()> {
+    let target = committed_path(staged);
+    // The new file first, over its namesake: stopped at any point after this, the new
+    // configuration is in place (with some old files beside it), never none at all.
+    std::fs::rename(staged, &target)?;
+    sync_dir(&layout.dir())?;
     if replace_all {
         remove_if_present(&layout.single_file())?;
         for file in layout.dir_files() {
-            remove_if_present(&file)?;
+            if file != target {
+                remove_if_present(&file)?;
+            }
         }
+        sync_dir(&layout.dir())?;
     }
-    std::fs::rename(staged, committed_path(staged))?;
-    sync_dir(&layout.dir())
+    Ok(())
 }
 
 /// Deletes the configuration a location names, or all of them (the single file too).

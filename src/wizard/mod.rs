@@ -156,34 +156,50 @@ fn read_answers(file: &Path) -> Result<Answers, WizardError> {
     Ok(answers)
 }
 
-/// What `cwlite validate` would say of the text: errors stop the wizard.
+/// What `cwlite validate` would say of the text: errors stop the wizard. The text is checked
+/// from a file in a fresh directory only this process can enter: the wizard runs as root, and a
+/// predictable name under /tmp would let another user point it at any file.
 fn check(text: &str) -> Result<(), WizardError> {
-    let dir = std::env::temp_dir().join(format!("cwlite-wizard-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let invalid = |err: std::io::Error| WizardError::Invalid(format!("cannot check it: {err}"));
+    let dir = std::env::temp_dir().join(format!(
+        "cwlite-wizard-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(invalid)?;
     let file = dir.join("config.json");
-    let written = std::fs::write(&file, text);
-    let result = written
-        .map_err(|err| WizardError::Invalid(err.to_string()))
-        .and_then(|()| {
-            config::load_files(
-                std::slice::from_ref(&file),
-                None,
-                &Environment::from_process(),
-                RegionPolicy::Optional,
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&file)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    let result = written.map_err(invalid).and_then(|()| {
+        config::load_files(
+            std::slice::from_ref(&file),
+            None,
+            &Environment::from_process(),
+            RegionPolicy::Optional,
+        )
+        .map(|_| ())
+        .map_err(|err| {
+            WizardError::Invalid(
+                err.errors
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )
-            .map(|_| ())
-            .map_err(|err| {
-                WizardError::Invalid(
-                    err.errors
-                        .0
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            })
-        });
-    let _ = std::fs::remove_dir_all(&dir);
+        })
+    });
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&dir);
     result
 }
 

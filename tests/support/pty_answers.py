@@ -47,11 +47,15 @@ def main() -> None:
             if time.monotonic() > until or read_some(0.5) == "eof":
                 sys.stdout.write(shown.decode(errors="replace"))
                 sys.stderr.write(f"never asked: {expect!r}\n")
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
                 sys.exit(99)
         os.write(fd, answer.encode() + b"\r")
     until = time.monotonic() + DEADLINE_SECS
     while read_some(0.5) != "eof" and time.monotonic() < until:
         pass
+    if time.monotonic() >= until:
+        os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
     sys.stdout.write(shown.decode(errors="replace"))
     sys.exit(os.waitstatus_to_exitcode(status))
