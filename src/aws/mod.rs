@@ -150,9 +150,8 @@ impl Clients {
             .as_ref()
             .and_then(|m| m.endpoint_override.clone());
         let dual_stack = config.agent.use_dualstack_endpoint;
-        let http_for = |endpoint: &Option<EndpointOverride>| -> Result<SharedHttpClient, http::HttpSetupError> {
-            let scheme = if endpoint.as_ref().is_some_and(EndpointOverride::is_plain_http) { "http" } else { "https" };
-            http::build_http_client(scheme, &config.common.proxy, config.common.ca_bundle_path.as_deref())
+        let http_for = |endpoint: &Option<EndpointOverride>| {
+            http_client_for(endpoint.as_ref(), &config.common)
         };
         let (source, source_cache) = source_credentials(&config.common, &region).await?;
         let signers = Signers::new(config, source, source_cache, &region).await?;
@@ -278,6 +277,23 @@ pub async fn source_credentials(
             )
         }
     })
+}
+
+/// The HTTP client for one service: plain HTTP only for an explicit `http://` endpoint, with
+/// the common-config's proxy and CA bundle.
+///
+/// # Errors
+/// The proxy or the CA bundle is unusable.
+pub fn http_client_for(
+    endpoint: Option<&EndpointOverride>,
+    common: &crate::config::CommonConfig,
+) -> Result<SharedHttpClient, http::HttpSetupError> {
+    let scheme = if endpoint.is_some_and(EndpointOverride::is_plain_http) {
+        "http"
+    } else {
+        "https"
+    };
+    http::build_http_client(scheme, &common.proxy, common.ca_bundle_path.as_deref())
 }
 
 /// The connect and attempt timeouts every client uses.

@@ -87,16 +87,7 @@ impl RoleCredentials {
         common: &CommonConfig,
     ) -> Result<Self, ClientSetupError> {
         let endpoint = common.endpoints.sts.as_ref();
-        let scheme = if endpoint.is_some_and(crate::config::EndpointOverride::is_plain_http) {
-            "http"
-        } else {
-            "https"
-        };
-        let http = super::http::build_http_client(
-            scheme,
-            &common.proxy,
-            common.ca_bundle_path.as_deref(),
-        )?;
+        let http = super::http_client_for(endpoint, common)?;
         let length = session_length(std::env::var(SESSION_LENGTH_ENV).ok().as_deref());
         let provider = |region: &str| {
             let mut sdk = aws_types::SdkConfig::builder()

@@ -81,16 +81,7 @@ impl ParameterStore {
     /// The HTTPS stack (proxy, CA bundle) cannot be built.
     pub async fn new(common: &CommonConfig, region: &str) -> Result<Self, ClientSetupError> {
         let endpoint = common.endpoints.ssm.clone();
-        let scheme = if endpoint.as_ref().is_some_and(|e| e.is_plain_http()) {
-            "http"
-        } else {
-            "https"
-        };
-        let http = super::http::build_http_client(
-            scheme,
-            &common.proxy,
-            common.ca_bundle_path.as_deref(),
-        )?;
+        let http = super::http_client_for(endpoint.as_ref(), common)?;
         let (credentials, identity_cache) = super::source_credentials(common, region).await?;
         let mut config = aws_sdk_ssm::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
@@ -122,32 +113,18 @@ impl ParameterStore {
     /// # Errors
     /// See [`ParameterError`]; an outage or a throttle is tried [`ATTEMPTS`] times first.
     pub async fn get(&self, name: &str) -> Result<String, ParameterError> {
-        let mut backoff = crate::ship::retry::Backoff::new(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(4),
-        );
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .client
+        self.with_retries(|| async {
+            self.client
                 .get_parameter()
                 .name(name)
                 .with_decryption(true)
                 .send()
-                .await;
-            let err = match result {
-                Ok(output) => {
-                    return Ok(output.parameter.and_then(|p| p.value).unwrap_or_default());
-                }
-                Err(err) => AwsError::from_sdk("GetParameter", &self.endpoint, &err),
-            };
-            if err.is_retryable() && attempt < ATTEMPTS {
-                attempt += 1;
-                tokio::time::sleep(backoff.next_delay()).await;
-                continue;
-            }
-            return Err(self.describe(name, "ssm:GetParameter", err));
-        }
+                .await
+                .map(|output| output.parameter.and_then(|p| p.value).unwrap_or_default())
+                .map_err(|err| AwsError::from_sdk("GetParameter", &self.endpoint, &err))
+        })
+        .await
+        .map_err(|err| self.describe(name, "ssm:GetParameter", err))
     }
 
     /// Stores `value` as String parameter `name`, replacing it if it exists (as the stock
@@ -161,14 +138,8 @@ impl ParameterStore {
         value: &str,
         description: &str,
     ) -> Result<(), ParameterError> {
-        let mut backoff = crate::ship::retry::Backoff::new(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(4),
-        );
-        let mut attempt = 1;
-        loop {
-            let result = self
-                .client
+        self.with_retries(|| async {
+            self.client
                 .put_parameter()
                 .name(name)
                 .value(value)
@@ -176,17 +147,34 @@ impl ParameterStore {
                 .r#type(aws_sdk_ssm::types::ParameterType::String)
                 .overwrite(true)
                 .send()
-                .await;
-            let err = match result {
-                Ok(_) => return Ok(()),
-                Err(err) => AwsError::from_sdk("PutParameter", &self.endpoint, &err),
-            };
-            if err.is_retryable() && attempt < ATTEMPTS {
-                attempt += 1;
-                tokio::time::sleep(backoff.next_delay()).await;
-                continue;
+                .await
+                .map(|_| ())
+                .map_err(|err| AwsError::from_sdk("PutParameter", &self.endpoint, &err))
+        })
+        .await
+        .map_err(|err| self.describe(name, "ssm:PutParameter", err))
+    }
+
+    /// `call` until it succeeds, fails for a reason that does not pass, or has been made
+    /// [`ATTEMPTS`] times, with a capped backoff between.
+    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        let mut backoff = crate::ship::retry::Backoff::new(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(4),
+        );
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Err(err) if err.is_retryable() && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
             }
-            return Err(self.describe(name, "ssm:PutParameter", err));
         }
     }
 
