@@ -10,7 +10,25 @@ use aws_config::retry::RetryConfig;
 use aws_types::region::Region;
 
 use super::{AwsError, AwsErrorKind, ClientSetupError};
-use crate::config::CommonConfig;
+use crate::config::{CommonConfig, Environment, Layout};
+
+/// Runs `future` on a runtime of its own, for the ctl and the wizard, which have none.
+///
+/// # Errors
+/// The future's, or [`ParameterError::Runtime`].
+pub fn block_on<T>(
+    name: &str,
+    future: impl std::future::Future<Output = Result<T, ParameterError>>,
+) -> Result<T, ParameterError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ParameterError::Runtime {
+            name: name.to_owned(),
+            source,
+        })?
+        .block_on(future)
+}
 
 /// How many times a `GetParameter` that failed for a reason that passes (an outage, a throttle)
 /// is sent in all.
@@ -53,6 +71,30 @@ pub enum ParameterError {
         permission: String,
         /// The service's words, when it sent any (`: <words>`), else empty.
         detail: String,
+    },
+    /// The common-config cannot be read.
+    #[error("ssm:{name} is refused, nothing changed: {errors}")]
+    CommonConfig {
+        /// The parameter.
+        name: String,
+        /// Every error, joined.
+        errors: String,
+    },
+    /// No region in the profile or the environment.
+    #[error("ssm:{name}: no region found; looked at {looked}")]
+    NoRegion {
+        /// The parameter.
+        name: String,
+        /// Where it looked.
+        looked: String,
+    },
+    /// No runtime could be started for the call.
+    #[error("ssm:{name}: cannot start the async runtime: {source}")]
+    Runtime {
+        /// The parameter.
+        name: String,
+        /// The error.
+        source: std::io::Error,
     },
     /// Anything else: an outage, a refused request.
     #[error("ssm:{name} in {region}: {error}")]
@@ -101,6 +143,47 @@ impl ParameterStore {
             endpoint: endpoint
                 .map_or_else(|| format!("https://ssm.{region}.amazonaws.com"), |e| e.url),
         })
+    }
+
+    /// A client with the common-config of `layout` (credentials, proxy, CA, `ssm` endpoint), in
+    /// `region`, else the profile's or `AWS_REGION` (as the stock agent finds it before any JSON
+    /// is read), for parameter `name`.
+    ///
+    /// # Errors
+    /// The common-config is invalid, no region is found, or the client cannot be built.
+    pub async fn for_layout(
+        layout: &Layout,
+        name: &str,
+        region: Option<&str>,
+    ) -> Result<Self, ParameterError> {
+        let env = Environment::from_process();
+        let common_path = layout.common_config_if_present();
+        let (common, _) = CommonConfig::load(common_path.as_deref(), &env).map_err(|errors| {
+            ParameterError::CommonConfig {
+                name: name.to_owned(),
+                errors: errors
+                    .0
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?;
+        let region = match region {
+            Some(region) => region.to_owned(),
+            None => crate::config::validate::region_without_json(&common, &env)
+                .map(|r| r.name)
+                .map_err(|looked| ParameterError::NoRegion {
+                    name: name.to_owned(),
+                    looked,
+                })?,
+        };
+        Self::new(&common, &region)
+            .await
+            .map_err(|source| ParameterError::Setup {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// The region asked.

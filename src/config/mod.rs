@@ -106,6 +106,34 @@ pub fn load_files(
     env: &Environment,
     region_policy: RegionPolicy,
 ) -> Result<Loaded, LoadError> {
+    validate_document(source::load_files(files), common_config, env, region_policy)
+}
+
+/// Validates one document not written yet, named as the file it will be (the wizard's output).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_text(
+    file: &Path,
+    text: &str,
+    common_config: Option<&Path>,
+    env: &Environment,
+    region_policy: RegionPolicy,
+) -> Result<Loaded, LoadError> {
+    validate_document(
+        source::load_texts([Ok((file.to_owned(), text.to_owned()))]),
+        common_config,
+        env,
+        region_policy,
+    )
+}
+
+fn validate_document(
+    document: Result<source::SourceDocument, ConfigErrors>,
+    common_config: Option<&Path>,
+    env: &Environment,
+    region_policy: RegionPolicy,
+) -> Result<Loaded, LoadError> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let common = match CommonConfig::load(common_config, env) {
@@ -118,7 +146,7 @@ pub fn load_files(
             None
         }
     };
-    let document = match source::load_files(files) {
+    let document = match document {
         Ok(document) => Some(document),
         Err(err) => {
             errors.extend(err.0);

@@ -93,20 +93,35 @@ pub fn is_config_file_name(path: &Path) -> bool {
 /// # Errors
 /// Every unreadable file, syntax error, non-object document and merge conflict, all at once.
 pub fn load_files(files: &[PathBuf]) -> Result<SourceDocument, ConfigErrors> {
+    let texts = files.iter().map(|file| {
+        fs::read_to_string(file)
+            .map(|text| (file.clone(), text))
+            .map_err(|err| Diagnostic::file(file, format!("cannot read configuration: {err}")))
+    });
+    load_texts(texts)
+}
+
+/// Merges documents already read, each named by the file it is (or will be) in.
+///
+/// # Errors
+/// As [`load_files`].
+pub fn load_texts(
+    texts: impl IntoIterator<Item = Result<(PathBuf, String), Diagnostic>>,
+) -> Result<SourceDocument, ConfigErrors> {
     let mut errors = Vec::new();
     let mut merged = Value::Object(Map::new());
     let mut provenance = Provenance::default();
-    for file in files {
-        let text = match fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(err) => {
-                errors.push(Diagnostic::file(
-                    file,
-                    format!("cannot read configuration: {err}"),
-                ));
+    let mut files = Vec::new();
+    for read in texts {
+        let (file, text) = match read {
+            Ok(read) => read,
+            Err(diagnostic) => {
+                errors.push(diagnostic);
                 continue;
             }
         };
+        files.push(file.clone());
+        let file = &file;
         let value: Value = match serde_json::from_str(&text) {
             Ok(value) => value,
             Err(err) => {
@@ -139,7 +154,7 @@ pub fn load_files(files: &[PathBuf]) -> Result<SourceDocument, ConfigErrors> {
         Ok(SourceDocument {
             value: merged,
             provenance,
-            files: files.to_vec(),
+            files,
         })
     } else {
         Err(ConfigErrors(errors))

@@ -5,8 +5,8 @@
 //! directory (`staging`) nor judges what it read (`config`).
 
 use super::{CtlError, Location, Mode};
-use crate::aws::ssm::{ParameterError, ParameterStore};
-use crate::config::{CommonConfig, Environment, Layout};
+use crate::aws::ssm::ParameterStore;
+use crate::config::Layout;
 
 /// The stock agent's default configuration on Linux (`translator/config/defaultConfig.go`):
 /// memory and disk use, run as `cwagent`; on EC2 with the instance's dimensions as well.
@@ -64,39 +64,13 @@ pub fn fetch(location: &Location, mode: Mode, layout: &Layout) -> Result<Vec<u8>
 /// `GetParameter` through the `ssm` endpoint, with the region, credentials, proxy and CA of
 /// the layout's common-config, as the stock downloader reads them (the JSON is not known yet).
 fn from_parameter_store(name: &str, layout: &Layout) -> Result<String, CtlError> {
-    let env = Environment::from_process();
-    let common_path = layout.common_config_if_present();
-    let (common, _) =
-        CommonConfig::load(common_path.as_deref(), &env).map_err(|errors| CtlError::Invalid {
-            location: format!("ssm:{name}"),
-            errors: errors
-                .0
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        })?;
-    let region = crate::config::validate::region_without_json(&common, &env).map_err(|looked| {
-        CtlError::Service(format!("ssm:{name}: no region found; looked at {looked}"))
-    })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CtlError::Io {
-            what: "cannot start the async runtime".into(),
-            source,
-        })?;
-    runtime
-        .block_on(async {
-            let store = ParameterStore::new(&common, &region.name)
-                .await
-                .map_err(|source| ParameterError::Setup {
-                    name: name.to_owned(),
-                    source,
-                })?;
-            store.get(name).await
-        })
-        .map_err(CtlError::from)
+    crate::aws::ssm::block_on(name, async {
+        ParameterStore::for_layout(layout, name, None)
+            .await?
+            .get(name)
+            .await
+    })
+    .map_err(CtlError::from)
 }
 
 #[cfg(test)]
