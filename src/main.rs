@@ -1,7 +1,7 @@
 //! The `cwlite` command: parses the command line, sets up logging, and maps errors to exit codes.
 //! Everything else lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -129,6 +129,11 @@ enum Command {
         /// What runs the daemon: systemd or process (detected: systemd when it booted the host).
         #[arg(long, value_name = "INIT", hide = true)]
         init: Option<String>,
+        /// For package scripts (dpkg's DPKG_ROOT): a system installed under DIR, so
+        /// DIR/etc/cwlite, DIR/var/lib/cwlite and DIR/usr/bin/cwlite, and no systemd (it runs
+        /// only the host's root).
+        #[arg(long, value_name = "DIR", hide = true)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
             etc,
             state_dir,
             init,
+            root,
         } => ctl(
             action.as_deref(),
             &mode,
@@ -174,6 +180,7 @@ fn main() -> ExitCode {
             etc,
             state_dir,
             init.as_deref(),
+            root.as_deref(),
         ),
         Command::Wizard {
             output,
@@ -274,8 +281,14 @@ fn ctl(
     etc: PathBuf,
     state_dir: PathBuf,
     init: Option<&str>,
+    root: Option<&Path>,
 ) -> ExitCode {
     use cwlite::ctl::{self, Action, Location, Mode, Request, service};
+    let under_root = |path: PathBuf| match root {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(&path)),
+        None => path,
+    };
+    let (etc, state_dir) = (under_root(etc), under_root(state_dir));
     let parsed = (|| {
         let request = Request {
             action: Action::parse(action.unwrap_or_default())?,
@@ -285,6 +298,7 @@ fn ctl(
             log_level,
         };
         let init = match init {
+            None if root.is_some() => service::Init::Process,
             None => service::Init::detect(),
             Some("systemd") => service::Init::Systemd,
             Some("process") => service::Init::Process,

@@ -249,17 +249,13 @@ fn a_daemon_that_fails_to_start_is_reported_with_its_reason() {
     assert_eq!(host.status()["status"], "stopped");
 }
 
-/// Under systemd the ctl goes through systemctl, in the stock order: a configuration action
-/// with -s stops, then enables and restarts the unit; status asks is-active and MainPID.
-/// `start` with nothing configured applies the stock default first.
-#[test]
-fn under_systemd_the_ctl_drives_the_unit_through_systemctl() {
-    let mut host = Host::new();
+/// Makes `host` a systemd host whose `systemctl` is a script: it records each call in the
+/// returned file, and is active from a restart to a stop, with this test's own pid as MainPID
+/// (so that the start time is a real one).
+fn fake_systemd(host: &mut Host) -> std::path::PathBuf {
     let bin = host.dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let calls = host.dir.path().join("calls");
-    // Active from a restart to a stop; MainPID is this test's own pid, so that the start time
-    // is a real one.
     let active = host.dir.path().join("active");
     let script = format!(
         "#!/bin/sh\necho \"$*\" >> {calls}\ncase \"$1\" in\n  is-active) [ -e {active} ]; exit $? ;;\n  show) echo {pid} ;;\n  restart) touch {active} ;;\n  stop) rm -f {active} ;;\nesac\nexit 0\n",
@@ -280,6 +276,16 @@ fn under_systemd_the_ctl_drives_the_unit_through_systemctl() {
         bin.display(),
         std::env::var("PATH").unwrap()
     ));
+    calls
+}
+
+/// Under systemd the ctl goes through systemctl, in the stock order: a configuration action
+/// with -s stops, then enables and restarts the unit; status asks is-active and MainPID.
+/// `start` with nothing configured applies the stock default first.
+#[test]
+fn under_systemd_the_ctl_drives_the_unit_through_systemctl() {
+    let mut host = Host::new();
+    let calls = fake_systemd(&mut host);
     std::fs::write(host.etc.join("credentials"), "").unwrap();
 
     let out = host.ok(&["-a", "start", "-m", "onPremise"]);
@@ -303,6 +309,40 @@ fn under_systemd_the_ctl_drives_the_unit_through_systemctl() {
     assert!(error.contains("credentials"), "{error}");
     let out = host.ok(&["-a", "status"]);
     assert!(out.contains("\"stopped\""), "{out}");
+}
+
+/// The stock package scripts' helpers: `prep-restart` leaves the marker only when the daemon
+/// runs, `cond-restart` restarts it only when the marker is there, then removes the marker.
+#[test]
+fn an_upgrade_restarts_the_daemon_only_if_it_ran() {
+    let mut host = Host::new();
+    let calls = fake_systemd(&mut host);
+    std::fs::write(host.etc.join("credentials"), "").unwrap();
+    let marker = host.etc.join("restart");
+    let config = host.source("x.json", &json!({"agent": {"region": "eu-west-1"}}));
+    host.ok(&["-a", "fetch-config", "-c", &config]);
+
+    host.ok(&["-a", "prep-restart"]);
+    assert!(!marker.exists(), "stopped: nothing to restart");
+    host.ok(&["-a", "cond-restart"]);
+    assert_eq!(host.status()["status"], "stopped");
+
+    host.ok(&["-a", "start"]);
+    host.ok(&["-a", "prep-restart"]);
+    assert!(marker.exists());
+    std::fs::write(&calls, "").unwrap();
+    host.ok(&["-a", "cond-restart"]);
+    assert!(!marker.exists());
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "stop cwlite.service\nenable cwlite.service\nrestart cwlite.service\n"
+    );
+    // A start that cannot happen keeps the marker, for the retry.
+    host.ok(&["-a", "prep-restart"]);
+    std::fs::remove_file(host.etc.join("credentials")).unwrap();
+    let error = host.refused(&["-a", "cond-restart"]);
+    assert!(error.contains("credentials"), "{error}");
+    assert!(marker.exists());
 }
 
 /// The stock path's wrapper passes the ManageAgent document's option order through unchanged.

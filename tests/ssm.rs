@@ -23,38 +23,6 @@ const AGENT_ACTIONS: &[&str] = &[
 /// Everything the agent needs but the configuration: the mistake the error must name.
 const NO_SSM_ACTIONS: &[&str] = &["logs:PutLogEvents", "cloudwatch:PutMetricData"];
 
-fn received(moto: &OwnMoto, key: &(String, String), group: &str) -> Vec<String> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let client = aws_sdk_cloudwatchlogs::Client::from_conf(
-            aws_sdk_cloudwatchlogs::config::Builder::new()
-                .http_client(common::sdk_http_client())
-                .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
-                .region(aws_sdk_cloudwatchlogs::config::Region::new("eu-west-1"))
-                .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
-                    &key.0, &key.1, None, None, "test",
-                ))
-                .endpoint_url(&moto.url)
-                .build(),
-        );
-        match client
-            .get_log_events()
-            .log_group_name(group)
-            .log_stream_name("s")
-            .start_from_head(true)
-            .send()
-            .await
-        {
-            Ok(page) => page
-                .events()
-                .iter()
-                .filter_map(|e| e.message().map(str::to_owned))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    })
-}
-
 /// The ManageAgent flow: the configuration in Parameter Store, fetched with the agent's own
 /// least-privilege key through the `ssm` endpoint, applied and started with -s; the daemon
 /// ships with that key. A SecureString parameter is decrypted on the way.
@@ -107,7 +75,7 @@ fn fetch_config_from_parameter_store_starts_a_daemon_under_a_least_privilege_pol
     assert_eq!(status["status"], "running");
     assert_eq!(status["configstatus"], "configured");
     common::eventually("the line in CloudWatch Logs", || {
-        (received(&moto, &keys["reader"], "ssm-app") == ["from parameter store"]).then_some(())
+        (moto.messages(&keys["reader"], "ssm-app") == ["from parameter store"]).then_some(())
     });
 
     // A SecureString, appended under its escaped name.

@@ -7,6 +7,7 @@
 //! | `amazon-cloudwatch-agent.d/` (what the ctl fetches) | `amazon-cloudwatch-agent.d/` |
 //! | `common-config.toml` | `common-config.toml` |
 //! | `env-config.json` (`set-log-level`) | `env-config.json` |
+//! | `restart` (an upgrade's "it ran" marker) | `restart` |
 //!
 //! This module only names the files and says which exist; `ctl` writes them, `load` reads them.
 
@@ -26,6 +27,10 @@ pub const COMMON_CONFIG: &str = "common-config.toml";
 
 /// The stock file where `set-log-level` leaves the level for the running daemon.
 pub const ENV_CONFIG: &str = "env-config.json";
+
+/// The stock marker by which an upgrade remembers that the daemon ran (`ctl -a prep-restart`
+/// writes it, `ctl -a cond-restart` starts the daemon again and removes it).
+pub const RESTART_MARKER: &str = "restart";
 
 /// The files of one configuration directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,11 @@ impl Layout {
     /// `<etc>/env-config.json`.
     pub fn env_config(&self) -> PathBuf {
         self.etc.join(ENV_CONFIG)
+    }
+
+    /// `<etc>/restart`.
+    pub fn restart_marker(&self) -> PathBuf {
+        self.etc.join(RESTART_MARKER)
     }
 
     /// The common-config, if the file is there (it is optional, as for the stock agent).

@@ -35,6 +35,12 @@ pub enum Action {
     Status,
     /// Change the running daemon's log level.
     SetLogLevel,
+    /// For package scripts (stock, undocumented): before an upgrade stops the daemon, leave
+    /// the restart marker if it runs.
+    PrepRestart,
+    /// For package scripts: after an upgrade, restart the daemon if the marker is there, then
+    /// remove the marker.
+    CondRestart,
 }
 
 impl Action {
@@ -55,6 +61,8 @@ impl Action {
             "stop" => Self::Stop,
             "status" => Self::Status,
             "set-log-level" => Self::SetLogLevel,
+            "prep-restart" => Self::PrepRestart,
+            "cond-restart" => Self::CondRestart,
             other => {
                 return Err(CtlError::Usage(format!(
                     "invalid action {other:?}: -a takes {}",
@@ -255,6 +263,31 @@ pub fn run(request: &Request, service: &Service, out: &mut dyn Write) -> Result<
             Ok(())
         }
         Action::SetLogLevel => set_log_level(layout, request.log_level.as_deref(), out),
+        Action::PrepRestart => {
+            if service.running_pid()?.is_some() {
+                std::fs::write(layout.restart_marker(), b"").map_err(|source| CtlError::Io {
+                    what: format!("cannot write {}", layout.restart_marker().display()),
+                    source,
+                })?;
+            }
+            Ok(())
+        }
+        Action::CondRestart => {
+            let marker = layout.restart_marker();
+            if !marker.exists() {
+                return Ok(());
+            }
+            // A restart, not a start: after `apt upgrade` the old binary still runs. The marker
+            // stays when the start fails, so that the package manager's retry (or the
+            // Distributor's rollback to the previous version) starts it again.
+            service.check_can_start()?;
+            service.stop()?;
+            start(service, request.mode, out)?;
+            std::fs::remove_file(&marker).map_err(|source| CtlError::Io {
+                what: format!("cannot remove {}", marker.display()),
+                source,
+            })
+        }
     }
 }
 
@@ -411,6 +444,8 @@ mod tests {
     #[test]
     fn the_stock_words_parse_and_others_are_named_in_the_error() {
         assert_eq!(Action::parse("fetch-config").unwrap(), Action::FetchConfig);
+        assert_eq!(Action::parse("prep-restart").unwrap(), Action::PrepRestart);
+        assert_eq!(Action::parse("cond-restart").unwrap(), Action::CondRestart);
         assert_eq!(Mode::parse("onPrem").unwrap(), Mode::OnPremise);
         assert_eq!(Mode::parse("auto").unwrap(), Mode::OnPremise);
         assert_eq!(

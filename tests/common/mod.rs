@@ -110,6 +110,41 @@ impl OwnMoto {
     }
 }
 
+impl OwnMoto {
+    /// The messages of stream `s` of `group`, read with `key`; none while the group is missing.
+    pub fn messages(&self, key: &(String, String), group: &str) -> Vec<String> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let client = aws_sdk_cloudwatchlogs::Client::from_conf(
+                aws_sdk_cloudwatchlogs::config::Builder::new()
+                    .http_client(sdk_http_client())
+                    .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+                    .region(aws_sdk_cloudwatchlogs::config::Region::new("eu-west-1"))
+                    .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+                        &key.0, &key.1, None, None, "test",
+                    ))
+                    .endpoint_url(&self.url)
+                    .build(),
+            );
+            match client
+                .get_log_events()
+                .log_group_name(group)
+                .log_stream_name("s")
+                .start_from_head(true)
+                .send()
+                .await
+            {
+                Ok(page) => page
+                    .events()
+                    .iter()
+                    .filter_map(|e| e.message().map(str::to_owned))
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        })
+    }
+}
+
 impl Drop for OwnMoto {
     fn drop(&mut self) {
         let _ = self.child.kill();
