@@ -284,6 +284,8 @@ fn ctl(
     root: Option<&Path>,
 ) -> ExitCode {
     use cwlite::ctl::{self, Action, Location, Mode, Request, service};
+    // dpkg's DPKG_ROOT is empty or "/" for the host itself, which systemd may run.
+    let root = root.filter(|root| *root != Path::new("/"));
     let under_root = |path: PathBuf| match root {
         Some(root) => root.join(path.strip_prefix("/").unwrap_or(&path)),
         None => path,

@@ -138,3 +138,67 @@ fn each_section_signs_with_its_role_and_the_profile_only_assumes_them() {
         "one session per role at a time"
     );
 }
+
+/// A role named once, at agent level, for both sections: one session, whose key signs both
+/// the logs and the monitoring requests (not one AssumeRole per client).
+#[test]
+fn sections_sharing_a_role_share_one_session() {
+    let endpoint = common::emulator_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    common::append(&log, "shared\n");
+    let role = "arn:aws:iam::123456789012:role/cwlite-shared";
+    let config = json!({
+        "agent": {"region": "eu-west-1", "metrics_collection_interval": 1, "credentials": {"role_arn": role}},
+        "metrics": {
+            "namespace": common::unique("CWLiteSharedRole"),
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}}
+        },
+        "logs": {
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "logs_collected": {"files": {"collect_list": [
+                {"file_path": log.display().to_string(), "log_group_name": common::unique("shared-role"), "log_stream_name": "s"}
+            ]}}
+        }
+    });
+    let source_key = common::unique("AKIDSHARED");
+    let mut command = common::run_command(
+        dir.path(),
+        &dir.path().join("state"),
+        &config,
+        &source_key,
+        "secret",
+    );
+    std::fs::write(
+        dir.path().join("common-config.toml"),
+        format!(
+            "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{endpoint}\"\n",
+            dir.path().join("credentials").display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    let key = common::eventually("one session's key on both services", || {
+        daemon.drain_stderr();
+        let keys = sessions(&daemon).get(role)?.clone();
+        let key = keys.first()?.clone();
+        (keys_for("logs").contains(&key) && keys_for("monitoring").contains(&key)).then_some(key)
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
+    // Every line the daemon wrote, to its stop: one session, the one that signed both.
+    let started: Vec<&String> = stderr
+        .iter()
+        .filter(|l| l.contains("role session started"))
+        .collect();
+    assert_eq!(
+        started.len(),
+        1,
+        "one AssumeRole for both sections: {started:?}"
+    );
+    assert!(started[0].contains(&format!("access_key_id={key}")));
+}

@@ -171,8 +171,6 @@ fn the_manifest_is_the_distributor_format_and_sends_each_platform_its_zip() {
         ("opensuseleap", "15.5", "cwlite-linux-x86_64.zip"),
         ("rocky", "9.3", "cwlite-linux-x86_64.zip"),
         ("oracle", "8.9", "cwlite-linux-x86_64.zip"),
-        // Anything else gets the tree, whose install.sh refuses a host its binary cannot run on.
-        ("alpine", "3.19", "cwlite-linux-x86_64.zip"),
     ] {
         assert_eq!(
             select(&manifest, platform, version, "x86_64").as_deref(),
@@ -180,17 +178,25 @@ fn the_manifest_is_the_distributor_format_and_sends_each_platform_its_zip() {
             "{platform} {version}"
         );
     }
-    // No arm64 binary was given: the agent says so rather than install the x86-64 one.
+    // No arm64 binary was given, and Windows (whose agent would count a missing install.ps1
+    // a success) gets nothing: the agent says so rather than install the wrong file.
     assert_eq!(
         select(&manifest, "ubuntu", "22.04", "arm64"),
         Err("no manifest found for platform: ubuntu, version 22.04, architecture arm64".into())
+    );
+    assert_eq!(
+        select(&manifest, "windows", "10.0.20348", "x86_64"),
+        Err(
+            "no manifest found for platform: windows, version 10.0.20348, architecture x86_64"
+                .into()
+        )
     );
 
     // Each zip has one implementation of each action at its root (both .sh and .ps1 is an
     // error for the agent), and the .deb is this version's, for amd64.
     for name in files.keys() {
         let unpacked = packages.unpack("1.0.0", name, &packages.dir.join("manifest-check"));
-        for action in ["install", "uninstall", "validate"] {
+        for action in ["install", "uninstall", "update", "validate"] {
             assert!(
                 unpacked.join(format!("{action}.sh")).is_file(),
                 "{name}: {action}.sh"
@@ -545,14 +551,26 @@ fn the_file_tree_installs_fetches_from_parameter_store_upgrades_and_uninstalls()
         !out.status.success(),
         "validate.sh passes with nothing installed"
     );
+    // The marker stays, as the stock package's does: installing again starts the daemon again.
+    assert!(host.path("etc/cwlite/restart").exists());
+    host.script_ok(&v2, "install");
+    let again = host.pid().expect("running again after the reinstall");
+    assert!(alive(again) && !host.path("etc/cwlite/restart").exists());
+
+    // A daemon the operator stopped stays stopped across an upgrade.
+    host.ctl(&["-a", "stop"]);
+    host.script_ok(&v2, "uninstall");
+    assert!(!host.path("etc/cwlite/restart").exists());
+    host.script_ok(&v1, "install");
+    assert_eq!(host.status()["status"], "stopped");
 }
 
 /// On Debian and Ubuntu the package is the `.deb`, installed by the real dpkg: the same
 /// upgrade through `dpkg -i` (as apt does: prerm upgrade, postinst) and through the SSM
-/// agent's uninstall-then-install (here a rollback to the older version); removal keeps the
-/// conffiles and what the ctl made, purge removes the latter.
+/// agent's uninstall-then-install (here back to the older version, as a rollback does);
+/// removal keeps the conffiles and what the ctl made, purge removes the latter.
 #[test]
-fn the_deb_installs_upgrades_rolls_back_and_purges_through_dpkg() {
+fn the_deb_installs_upgrades_downgrades_and_purges_through_dpkg() {
     let packages = Packages::get();
     let host = Root::new();
     // dpkg's database under the root, with the two libraries the package depends on.
@@ -580,12 +598,11 @@ fn the_deb_installs_upgrades_rolls_back_and_purges_through_dpkg() {
     host.script_ok(&v1, "install");
     assert_eq!(installed(), "install ok installed 1.0.0");
     assert!(host.path(WRAPPER).is_file());
-    // A link to the unit's path on the host: there only under the root.
-    assert!(
-        std::fs::symlink_metadata(
-            host.path("etc/systemd/system/multi-user.target.wants/cwlite.service")
-        )
-        .is_ok()
+    // A link to the unit's path on the host (there only under the root).
+    assert_eq!(
+        std::fs::read_link(host.path("etc/systemd/system/multi-user.target.wants/cwlite.service"))
+            .unwrap(),
+        Path::new("/usr/lib/systemd/system/cwlite.service")
     );
     let common = host.configure(&("AKIDDEB".into(), "s".into()), "");
     let source = host.dir.path().join("config.json");
@@ -678,24 +695,31 @@ fn the_deb_installs_upgrades_rolls_back_and_purges_through_dpkg() {
     );
 }
 
-/// A tree zip on a host whose C library cannot run the binary fails with the reason, and
-/// leaves the host as it was.
+/// What the SSM agent does when a new version fails to install (here: its binary does not run
+/// on the host, as a glibc binary on a musl host): the new install.sh fails with the reason and
+/// installs nothing, then the old version's install.sh runs again and starts the daemon that
+/// ran. An in-place update (update.sh) restarts the daemon on the new binary.
 #[test]
-fn the_tree_refuses_a_host_that_cannot_run_its_binary() {
+fn a_failed_upgrade_rolls_back_to_the_daemon_that_ran() {
     let packages = Packages::get();
     let host = Root::new();
-    let unpacked = packages.unpack(
-        "1.0.0",
+    let unpacked = host.dir.path().join("packages");
+    let v1 = packages.unpack("1.0.0", "cwlite-linux-x86_64.zip", &unpacked);
+    let v2 = packages.unpack("1.0.1", "cwlite-linux-x86_64.zip", &unpacked);
+    let broken = packages.unpack(
+        "1.0.1",
         "cwlite-linux-x86_64.zip",
-        &host.dir.path().join("packages"),
+        &host.dir.path().join("broken"),
     );
     // What a musl host does to a glibc binary: the loader is not there.
     std::fs::write(
-        unpacked.join("files/usr/bin/cwlite"),
+        broken.join("files/usr/bin/cwlite"),
         "#!/nonexistent/ld-linux\n",
     )
     .unwrap();
-    let out = host.script(&unpacked, "install");
+
+    // Nothing installed: the broken package is refused and leaves nothing behind.
+    let out = host.script(&broken, "install");
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -707,4 +731,80 @@ fn the_tree_refuses_a_host_that_cannot_run_its_binary() {
         0,
         "nothing installed"
     );
+
+    host.script_ok(&v1, "install");
+    host.configure(&("AKIDROLLBACK".into(), "s".into()), "");
+    let source = host.dir.path().join("config.json");
+    std::fs::write(
+        &source,
+        json!({"agent": {"region": "eu-west-1"}, "logs": {"endpoint_override": common::emulator_endpoint(), "logs_collected": {"files": {"collect_list": [
+            {"file_path": host.dir.path().join("app.log").display().to_string(), "log_group_name": common::unique("rollback")}
+        ]}}}})
+        .to_string(),
+    )
+    .unwrap();
+    host.ctl(&[
+        "-a",
+        "fetch-config",
+        "-m",
+        "onPremise",
+        "-c",
+        &format!("file:{}", source.display()),
+        "-s",
+    ]);
+    let first = host.pid().unwrap();
+
+    // In place: the new version's update.sh alone.
+    host.script_ok(&v2, "update");
+    let second = host.pid().unwrap();
+    assert!(second != first && !alive(first) && alive(second));
+    assert_eq!(
+        exe(second),
+        host.path("usr/bin/cwlite").display().to_string()
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path("var/lib/cwlite-package/version")).unwrap(),
+        "1.0.1\n"
+    );
+
+    // The failed upgrade, then the rollback to the installed version.
+    host.script_ok(&v2, "uninstall");
+    assert!(!alive(second));
+    assert!(!host.script(&broken, "install").status.success());
+    assert!(
+        !host.path("usr/bin/cwlite").exists(),
+        "the broken binary was not installed"
+    );
+    host.script_ok(&v2, "install");
+    let third = host.pid().expect("the rollback started the daemon again");
+    assert!(third != second && alive(third));
+    assert_eq!(host.status()["configstatus"], "configured");
+}
+
+/// A file at one of cwlite's paths that cwlite did not put there (the stock agent's ctl
+/// command) stops the install before anything is copied, and stays.
+#[test]
+fn the_tree_does_not_overwrite_another_programs_file() {
+    let packages = Packages::get();
+    let host = Root::new();
+    let unpacked = packages.unpack(
+        "1.0.0",
+        "cwlite-linux-x86_64.zip",
+        &host.dir.path().join("packages"),
+    );
+    let stock = host.path(WRAPPER);
+    std::fs::create_dir_all(stock.parent().unwrap()).unwrap();
+    std::fs::write(&stock, "#!/bin/sh\n# the stock agent's\n").unwrap();
+    let out = host.script(&unpacked, "install");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("/{WRAPPER} is not cwlite's")),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&stock).unwrap(),
+        "#!/bin/sh\n# the stock agent's\n"
+    );
+    assert!(!host.path("usr/bin/cwlite").exists());
 }

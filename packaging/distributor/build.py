@@ -6,17 +6,19 @@ AmazonCloudWatchAgent.
     packaging/distributor/build.py --bin x86_64=target/release/cwlite \\
         [--bin arm64=<aarch64 build>] [--version V] [--compress xz|gzip] --out DIR
 
-For each architecture it makes two zips, each with install.sh, uninstall.sh and validate.sh at
-its root (the SSM agent runs them as `sh <action>.sh` in the unpacked zip):
+For each architecture it makes two zips, each with install.sh, uninstall.sh, update.sh and
+validate.sh at its root (the SSM agent runs them as `sh <action>.sh` in the unpacked zip):
 - cwlite-deb-<arch>.zip holds the .deb (packaging/deb/build.sh), installed with dpkg;
 - cwlite-linux-<arch>.zip holds the same files as a tree, with the .deb's maintainer scripts,
   for hosts without dpkg.
-and manifest.json (schema 2.0) maps the platforms the SSM agent reports (the os-release ID, with
-its own mappings: amzn is amazon, rhel redhat, sles suse) and the architectures to them. Upload
+and manifest.json (schema 2.0) maps the Linux platforms the SSM agent reports (the os-release
+ID, with its own mappings: amzn is amazon, rhel redhat, sles suse) and the architectures to
+them. Other platforms (Windows, macOS, Bottlerocket) get the agent's "no manifest found". Upload
 the directory to S3 and create or update the package (`aws ssm create-document --document-type
 Package`, or `update-document` with the new version name); README has the steps.
 
-The zips are reproducible: the same inputs give the same bytes, hence the same checksums.
+The zips are reproducible: the same inputs give the same bytes, hence the same checksums (the
+zip entries are dated 1980-01-01, the .deb's members the last commit's time).
 """
 
 import argparse
@@ -34,14 +36,15 @@ REPO = HERE.parent.parent
 
 # The SSM agent's architecture names (Go's GOARCH, amd64 reported as x86_64), by ELF e_machine.
 ARCHES = {62: "x86_64", 183: "arm64"}
-# Platforms whose hosts have dpkg, and those that get the file tree. The SSM agent matches the
-# platform name exactly, then "_any" (which takes every other glibc Linux).
+# Platforms whose hosts have dpkg, and the glibc Linux platforms that get the file tree. The SSM
+# agent matches the platform name exactly, then "_any": there is no "_any" here, since it would
+# also take Windows (whose agent looks for install.ps1, and counts a missing one a success).
 DEB_PLATFORMS = ["debian", "ubuntu"]
 TREE_PLATFORMS = [
     "amazon", "redhat", "centos", "rocky", "almalinux", "oracle", "fedora",
-    "suse", "opensuse", "opensuseleap", "_any",
+    "suse", "opensuse", "opensuseleap",
 ]
-SCRIPTS = ["install.sh", "uninstall.sh", "validate.sh"]
+SCRIPTS = ["install.sh", "uninstall.sh", "update.sh", "validate.sh"]
 # The zips' timestamps (zip's own epoch), so that rebuilding changes no checksum.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -72,15 +75,20 @@ def add(archive, name, data, mode):
     archive.writestr(info, data)
 
 
-def scripts(archive):
+def common(archive, deb, version):
+    """The scripts, the version, and the glibc the binary needs (from the .deb's Depends)."""
     for name in SCRIPTS:
         add(archive, name, (HERE / name).read_bytes(), 0o755)
+    add(archive, "version", f"{version}\n".encode(), 0o644)
+    fields = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], check=True,
+                            capture_output=True, text=True).stdout
+    glibc = re.search(r"libc6 \(>= ([^)]+)\)", fields).group(1)
+    add(archive, "glibc", f"{glibc}\n".encode(), 0o644)
 
 
 def deb_zip(path, deb, version):
     with zipfile.ZipFile(path, "w") as archive:
-        scripts(archive)
-        add(archive, "version", f"{version}\n".encode(), 0o644)
+        common(archive, deb, version)
         add(archive, "cwlite.deb", deb.read_bytes(), 0o644)
 
 
@@ -90,13 +98,9 @@ def tree_zip(path, deb, version, work):
     control = work / "control"
     subprocess.run(["dpkg-deb", "-x", deb, tree], check=True)
     subprocess.run(["dpkg-deb", "-e", deb, control], check=True)
-    fields = (control / "control").read_text()
-    glibc = re.search(r"libc6 \(>= ([^)]+)\)", fields).group(1)
     files = sorted(p for p in tree.rglob("*") if p.is_file())
     with zipfile.ZipFile(path, "w") as archive:
-        scripts(archive)
-        add(archive, "version", f"{version}\n".encode(), 0o644)
-        add(archive, "glibc", f"{glibc}\n".encode(), 0o644)
+        common(archive, deb, version)
         for name in ["postinst", "prerm", "postrm"]:
             add(archive, name, (control / name).read_bytes(), 0o755)
         add(archive, "conffiles", (control / "conffiles").read_bytes(), 0o644)

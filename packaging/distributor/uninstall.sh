@@ -17,8 +17,9 @@ if [ -x "$root/usr/bin/cwlite" ]; then
 fi
 
 if [ -f cwlite.deb ]; then
-    # "Not installed" is done.
-    if dpkg-query ${root:+--admindir="$root/var/lib/dpkg"} -W -f='${Status}' cwlite 2>/dev/null | grep -q ' installed$'; then
+    # Removed already (config-files) or never installed is done; half-installed is removed.
+    status=$(dpkg-query ${root:+--admindir="$root/var/lib/dpkg"} -W -f='${Status}' cwlite 2>/dev/null || true)
+    if [ -n "$status" ] && [ "${status##* }" != config-files ] && [ "${status##* }" != not-installed ]; then
         if [ -n "$root" ]; then
             dpkg --root="$root" --force-script-chrootless --log=/dev/null -r cwlite
         else
@@ -33,7 +34,7 @@ record=$root/var/lib/cwlite-package
 DPKG_ROOT=$root sh ./prerm remove
 # What the installed version put there, whichever version this script is.
 while read -r _mode path; do
-    if ! grep -qx "/$path" conffiles; then
+    if ! grep -qxF "/$path" conffiles; then
         rm -f "$root/$path"
         # And the directories left empty, as dpkg removes its own.
         (cd "$root/" && rmdir -p --ignore-fail-on-non-empty "$(dirname "$path")" 2>/dev/null) || true
