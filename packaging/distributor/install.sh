@@ -21,7 +21,7 @@ host="${BWS_PLATFORM_NAME:-this host} ${BWS_PLATFORM_VERSION:-}"
 
 restarted() {
     if [ -e "$marker" ]; then
-        echo "cwlite: installed, but the daemon that ran before did not start again (above); the next install or \`amazon-cloudwatch-agent-ctl -a cond-restart\` tries again" >&2
+        echo "cwlite: installed, but the daemon that ran before did not start again (above); the next install or `cwlite ctl -a cond-restart` tries again" >&2
         exit 1
     fi
 }
