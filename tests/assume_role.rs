@@ -43,6 +43,32 @@ fn keys_for(service: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A daemon whose profile holds `source_key`, reaching STS at the emulator through the
+/// common-config's `[endpoints] sts`; role sessions of `session_secs` when given.
+fn start(
+    dir: &std::path::Path,
+    config: &serde_json::Value,
+    source_key: &str,
+    session_secs: Option<u32>,
+) -> Daemon {
+    let mut command = common::run_command(dir, &dir.join("state"), config, source_key, "secret");
+    std::fs::write(
+        dir.join("common-config.toml"),
+        format!(
+            "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{}\"\n",
+            dir.join("credentials").display(),
+            common::emulator_endpoint()
+        ),
+    )
+    .unwrap();
+    if let Some(secs) = session_secs {
+        command.env("CWLITE_ROLE_SESSION_SECS", secs.to_string());
+    }
+    let mut daemon = Daemon::spawn(&mut command);
+    daemon.wait_stderr("started");
+    daemon
+}
+
 #[test]
 fn each_section_signs_with_its_role_and_the_profile_only_assumes_them() {
     let endpoint = common::emulator_endpoint();
@@ -71,25 +97,8 @@ fn each_section_signs_with_its_role_and_the_profile_only_assumes_them() {
             ]}}
         }
     });
-    let mut command = common::run_command(
-        dir.path(),
-        &dir.path().join("state"),
-        &config,
-        &source_key,
-        "secret",
-    );
-    // The sts endpoint from the common-config; sessions of 6 s, renewed 2 s before their end.
-    std::fs::write(
-        dir.path().join("common-config.toml"),
-        format!(
-            "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{endpoint}\"\n",
-            dir.path().join("credentials").display()
-        ),
-    )
-    .unwrap();
-    command.env("CWLITE_ROLE_SESSION_SECS", "6");
-    let mut daemon = Daemon::spawn(&mut command);
-    daemon.wait_stderr("started");
+    // Sessions of 6 s, renewed 2 s before their end.
+    let mut daemon = start(dir.path(), &config, &source_key, Some(6));
     // Until each role has had a second session that signed requests of its service.
     let (logs_keys, metrics_keys) = common::eventually("renewed sessions signing requests", || {
         common::append(&log, "more\n");
@@ -165,23 +174,7 @@ fn sections_sharing_a_role_share_one_session() {
         }
     });
     let source_key = common::unique("AKIDSHARED");
-    let mut command = common::run_command(
-        dir.path(),
-        &dir.path().join("state"),
-        &config,
-        &source_key,
-        "secret",
-    );
-    std::fs::write(
-        dir.path().join("common-config.toml"),
-        format!(
-            "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{endpoint}\"\n",
-            dir.path().join("credentials").display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Daemon::spawn(&mut command);
-    daemon.wait_stderr("started");
+    let mut daemon = start(dir.path(), &config, &source_key, None);
     let key = common::eventually("one session's key on both services", || {
         daemon.drain_stderr();
         let keys = sessions(&daemon).get(role)?.clone();

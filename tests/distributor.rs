@@ -358,6 +358,33 @@ impl Root {
     }
 }
 
+impl Root {
+    /// A configuration tailing one file to the shared emulator, fetched and started as
+    /// ManageAgent does; the daemon's pid.
+    fn start_tailing(&self, group: &str) -> u32 {
+        let source = self.dir.path().join("config.json");
+        std::fs::write(
+            &source,
+            json!({"agent": {"region": "eu-west-1"}, "logs": {"endpoint_override": common::emulator_endpoint(), "logs_collected": {"files": {"collect_list": [
+                {"file_path": self.dir.path().join("app.log").display().to_string(), "log_group_name": common::unique(group)}
+            ]}}}})
+            .to_string(),
+        )
+        .unwrap();
+        let location = format!("file:{}", source.display());
+        self.ctl(&[
+            "-a",
+            "fetch-config",
+            "-m",
+            "onPremise",
+            "-c",
+            &location,
+            "-s",
+        ]);
+        self.pid().expect("the daemon runs")
+    }
+}
+
 impl Drop for Root {
     fn drop(&mut self) {
         if let Some(pid) = self.pid() {
@@ -605,25 +632,7 @@ fn the_deb_installs_upgrades_downgrades_and_purges_through_dpkg() {
         Path::new("/usr/lib/systemd/system/cwlite.service")
     );
     let common = host.configure(&("AKIDDEB".into(), "s".into()), "");
-    let source = host.dir.path().join("config.json");
-    std::fs::write(
-        &source,
-        json!({"agent": {"region": "eu-west-1"}, "logs": {"endpoint_override": common::emulator_endpoint(), "logs_collected": {"files": {"collect_list": [
-            {"file_path": host.dir.path().join("app.log").display().to_string(), "log_group_name": common::unique("deb")}
-        ]}}}})
-        .to_string(),
-    )
-    .unwrap();
-    host.ctl(&[
-        "-a",
-        "fetch-config",
-        "-m",
-        "onPremise",
-        "-c",
-        &format!("file:{}", source.display()),
-        "-s",
-    ]);
-    let first = host.pid().unwrap();
+    let first = host.start_tailing("deb");
 
     // apt's way: dpkg -i over the installed version restarts the running daemon.
     run_ok(
@@ -734,25 +743,7 @@ fn a_failed_upgrade_rolls_back_to_the_daemon_that_ran() {
 
     host.script_ok(&v1, "install");
     host.configure(&("AKIDROLLBACK".into(), "s".into()), "");
-    let source = host.dir.path().join("config.json");
-    std::fs::write(
-        &source,
-        json!({"agent": {"region": "eu-west-1"}, "logs": {"endpoint_override": common::emulator_endpoint(), "logs_collected": {"files": {"collect_list": [
-            {"file_path": host.dir.path().join("app.log").display().to_string(), "log_group_name": common::unique("rollback")}
-        ]}}}})
-        .to_string(),
-    )
-    .unwrap();
-    host.ctl(&[
-        "-a",
-        "fetch-config",
-        "-m",
-        "onPremise",
-        "-c",
-        &format!("file:{}", source.display()),
-        "-s",
-    ]);
-    let first = host.pid().unwrap();
+    let first = host.start_tailing("rollback");
 
     // In place: the new version's update.sh alone.
     host.script_ok(&v2, "update");
