@@ -43,13 +43,14 @@ fn keys_for(service: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// A daemon whose profile holds `source_key`, reaching STS at the emulator through the
+/// A daemon whose profile holds `source_key`, reaching STS at `sts` through the
 /// common-config's `[endpoints] sts`; role sessions of `session_secs` when given.
 fn start(
     dir: &std::path::Path,
     config: &serde_json::Value,
     source_key: &str,
     session_secs: Option<u32>,
+    sts: &str,
 ) -> Daemon {
     let mut command = common::run_command(dir, &dir.join("state"), config, source_key, "secret");
     std::fs::write(
@@ -57,7 +58,7 @@ fn start(
         format!(
             "[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\nshared_credential_file = \"{}\"\n[endpoints]\nsts = \"{}\"\n",
             dir.join("credentials").display(),
-            common::emulator_endpoint()
+            sts
         ),
     )
     .unwrap();
@@ -98,7 +99,7 @@ fn each_section_signs_with_its_role_and_the_profile_only_assumes_them() {
         }
     });
     // Sessions of 6 s, renewed 2 s before their end.
-    let mut daemon = start(dir.path(), &config, &source_key, Some(6));
+    let mut daemon = start(dir.path(), &config, &source_key, Some(6), &endpoint);
     // Until each role has had a second session that signed requests of its service.
     let (logs_keys, metrics_keys) = common::eventually("renewed sessions signing requests", || {
         common::append(&log, "more\n");
@@ -174,7 +175,7 @@ fn sections_sharing_a_role_share_one_session() {
         }
     });
     let source_key = common::unique("AKIDSHARED");
-    let mut daemon = start(dir.path(), &config, &source_key, None);
+    let mut daemon = start(dir.path(), &config, &source_key, None, &endpoint);
     let key = common::eventually("one session's key on both services", || {
         daemon.drain_stderr();
         let keys = sessions(&daemon).get(role)?.clone();
@@ -194,4 +195,86 @@ fn sections_sharing_a_role_share_one_session() {
         "one AssumeRole for both sections: {started:?}"
     );
     assert!(started[0].contains(&format!("access_key_id={key}")));
+}
+
+/// STS unreachable when the session is due for renewal: the failed renewal is a warning, the
+/// current session keeps signing to its end (a line written after the failure arrives, signed
+/// by it), and once STS answers again a new session takes over.
+#[test]
+fn a_failed_renewal_keeps_the_session_to_its_end_then_a_new_one_takes_over() {
+    let endpoint = common::emulator_endpoint();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let relay = runtime.block_on(common::Relay::start(endpoint.trim_start_matches("http://")));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    common::append(&log, "first\n");
+    let role = "arn:aws:iam::123456789012:role/cwlite-renewal";
+    let config = json!({
+        "agent": {"region": "eu-west-1", "credentials": {"role_arn": role}},
+        "logs": {
+            "endpoint_override": endpoint,
+            "force_flush_interval": 1,
+            "logs_collected": {"files": {"collect_list": [
+                {"file_path": log.display().to_string(), "log_group_name": common::unique("renewal"), "log_stream_name": "s"}
+            ]}}
+        }
+    });
+    let source_key = common::unique("AKIDRENEW");
+    // Sessions of 12 s, renewed 4 s before their end.
+    let mut daemon = start(
+        dir.path(),
+        &config,
+        &source_key,
+        Some(12),
+        &format!("http://127.0.0.1:{}", relay.port),
+    );
+    let first = daemon.wait_stderr_any("role session started");
+    let signed = |key: &str| {
+        common::access_keys_seen()
+            .iter()
+            .filter(|(service, k)| service == "logs" && k == key)
+            .count()
+    };
+    let key = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("access_key_id="))
+        .unwrap()
+        .to_owned();
+    runtime.block_on(relay.refuse());
+
+    // Credentials are renewed when a request is signed: lines keep the shipper signing.
+    common::eventually("the failed renewal", || {
+        common::append(&log, "tick\n");
+        daemon.drain_stderr();
+        daemon
+            .stderr_seen
+            .iter()
+            .any(|l| l.contains("cannot renew the role session"))
+            .then_some(())
+    });
+    let before = signed(&key);
+    common::append(&log, "after the failed renewal\n");
+    common::eventually(
+        "a request signed by the session after the failed renewal",
+        || (signed(&key) > before).then_some(()),
+    );
+    daemon.drain_stderr();
+    assert_eq!(
+        sessions(&daemon)[role],
+        [key.clone()],
+        "no session while STS is unreachable"
+    );
+
+    runtime.block_on(relay.restore());
+    let second = common::eventually("a new session once STS answers", || {
+        common::append(&log, "more\n");
+        daemon.drain_stderr();
+        sessions(&daemon)[role].get(1).cloned()
+    });
+    common::eventually("the new session signing", || {
+        common::append(&log, "more\n");
+        (signed(&second) > 0).then_some(())
+    });
+    let (status, stderr) = daemon.stop("TERM");
+    assert!(status.success(), "{stderr:?}");
 }
