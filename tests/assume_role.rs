@@ -260,9 +260,9 @@ fn a_failed_renewal_keeps_the_session_to_its_end_then_a_new_one_takes_over() {
     );
     daemon.drain_stderr();
     assert_eq!(
-        sessions(&daemon)[role],
-        [key.clone()],
-        "no session while STS is unreachable"
+        sessions(&daemon)[role].len(),
+        1,
+        "no new session while STS is unreachable"
     );
 
     runtime.block_on(relay.restore());
