@@ -359,6 +359,20 @@ impl Root {
 }
 
 impl Root {
+    /// dpkg's database under the root, with the two libraries the package depends on; its
+    /// path.
+    fn dpkg_database(&self) -> PathBuf {
+        let admin = self.path("var/lib/dpkg");
+        std::fs::create_dir_all(admin.join("info")).unwrap();
+        std::fs::create_dir_all(admin.join("updates")).unwrap();
+        let libraries = run_ok(Command::new("dpkg-query").args(["-s", "libc6", "libgcc-s1"]));
+        std::fs::write(admin.join("status"), libraries.stdout).unwrap();
+        for library in ["libc6:amd64", "libgcc-s1:amd64"] {
+            std::fs::write(admin.join(format!("info/{library}.list")), "").unwrap();
+        }
+        admin
+    }
+
     /// A configuration tailing one file to the shared emulator, fetched and started as
     /// ManageAgent does; the daemon's pid.
     fn start_tailing(&self, group: &str) -> u32 {
@@ -600,15 +614,7 @@ fn the_file_tree_installs_fetches_from_parameter_store_upgrades_and_uninstalls()
 fn the_deb_installs_upgrades_downgrades_and_purges_through_dpkg() {
     let packages = Packages::get();
     let host = Root::new();
-    // dpkg's database under the root, with the two libraries the package depends on.
-    let admin = host.path("var/lib/dpkg");
-    std::fs::create_dir_all(admin.join("info")).unwrap();
-    std::fs::create_dir_all(admin.join("updates")).unwrap();
-    let libraries = run_ok(Command::new("dpkg-query").args(["-s", "libc6", "libgcc-s1"]));
-    std::fs::write(admin.join("status"), libraries.stdout).unwrap();
-    for library in ["libc6:amd64", "libgcc-s1:amd64"] {
-        std::fs::write(admin.join(format!("info/{library}.list")), "").unwrap();
-    }
+    let admin = host.dpkg_database();
     let installed = || {
         // Empty once purged (dpkg-query then fails: no such package).
         let out = Command::new("dpkg-query")
@@ -770,6 +776,84 @@ fn a_failed_upgrade_rolls_back_to_the_daemon_that_ran() {
     let third = host.pid().expect("the rollback started the daemon again");
     assert!(third != second && alive(third));
     assert_eq!(host.status()["configstatus"], "configured");
+}
+
+/// A new version whose default `common-config.toml` changed, installed by the SSM agent over
+/// an operator's edited one: no conffile question (the agent has no terminal, and dpkg would
+/// fail at it), the operator's file stays in force, and the new default lies beside it as
+/// `common-config.toml.dpkg-dist`, as apt leaves it.
+#[test]
+fn an_operators_common_config_survives_a_changed_default_without_a_question() {
+    let packages = Packages::get();
+    let host = Root::new();
+    host.dpkg_database();
+    let unpacked = host.dir.path().join("packages");
+    let v1 = packages.unpack("1.0.0", "cwlite-deb-x86_64.zip", &unpacked);
+    // 1.0.2: 1.0.1's .deb with another default common-config (and its md5sum).
+    let v3 = packages.unpack(
+        "1.0.1",
+        "cwlite-deb-x86_64.zip",
+        &host.dir.path().join("v3"),
+    );
+    let tree = host.dir.path().join("v3-tree");
+    run_ok(
+        Command::new("dpkg-deb")
+            .arg("-R")
+            .arg(v3.join("cwlite.deb"))
+            .arg(&tree),
+    );
+    let default =
+        "# a new default\n[credentials]\nshared_credential_profile = \"AmazonCloudWatchAgent\"\n";
+    std::fs::write(tree.join("etc/cwlite/common-config.toml"), default).unwrap();
+    let md5 = run_ok(
+        Command::new("md5sum")
+            .arg("etc/cwlite/common-config.toml")
+            .current_dir(&tree),
+    );
+    let md5sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
+    let md5sums: String = md5sums
+        .lines()
+        .map(|l| if l.ends_with(" etc/cwlite/common-config.toml") { String::from_utf8_lossy(&md5.stdout).trim_end().to_owned() } else { l.to_owned() } + "\n")
+        .collect();
+    std::fs::write(tree.join("DEBIAN/md5sums"), md5sums).unwrap();
+    let control = std::fs::read_to_string(tree.join("DEBIAN/control")).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        control.replace("Version: 1.0.1", "Version: 1.0.2"),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "-b"])
+            .arg(&tree)
+            .arg(v3.join("cwlite.deb")),
+    );
+
+    host.script_ok(&v1, "install");
+    let edited = host.configure(
+        &("AKIDCONF".into(), "s".into()),
+        "[proxy]\nhttps_proxy = \"http://proxy.internal:3128\"\n",
+    );
+    host.script_ok(&v1, "uninstall");
+    // As the SSM agent runs it: no terminal (stdin closed).
+    host.script_ok(&v3, "install");
+    let out = run_ok(
+        Command::new("dpkg-query")
+            .arg(format!(
+                "--admindir={}",
+                host.path("var/lib/dpkg").display()
+            ))
+            .args(["-W", "-f=${Version}", "cwlite"]),
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "1.0.2");
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/cwlite/common-config.toml")).unwrap(),
+        edited
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/cwlite/common-config.toml.dpkg-dist")).unwrap(),
+        default
+    );
 }
 
 /// A file at one of cwlite's paths that cwlite did not put there (the stock agent's ctl
