@@ -411,10 +411,11 @@ impl Drop for Root {
 
 /// Whether `pid` runs: an exited daemon may stay a zombie until this container's init reaps it.
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
-        !matches!(state, Some('Z' | 'X'))
-    })
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Field 3, the state.
+    common::stat_fields(&stat).is_some_and(|fields| !matches!(fields.first(), Some(&("Z" | "X"))))
 }
 
 /// The process's binary, as the kernel sees it (an upgraded one shows as deleted).
